@@ -1,0 +1,50 @@
+# Checkout Platform — every entry point. `make test` and `make dev` install what they need.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_WORKERS ?= 4
+
+.PHONY: help venv lint typecheck test test-fast dev bench clean
+
+help:
+	@echo "make dev      run the four services as local processes (no Docker needed)"
+	@echo "make test     install everything, then lint, type-check and run every test"
+	@echo "make lint     ruff check + ruff format --check"
+	@echo "make up       the platform on a kind cluster (needs Docker, kind, kubectl, helm)"
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The venv is rebuilt from the lock whenever the lock or pyproject changes.
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra operator --python python3.11
+	@touch $@
+
+venv: $(VENV)/.synced
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: venv lint typecheck
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+test-fast: venv
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -x
+
+dev: venv
+	$(PY) -m services.local
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+
+-include mk/*.mk

@@ -1,0 +1,1 @@
+"""Checkout Platform services: a shared kit plus one package per service."""

@@ -1,0 +1,62 @@
+"""The auth service app: users, password hashes, token issuing, and the deletion cascade."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from litestar import Litestar
+from litestar.datastructures import State
+
+from services.auth.cascade import cascade_relay
+from services.auth.controllers import router
+from services.auth.repository import UserRepository, create_indexes
+from services.auth.schemas import UserCreate
+from services.auth.service import AuthService, PasswordHashing
+from services.auth.settings import AuthSettings
+from services.kit.app import create_service_app
+from services.kit.tokens import Principal
+
+log = logging.getLogger(__name__)
+
+
+async def _build_service(app: Litestar) -> None:
+    settings: AuthSettings = app.state.settings
+    app.state.auth_service = AuthService(
+        app.state.db, settings, app.state.tokens, PasswordHashing(settings)
+    )
+
+
+async def _bootstrap_admin(app: Litestar) -> None:
+    settings: AuthSettings = app.state.settings
+    if not settings.bootstrap_admin_email:
+        return
+    if not settings.bootstrap_admin_password:
+        log.error("BOOTSTRAP_ADMIN_EMAIL is set without BOOTSTRAP_ADMIN_PASSWORD; no admin made")
+        return
+    import msgspec
+
+    data = msgspec.convert(
+        {"email": settings.bootstrap_admin_email, "password": settings.bootstrap_admin_password},
+        UserCreate,
+    )
+    user = await app.state.auth_service.ensure_admin(data.email, data.password)
+    log.info("bootstrap admin ready", extra={"userId": user.id})
+
+
+async def _user_is_gone(state: State, principal: Principal) -> bool:
+    return not await UserRepository(state.db).is_active(principal.user_id)
+
+
+def create_app(settings: AuthSettings) -> Litestar:
+    return create_service_app(
+        settings,
+        route_handlers=[router],
+        title="Checkout Platform — auth",
+        description="Users, sign-in and access tokens.",
+        index_setup=create_indexes,
+        on_startup=[_build_service],
+        on_ready=[_bootstrap_admin],
+        background=[cascade_relay],
+        state={"cascade_wake": asyncio.Event(), "is_revoked": _user_is_gone},
+    )

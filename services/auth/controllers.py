@@ -1,0 +1,148 @@
+"""HTTP routes of the auth service: the clean API, then the seed documents' routes as aliases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Router, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from services.auth.schemas import SignIn, Token, TokenCheck, User, UserCreate
+from services.auth.service import AuthService
+from services.kit.tokens import Principal
+
+
+def provide_auth_service(state: State) -> AuthService:
+    service: AuthService = state.auth_service
+    return service
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    tags = ["auth"]
+
+    @post("/register", operation_id="register", status_code=HTTP_201_CREATED)
+    async def register(
+        self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
+    ) -> User:
+        """Create a customer account."""
+        return await auth_service.register(data)
+
+    @post("/token", operation_id="signIn", status_code=200)
+    async def sign_in(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SignIn],
+        auth_service: NamedDependency[AuthService],
+    ) -> Token:
+        """Exchange email and password for an access token."""
+        return await auth_service.sign_in(data, client_address(request))
+
+    @get("/verify", operation_id="verifyToken")
+    async def verify(
+        self, principal: NamedDependency[Principal], auth_service: NamedDependency[AuthService]
+    ) -> TokenCheck:
+        """Check the bearer token and return its user."""
+        return await auth_service.check(principal)
+
+
+class UsersController(Controller):
+    path = "/api/v1/users"
+    tags = ["users"]
+
+    @get("/{user_id:str}", operation_id="getUser")
+    async def get_user(
+        self,
+        user_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+    ) -> User:
+        """A user's profile (yourself, or anyone for admins)."""
+        return await auth_service.get(principal, user_id)
+
+    @delete("/{user_id:str}", operation_id="deleteUser", status_code=HTTP_204_NO_CONTENT)
+    async def delete_user(
+        self,
+        user_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+        state: State,
+    ) -> None:
+        """Delete an account; its cart and orders are deleted in the other services."""
+        await auth_service.delete(principal, user_id, wake=state.cascade_wake)
+
+
+class SeedRoutes(Controller):
+    """Routes from the two seed documents, answering exactly as the clean API does."""
+
+    path = "/api"
+    tags = ["seed-compatible"]
+
+    @post("/auth/register", operation_id="seedRegister", status_code=HTTP_201_CREATED)
+    async def seed_register(
+        self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
+    ) -> User:
+        return await auth_service.register(data)
+
+    @post("/auth/signin", operation_id="seedSignIn", status_code=200)
+    async def seed_sign_in(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SignIn],
+        auth_service: NamedDependency[AuthService],
+    ) -> Token:
+        return await auth_service.sign_in(data, client_address(request))
+
+    @get("/auth/verify-token", operation_id="seedVerifyToken")
+    async def seed_verify(
+        self, principal: NamedDependency[Principal], auth_service: NamedDependency[AuthService]
+    ) -> TokenCheck:
+        return await auth_service.check(principal)
+
+    @post("/user", operation_id="seedCreateUser", status_code=HTTP_201_CREATED)
+    async def seed_create_user(
+        self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
+    ) -> User:
+        return await auth_service.register(data)
+
+    @post("/user/login", operation_id="seedLogin", status_code=200)
+    async def seed_login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SignIn],
+        auth_service: NamedDependency[AuthService],
+    ) -> Token:
+        return await auth_service.sign_in(data, client_address(request))
+
+    @get("/user/{user_id:str}", operation_id="seedGetUser")
+    async def seed_get_user(
+        self,
+        user_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+    ) -> User:
+        return await auth_service.get(principal, user_id)
+
+    @delete("/user/{user_id:str}", operation_id="seedDeleteUser", status_code=HTTP_204_NO_CONTENT)
+    async def seed_delete_user(
+        self,
+        user_id: FromPath[str],
+        principal: NamedDependency[Principal],
+        auth_service: NamedDependency[AuthService],
+        state: State,
+    ) -> None:
+        await auth_service.delete(principal, user_id, wake=state.cascade_wake)
+
+
+router = Router(
+    path="/",
+    route_handlers=[AuthController, UsersController, SeedRoutes],
+    dependencies={"auth_service": Provide(provide_auth_service, sync_to_thread=False)},
+)

@@ -1,0 +1,91 @@
+"""Request authentication: bearer tokens for users, the internal API key for services.
+
+Handlers declare what they need as a dependency: ``principal`` (any signed-in user),
+``admin`` (role admin) or ``internal_caller`` (a service presenting the internal API key).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from services.kit.errors import Forbidden, Unauthorized
+from services.kit.keyring import KeyringError
+from services.kit.tokens import InvalidToken, Principal
+
+log = logging.getLogger(__name__)
+
+INTERNAL_KEY_HEADER = "X-Internal-Api-Key"
+RevocationCheck = Callable[[State, Principal], Awaitable[bool]]
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def authenticate(request: Request[Any, Any, Any], token: str | None = None) -> Principal:
+    """Verify the request's bearer token (or ``token``) and the subject is not revoked."""
+    token = token or bearer_token(request)
+    if token is None:
+        raise Unauthorized("A bearer token is required.")
+    state = request.app.state
+    try:
+        principal: Principal = state.tokens.verify(token)
+    except InvalidToken as exc:
+        log.info("token refused", extra={"reason": str(exc)})
+        raise Unauthorized("The token is invalid or expired.") from exc
+    is_revoked: RevocationCheck | None = state.get("is_revoked")
+    if is_revoked is not None and await is_revoked(state, principal):
+        log.info("token refused", extra={"reason": "subject deleted", "sub": principal.user_id})
+        raise Unauthorized("The token is invalid or expired.")
+    return principal
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return await authenticate(request)
+
+
+async def provide_admin(request: Request[Any, Any, Any]) -> Principal:
+    principal = await authenticate(request)
+    if not principal.is_admin:
+        raise Forbidden("This operation needs the admin role.")
+    return principal
+
+
+async def provide_internal_caller(request: Request[Any, Any, Any]) -> str:
+    presented = request.headers.get(INTERNAL_KEY_HEADER)
+    if not presented:
+        log.warning("internal call refused", extra={"reason": "no key", "path": request.url.path})
+        raise Unauthorized("An internal API key is required.")
+    try:
+        ok = request.app.state.internal_keys.matches_any(presented)
+    except KeyringError as exc:
+        log.error("internal keyring unavailable", extra={"error": str(exc)})
+        ok = False
+    if not ok:
+        log.warning("internal call refused", extra={"reason": "bad key", "path": request.url.path})
+        raise Unauthorized("The internal API key is not valid.")
+    return "internal"
+
+
+def ensure_self_or_admin(principal: Principal, user_id: str) -> None:
+    if principal.user_id != user_id and not principal.is_admin:
+        raise Forbidden("You may only act on your own account.")
+
+
+AUTH_DEPENDENCIES = {
+    "principal": Provide(provide_principal),
+    "admin": Provide(provide_admin),
+    "internal_caller": Provide(provide_internal_caller),
+}

@@ -1,0 +1,98 @@
+"""Typed settings from the environment and mounted files.
+
+Every field ``foo_bar`` is read from ``FOO_BAR``; ``FOO_BAR_FILE`` names a file holding the value
+instead (the convention for mounted Secrets). Values are converted and checked field by field so a
+bad start-up names the exact variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+
+
+class SettingsError(Exception):
+    """Raised when settings are missing or invalid; the message names every bad variable."""
+
+
+class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Settings shared by every service."""
+
+    service_name: NonEmpty
+    host: str = "0.0.0.0"
+    port: Port = 8000
+    log_level: Annotated[str, Meta(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    mongo_uri: NonEmpty
+    mongo_db: NonEmpty
+    mongo_username: str | None = None
+    mongo_password: str | None = None
+    mongo_timeout_seconds: PositiveFloat = 5.0
+    jwt_keyring_file: NonEmpty = "/var/run/secrets/checkout/jwt/keyring.json"
+    internal_keyring_file: NonEmpty = "/var/run/secrets/checkout/internal/keyring.json"
+    keyring_check_interval_seconds: Annotated[float, Meta(ge=0)] = 1.0
+    jwt_issuer: NonEmpty = "checkout-platform"
+    jwt_audience: NonEmpty = "checkout-api"
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=10_000_000)] = 64 * 1024
+    auth_url: str | None = None
+    product_url: str | None = None
+    cart_url: str | None = None
+    order_url: str | None = None
+    http_timeout_seconds: PositiveFloat = 3.0
+    http_retries: Annotated[int, Meta(ge=0, le=10)] = 3
+    http_backoff_seconds: PositiveFloat = 0.05
+
+
+S = TypeVar("S", bound=ServiceSettings)
+_SECRET_NAME = re.compile("password|secret|key", re.IGNORECASE)
+
+
+def _raw_value(name: str, environ: Mapping[str, str]) -> str | None:
+    env = name.upper()
+    file_var = f"{env}_FILE"
+    if file_var in environ:
+        path = Path(environ[file_var])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{file_var}: cannot read {path}: {exc.strerror}") from exc
+    return environ.get(env)
+
+
+def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """Build ``cls`` from the environment; ``overrides`` (already typed) win over it."""
+    environ = os.environ if environ is None else environ
+    hints = msgspec.structs.fields(cls)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field in hints:
+        if field.name in overrides:
+            values[field.name] = overrides[field.name]
+            continue
+        try:
+            raw = _raw_value(field.name, environ)
+        except SettingsError as exc:
+            problems.append(str(exc))
+            continue
+        if raw is None or raw == "":
+            if field.required:
+                problems.append(f"{field.name.upper()}: required but not set")
+            continue
+        try:
+            values[field.name] = msgspec.convert(raw, field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            reason = str(exc).split(" - at ")[0]
+            shown = "<hidden>" if _SECRET_NAME.search(field.name) else repr(raw)
+            problems.append(f"{field.name.upper()}: {reason} (got {shown})")
+    if problems:
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+    return cls(**values)

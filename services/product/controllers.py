@@ -1,0 +1,178 @@
+"""HTTP routes of the product service: the clean API, internal stock routes, seed aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from services.kit.errors import BadRequest
+from services.kit.tokens import Principal
+from services.product.schemas import (
+    Product,
+    ProductCreate,
+    ProductPage,
+    ProductUpdate,
+    Reservation,
+    ReservationCreate,
+    SortKey,
+)
+from services.product.service import ProductService
+
+Page = Annotated[int, Parameter(ge=1, le=100_000, description="1-based page number")]
+PageSize = Annotated[int, QueryParameter(name="pageSize", ge=1, le=500, description="items a page")]
+Text = Annotated[str | None, Parameter(max_length=100, description="text in name or description")]
+CategoryFilter = Annotated[str | None, Parameter(max_length=50)]
+Ids = Annotated[str | None, Parameter(max_length=2000, description="comma-separated ids")]
+
+
+def provide_product_service(state: State) -> ProductService:
+    service: ProductService = state.product_service
+    return service
+
+
+async def _list(
+    service: ProductService,
+    page: int,
+    page_size: int,
+    q: str | None,
+    category: str | None,
+    sort: SortKey,
+    ids: str | None,
+) -> ProductPage:
+    return await service.list(
+        page=page, page_size=page_size, q=q, category=category, sort=sort, ids=ids
+    )
+
+
+class ProductController(Controller):
+    path = "/api/v1/products"
+    tags = ["products"]
+
+    @get("/", operation_id="listProducts")
+    async def list_products(
+        self,
+        product_service: NamedDependency[ProductService],
+        page: Page = 1,
+        page_size: PageSize = 20,
+        q: Text = None,
+        category: CategoryFilter = None,
+        sort: SortKey = "name",
+        ids: Ids = None,
+    ) -> ProductPage:
+        """The catalogue, a page at a time, filtered and sorted."""
+        return await _list(product_service, page, page_size, q, category, sort, ids)
+
+    @get("/{product_id:str}", operation_id="getProduct")
+    async def get_product(
+        self, product_id: FromPath[str], product_service: NamedDependency[ProductService]
+    ) -> Product:
+        return await product_service.get(product_id)
+
+    @post("/", operation_id="createProduct", status_code=HTTP_201_CREATED)
+    async def create_product(
+        self,
+        data: JSONBody[ProductCreate],
+        admin: NamedDependency[Principal],
+        product_service: NamedDependency[ProductService],
+    ) -> Product:
+        return await product_service.create(data)
+
+    @patch("/{product_id:str}", operation_id="updateProduct")
+    async def update_product(
+        self,
+        product_id: FromPath[str],
+        data: JSONBody[ProductUpdate],
+        admin: NamedDependency[Principal],
+        product_service: NamedDependency[ProductService],
+    ) -> Product:
+        return await product_service.update(product_id, data)
+
+    @delete("/{product_id:str}", operation_id="deleteProduct", status_code=HTTP_204_NO_CONTENT)
+    async def delete_product(
+        self,
+        product_id: FromPath[str],
+        admin: NamedDependency[Principal],
+        product_service: NamedDependency[ProductService],
+    ) -> None:
+        await product_service.delete(product_id)
+
+
+class ReservationController(Controller):
+    """Stock reservations for checkouts; only other services (internal key) may call these."""
+
+    path = "/internal/v1/reservations"
+    tags = ["internal"]
+
+    @post("/", operation_id="reserveStock", status_code=200)
+    async def reserve(
+        self,
+        data: JSONBody[ReservationCreate],
+        internal_caller: NamedDependency[str],
+        product_service: NamedDependency[ProductService],
+    ) -> Reservation:
+        return await product_service.reserve(data)
+
+    @post("/{reservation_id:str}/commit", operation_id="commitReservation", status_code=200)
+    async def commit(
+        self,
+        reservation_id: FromPath[str],
+        internal_caller: NamedDependency[str],
+        product_service: NamedDependency[ProductService],
+    ) -> Reservation:
+        return await product_service.commit(reservation_id)
+
+    @post("/{reservation_id:str}/release", operation_id="releaseReservation", status_code=200)
+    async def release(
+        self,
+        reservation_id: FromPath[str],
+        internal_caller: NamedDependency[str],
+        product_service: NamedDependency[ProductService],
+    ) -> Reservation:
+        return await product_service.release(reservation_id)
+
+
+class SeedRoutes(Controller):
+    """Routes from seed 000, answering exactly as the clean API does."""
+
+    path = "/api"
+    tags = ["seed-compatible"]
+
+    @get("/get-product", operation_id="seedListProducts")
+    async def seed_list(
+        self,
+        product_service: NamedDependency[ProductService],
+        page: Page = 1,
+        page_size: PageSize = 20,
+        q: Text = None,
+        category: CategoryFilter = None,
+        sort: SortKey = "name",
+    ) -> ProductPage:
+        return await _list(product_service, page, page_size, q, category, sort, None)
+
+    @get("/get-product-one", operation_id="seedGetProductByQuery")
+    async def seed_get_by_query(
+        self,
+        product_service: NamedDependency[ProductService],
+        product_id: Annotated[str | None, QueryParameter(name="id", max_length=64)] = None,
+    ) -> Product:
+        if not product_id:
+            raise BadRequest("Give the product id as ?id=<productId>.")
+        return await product_service.get(product_id)
+
+    @get("/get-product-one/{product_id:str}", operation_id="seedGetProduct")
+    async def seed_get(
+        self, product_id: FromPath[str], product_service: NamedDependency[ProductService]
+    ) -> Product:
+        return await product_service.get(product_id)
+
+
+router = Router(
+    path="/",
+    route_handlers=[ProductController, ReservationController, SeedRoutes],
+    dependencies={"product_service": Provide(provide_product_service, sync_to_thread=False)},
+)

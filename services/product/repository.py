@@ -1,0 +1,191 @@
+"""Products and stock reservations in MongoDB.
+
+Stock is reserved per product with one conditional update that both checks the stock and marks
+the product with the reservation id, so a reservation can never take a unit twice (a retried
+call finds the mark) and stock can never go below zero (the filter requires enough of it).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.kit.locks import KeyedLocks
+from services.kit.mongo import Database, Document, parse_object_id
+
+SORTS: dict[str, list[tuple[str, int]]] = {
+    "name": [("nameKey", ASCENDING), ("_id", ASCENDING)],
+    "-name": [("nameKey", DESCENDING), ("_id", ASCENDING)],
+    "price": [("priceCents", ASCENDING), ("_id", ASCENDING)],
+    "-price": [("priceCents", DESCENDING), ("_id", ASCENDING)],
+    "newest": [("createdAt", DESCENDING), ("_id", DESCENDING)],
+}
+
+
+class SkuTaken(Exception):
+    pass
+
+
+async def create_indexes(db: Database) -> None:
+    await db.products.create_index([("sku", ASCENDING)], unique=True, name="sku_unique")
+    await db.products.create_index([("category", ASCENDING), ("nameKey", ASCENDING)])
+    await db.products.create_index([("priceCents", ASCENDING)])
+    await db.reservations.create_index([("state", ASCENDING), ("updatedAt", ASCENDING)])
+
+
+class ProductRepository:
+    # Shared by every repository in the process: the lock is per product document.
+    stock_locks = KeyedLocks()
+
+    def __init__(self, db: Database) -> None:
+        self.products = db.products
+
+    async def insert(self, fields: dict[str, Any]) -> Document:
+        now = datetime.now(UTC)
+        doc: Document = {
+            "_id": ObjectId(),
+            **fields,
+            "nameKey": fields["name"].casefold(),
+            "createdAt": now,
+            "updatedAt": now,
+            "reservations": [],
+        }
+        try:
+            await self.products.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise SkuTaken(fields["sku"]) from exc
+        return doc
+
+    async def upsert_by_sku(self, fields: dict[str, Any]) -> bool:
+        """Insert or refresh a catalogue entry by sku; True when new. Stock is set on insert."""
+        now = datetime.now(UTC)
+        stock = fields.pop("stock", 0)
+        result = await self.products.update_one(
+            {"sku": fields["sku"]},
+            {
+                "$set": {**fields, "nameKey": fields["name"].casefold(), "updatedAt": now},
+                "$setOnInsert": {"createdAt": now, "stock": stock, "reservations": []},
+            },
+            upsert=True,
+        )
+        return result.upserted_id is not None
+
+    async def get(self, product_id: str) -> Document | None:
+        oid = parse_object_id(product_id)
+        return None if oid is None else await self.products.find_one({"_id": oid})
+
+    async def find(
+        self,
+        *,
+        text: str | None,
+        category: str | None,
+        ids: list[ObjectId] | None,
+        sort: str,
+        skip: int,
+        limit: int,
+    ) -> tuple[list[Document], int]:
+        query: dict[str, Any] = {}
+        if text:
+            pattern = re.escape(text.strip())
+            query["$or"] = [
+                {"name": {"$regex": pattern, "$options": "i"}},
+                {"description": {"$regex": pattern, "$options": "i"}},
+            ]
+        if category:
+            query["category"] = category
+        if ids is not None:
+            query["_id"] = {"$in": ids}
+        total = await self.products.count_documents(query)
+        cursor = self.products.find(query, sort=SORTS[sort], skip=skip, limit=limit)
+        return [doc async for doc in cursor], total
+
+    async def update(self, product_id: str, fields: dict[str, Any]) -> Document | None:
+        oid = parse_object_id(product_id)
+        if oid is None:
+            return None
+        changes = {**fields, "updatedAt": datetime.now(UTC)}
+        if "name" in fields:
+            changes["nameKey"] = fields["name"].casefold()
+        async with self.stock_locks.hold(oid):
+            return await self.products.find_one_and_update(
+                {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
+            )
+
+    async def delete(self, product_id: str) -> bool:
+        oid = parse_object_id(product_id)
+        if oid is None:
+            return False
+        result = await self.products.delete_one({"_id": oid})
+        return result.deleted_count == 1
+
+    async def take(self, product_id: ObjectId, quantity: int, reservation_id: str) -> bool:
+        """Take ``quantity`` units for a reservation, once; True if taken now or already."""
+        taken = await self.products.find_one_and_update(
+            {
+                "_id": product_id,
+                "stock": {"$gte": quantity},
+                "reservations": {"$ne": reservation_id},
+            },
+            {"$inc": {"stock": -quantity}, "$push": {"reservations": reservation_id}},
+        )
+        if taken is not None:
+            return True
+        already = await self.products.count_documents(
+            {"_id": product_id, "reservations": reservation_id}
+        )
+        return already > 0
+
+    async def give_back(self, product_id: ObjectId, quantity: int, reservation_id: str) -> None:
+        async with self.stock_locks.hold(product_id):
+            await self.products.update_one(
+                {"_id": product_id, "reservations": reservation_id},
+                {"$inc": {"stock": quantity}, "$pull": {"reservations": reservation_id}},
+            )
+
+    async def settle(self, product_id: ObjectId, reservation_id: str) -> None:
+        async with self.stock_locks.hold(product_id):
+            await self.products.update_one(
+                {"_id": product_id}, {"$pull": {"reservations": reservation_id}}
+            )
+
+
+class ReservationRepository:
+    def __init__(self, db: Database) -> None:
+        self.reservations = db.reservations
+
+    async def create(self, reservation_id: str, items: list[dict[str, Any]]) -> Document | None:
+        """Record a new reservation; None if one with this id exists (the caller reloads it)."""
+        now = datetime.now(UTC)
+        doc: Document = {
+            "_id": reservation_id,
+            "items": items,
+            "state": "pending",
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        try:
+            await self.reservations.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    async def get(self, reservation_id: str) -> Document | None:
+        return await self.reservations.find_one({"_id": reservation_id})
+
+    async def move(self, reservation_id: str, from_states: list[str], to_state: str) -> bool:
+        result = await self.reservations.update_one(
+            {"_id": reservation_id, "state": {"$in": from_states}},
+            {"$set": {"state": to_state, "updatedAt": datetime.now(UTC)}},
+        )
+        return result.modified_count == 1
+
+    async def stale(self, before: datetime) -> list[Document]:
+        cursor = self.reservations.find(
+            {"state": {"$in": ["pending", "reserved"]}, "updatedAt": {"$lt": before}}, limit=50
+        )
+        return [doc async for doc in cursor]

@@ -1,0 +1,88 @@
+"""Request and response bodies of the product service. Prices are integers in minor units."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Description = Annotated[str, Meta(max_length=4000)]
+Category = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+PriceCents = Annotated[int, Meta(ge=0, le=1_000_000_000)]
+Stock = Annotated[int, Meta(ge=0, le=10_000_000)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+SortKey = Literal["name", "-name", "price", "-price", "newest"]
+
+
+class ProductCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    sku: Sku
+    name: Name
+    category: Category
+    price_cents: PriceCents
+    stock: Stock = 0
+    currency: Currency = "EUR"
+    description: Description = ""
+    image_url: Annotated[str, Meta(max_length=500)] | None = None
+
+
+class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    name: Name | UnsetType = UNSET
+    category: Category | UnsetType = UNSET
+    price_cents: PriceCents | UnsetType = UNSET
+    stock: Stock | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    image_url: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+
+
+class Product(msgspec.Struct, rename="camel"):
+    id: str
+    sku: str
+    name: str
+    category: str
+    price_cents: int
+    currency: str
+    stock: int
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    image_url: str | None = None
+
+
+class ProductPage(msgspec.Struct, rename="camel"):
+    items: list[Product]
+    page: int
+    page_size: int
+    total: int
+
+
+ReservationId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+Quantity = Annotated[int, Meta(ge=1, le=1000)]
+
+
+class ReservationItem(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    product_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    quantity: Quantity
+
+
+class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    reservation_id: ReservationId
+    items: Annotated[list[ReservationItem], Meta(min_length=1, max_length=100)]
+
+
+class ReservedLine(msgspec.Struct, rename="camel"):
+    product_id: str
+    quantity: int
+    name: str
+    price_cents: int
+    currency: str
+
+
+class Reservation(msgspec.Struct, rename="camel"):
+    reservation_id: str
+    state: str
+    lines: list[ReservedLine]

@@ -1,0 +1,115 @@
+"""Shared fixtures: one real MongoDB-protocol server per test session, a database per test,
+keyring files, and services served on real localhost sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from services.auth.app import create_app as create_auth_app
+from services.auth.settings import AuthSettings
+from services.kit.settings import ServiceSettings
+from services.local.mongo_server import MongoServer, start_mongo
+from services.product.app import create_app as create_product_app
+from services.product.settings import ProductSettings
+from tests.infra.keys import Keyrings
+from tests.infra.servers import serve_app
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[MongoServer]:
+    server = start_mongo()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db_prefix() -> str:
+    # One database name per test (and per service within it): tests never see each other's data.
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def keyrings(tmp_path: Path) -> Keyrings:
+    return Keyrings.create(tmp_path / "keys")
+
+
+@dataclass
+class RunningService:
+    name: str
+    url: str
+    client: httpx.AsyncClient
+    app: Litestar
+    settings: ServiceSettings
+
+
+FACTORIES: dict[str, tuple[type[ServiceSettings], Callable[[Any], Litestar]]] = {
+    "auth": (AuthSettings, create_auth_app),
+    "product": (ProductSettings, create_product_app),
+}
+FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8192}
+
+
+def service_settings(
+    name: str, mongo: MongoServer, db_prefix: str, keyrings: Keyrings, **overrides: Any
+) -> ServiceSettings:
+    settings_cls, _ = FACTORIES[name]
+    values: dict[str, Any] = {
+        "service_name": name,
+        "mongo_uri": mongo.uri,
+        "mongo_db": f"{db_prefix}_{name}",
+        "jwt_keyring_file": str(keyrings.jwt_file),
+        "internal_keyring_file": str(keyrings.internal_file),
+        "keyring_check_interval_seconds": 0.0,
+    }
+    if name == "auth":
+        values.update(FAST_HASHING)
+    values.update(overrides)
+    return settings_cls(**values)
+
+
+@contextlib.asynccontextmanager
+async def run_service(settings: ServiceSettings) -> AsyncIterator[RunningService]:
+    _, factory = FACTORIES[settings.service_name]
+    app = factory(settings)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        await wait_ready(client)
+        yield RunningService(settings.service_name, url, client, app, settings)
+
+
+async def wait_ready(client: httpx.AsyncClient, attempts: int = 200) -> None:
+    import asyncio
+
+    for _ in range(attempts):
+        if (await client.get("/readyz")).status_code == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(
+        f"{client.base_url} never became ready: {(await client.get('/readyz')).text}"
+    )
+
+
+@pytest.fixture
+async def auth(
+    mongo_server: MongoServer, db_prefix: str, keyrings: Keyrings
+) -> AsyncIterator[RunningService]:
+    async with run_service(service_settings("auth", mongo_server, db_prefix, keyrings)) as svc:
+        yield svc
+
+
+@pytest.fixture
+async def product(
+    mongo_server: MongoServer, db_prefix: str, keyrings: Keyrings
+) -> AsyncIterator[RunningService]:
+    async with run_service(service_settings("product", mongo_server, db_prefix, keyrings)) as svc:
+        yield svc
