@@ -3,7 +3,9 @@ keyring files, and services served on real localhost sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -14,12 +16,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from services.auth.app import create_app as create_auth_app
-from services.auth.settings import AuthSettings
 from services.kit.settings import ServiceSettings
 from services.local.mongo_server import MongoServer, start_mongo
-from services.product.app import create_app as create_product_app
-from services.product.settings import ProductSettings
 from tests.infra.keys import Keyrings
 from tests.infra.servers import serve_app
 
@@ -53,17 +51,23 @@ class RunningService:
     settings: ServiceSettings
 
 
-FACTORIES: dict[str, tuple[type[ServiceSettings], Callable[[Any], Litestar]]] = {
-    "auth": (AuthSettings, create_auth_app),
-    "product": (ProductSettings, create_product_app),
-}
+def factory(name: str) -> tuple[type[ServiceSettings], Callable[[Any], Litestar]]:
+    """Every service follows one layout: ``services.<name>.settings.<Name>Settings`` and
+    ``services.<name>.app.create_app``."""
+    settings_cls = getattr(
+        importlib.import_module(f"services.{name}.settings"), f"{name.capitalize()}Settings"
+    )
+    create_app = importlib.import_module(f"services.{name}.app").create_app
+    return settings_cls, create_app
+
+
 FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 8192}
 
 
 def service_settings(
     name: str, mongo: MongoServer, db_prefix: str, keyrings: Keyrings, **overrides: Any
 ) -> ServiceSettings:
-    settings_cls, _ = FACTORIES[name]
+    settings_cls, _ = factory(name)
     values: dict[str, Any] = {
         "service_name": name,
         "mongo_uri": mongo.uri,
@@ -80,16 +84,14 @@ def service_settings(
 
 @contextlib.asynccontextmanager
 async def run_service(settings: ServiceSettings) -> AsyncIterator[RunningService]:
-    _, factory = FACTORIES[settings.service_name]
-    app = factory(settings)
+    _, create_app = factory(settings.service_name)
+    app = create_app(settings)
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         await wait_ready(client)
         yield RunningService(settings.service_name, url, client, app, settings)
 
 
 async def wait_ready(client: httpx.AsyncClient, attempts: int = 200) -> None:
-    import asyncio
-
     for _ in range(attempts):
         if (await client.get("/readyz")).status_code == 200:
             return
@@ -105,6 +107,20 @@ async def auth(
 ) -> AsyncIterator[RunningService]:
     async with run_service(service_settings("auth", mongo_server, db_prefix, keyrings)) as svc:
         yield svc
+
+
+@pytest.fixture
+async def start_service(
+    mongo_server: MongoServer, db_prefix: str, keyrings: Keyrings
+) -> Callable[..., contextlib.AbstractAsyncContextManager[RunningService]]:
+    """``async with start_service("cart", product_url=...) as cart:`` runs any service."""
+
+    def start(
+        name: str, **overrides: Any
+    ) -> contextlib.AbstractAsyncContextManager[RunningService]:
+        return run_service(service_settings(name, mongo_server, db_prefix, keyrings, **overrides))
+
+    return start
 
 
 @pytest.fixture
