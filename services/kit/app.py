@@ -95,9 +95,14 @@ def create_service_app(
         tasks: list[asyncio.Task[None]] = []
 
         async def after_indexes() -> None:
-            await ensure_indexes_until_done(app.state.db, index_setup, ready)
+            await ensure_indexes_until_done(app.state.db, index_setup)
             for hook in on_ready:
-                await hook(app)
+                try:
+                    await hook(app)
+                except Exception:
+                    log.exception("start-up hook failed", extra={"hook": hook.__name__})
+            # Readiness waits for the hooks too, so e.g. a bootstrap admin exists once ready.
+            ready.set()
 
         tasks.append(asyncio.create_task(after_indexes(), name="indexes"))
         for hook in background:

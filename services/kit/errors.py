@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pymongo.errors import PyMongoError
 
@@ -153,11 +153,11 @@ def http_exception_handler(
         return problem_response(request, status, _TITLES.get(status, ("Error", ""))[0])
     extra: dict[str, Any] = {}
     detail = exc.detail
-    if isinstance(exc, ValidationException):
+    if isinstance(exc.__cause__, SerializationException):
+        detail = f"The request body is not valid JSON ({exc.detail})."
+    elif isinstance(exc, ValidationException):
         extra["errors"] = _validation_errors(exc)
-        if "JSON is malformed" in detail or "malformed" in detail.lower():
-            detail = "The request body is not valid JSON."
-        elif extra["errors"]:
+        if extra["errors"]:
             detail = "; ".join(
                 f"{e.get('key') or 'body'}: {e.get('message')}" for e in extra["errors"]
             )

@@ -46,7 +46,7 @@ async def ping(db: Database, within: float = 2.0) -> bool:
 
 
 async def ensure_indexes_until_done(
-    db: Database, setup: IndexSetup, ready: asyncio.Event, *, max_delay: float = 10.0
+    db: Database, setup: IndexSetup, *, max_delay: float = 10.0
 ) -> None:
     """Create indexes at start-up, retrying while the database is not reachable yet."""
     delay = 0.2
@@ -58,7 +58,6 @@ async def ensure_indexes_until_done(
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter only
             delay = min(max_delay, delay * 2)
             continue
-        ready.set()
         log.info("indexes ready")
         return
 
