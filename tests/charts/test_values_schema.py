@@ -1,0 +1,98 @@
+"""values.schema.json: bad values fail at `helm template` with a message naming the value, and
+the four service schemas are exactly what scripts/chart_schemas.py generates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.conftest import SERVICES, repo_path
+from tests.infra.helm import ALL_CHARTS, Helm
+
+BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
+    ("auth", {"image": {"tag": "latest"}}, "/image/tag"),
+    ("auth", {"replicaCount": 0}, "/replicaCount"),
+    ("auth", {"replicaCount": "two"}, "/replicaCount"),
+    ("auth", {"replicaCountt": 2}, "replicaCountt"),
+    ("auth", {"resources": {"requests": {"cpu": "lots"}}}, "/resources"),
+    ("auth", {"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+    ("auth", {"securityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
+    ("auth", {"mongodb": {"storage": {"size": "big"}}}, "/mongodb/storage/size"),
+    ("auth", {"mongodb": {"image": {"tag": ""}}}, "/mongodb/image/tag"),
+    ("auth", {"mongodb": {"enabled": False}}, "/mongodb"),
+    ("auth", {"ingress": {"paths": ["/internal/users"]}}, "/ingress/paths/0"),
+    ("auth", {"ingress": {"enabled": True, "tls": {"enabled": True}}}, "/ingress"),
+    ("auth", {"serviceUrls": {"cart": "cart:80"}}, "/serviceUrls/cart"),
+    ("product", {"bootstrapAdmin": {"existingSecret": "x"}}, "bootstrapAdmin"),
+    ("cart", {"jwt": {"accessTokenTtlSeconds": 60}}, "accessTokenTtlSeconds"),
+    ("order", {"logLevel": "LOUD"}, "/logLevel"),
+    ("checkout", {"ingress": {"tls": {"enabled": True}}}, "/ingress"),
+    ("checkout", {"auth": {"replicaCount": 0}}, "/replicaCount"),
+    ("checkout", {"global": {"keyrings": {"jwt": {"existingSecret": "Bad_Name"}}}}, "/global"),
+    ("checkout", {"ingres": {}}, "ingres"),
+    ("checkout-operator", {"image": {"tag": "latest"}}, "/image/tag"),
+    ("checkout-operator", {"watchNamespaces": ["Not A Namespace"]}, "/watchNamespaces/0"),
+    ("checkout-operator", {"resources": {"limits": {"memory": "a lot"}}}, "/resources/limits"),
+]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values", "expected"),
+    BAD_VALUES,
+    ids=[f"{c}:{e}" for c, _, e in BAD_VALUES],
+)
+def test_bad_values_fail_with_a_clear_message(
+    helm: Helm, chart: str, values: dict[str, Any], expected: str
+) -> None:
+    result = helm.template_text(chart, values, check=False)
+    assert result.returncode != 0, f"{values} rendered, but the schema should refuse it"
+    assert "schema" in result.stderr
+    assert expected in result.stderr, result.stderr
+
+
+def test_umbrella_refuses_a_second_ingress(helm: Helm) -> None:
+    result = helm.template_text("checkout", {"cart": {"ingress": {"enabled": True}}}, check=False)
+    assert result.returncode != 0
+    assert "cart.ingress.enabled" in result.stderr
+
+
+def test_service_schemas_are_generated() -> None:
+    result = subprocess.run(
+        [sys.executable, str(repo_path("scripts", "chart_schemas.py")), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _shape(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _shape(value) for key, value in node.items()}
+    return type(node).__name__
+
+
+def test_service_values_share_one_layout() -> None:
+    """The four values.yaml differ only in the service's own image, paths and auth's extras."""
+    sys.path.insert(0, str(repo_path("scripts")))
+    import chart_schemas
+
+    layouts = {}
+    for service in SERVICES:
+        values = yaml.safe_load(repo_path("charts", service, "values.yaml").read_text())
+        assert values["image"]["repository"] == f"checkout/{service}"
+        assert values["ingress"]["paths"] == chart_schemas.DEFAULT_PATHS[service]
+        values.pop("bootstrapAdmin", None)
+        values["jwt"].pop("accessTokenTtlSeconds", None)
+        layouts[service] = _shape(values)
+    assert all(layout == layouts["auth"] for layout in layouts.values())
+
+
+@pytest.mark.parametrize("chart", ALL_CHARTS)
+def test_every_chart_has_schema_and_notes(chart: str) -> None:
+    assert repo_path("charts", chart, "values.schema.json").is_file()
+    assert repo_path("charts", chart, "templates", "NOTES.txt").is_file()

@@ -1,0 +1,70 @@
+"""Settings: typed, from the environment or mounted files, with errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.auth.settings import AuthSettings
+from services.kit.settings import SettingsError, load_settings
+
+BASE = {"SERVICE_NAME": "auth", "MONGO_URI": "mongodb://db:27017/", "MONGO_DB": "auth"}
+
+
+def test_defaults_and_conversion() -> None:
+    settings = load_settings(AuthSettings, {**BASE, "PORT": "8123", "HTTP_RETRIES": "5"})
+    assert settings.port == 8123 and settings.http_retries == 5
+    assert settings.access_token_ttl_seconds == 900
+    assert settings.jwt_keyring_file == "/var/run/secrets/checkout/jwt/keyring.json"
+
+
+def test_values_from_files(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    settings = load_settings(AuthSettings, {**BASE, "MONGO_PASSWORD_FILE": str(secret)})
+    assert settings.mongo_password == "s3cret"
+
+
+def test_every_problem_is_named_at_once() -> None:
+    env = {"SERVICE_NAME": "auth", "PORT": "http", "ACCESS_TOKEN_TTL_SECONDS": "5"}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(AuthSettings, env)
+    message = str(caught.value)
+    for name in ("MONGO_URI: required", "MONGO_DB: required", "PORT:", "ACCESS_TOKEN_TTL_SECONDS:"):
+        assert name in message
+    assert "'http'" in message
+
+
+def test_secret_values_are_not_echoed() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(AuthSettings, {**BASE, "INTERNAL_KEYRING_FILE": ""} | {"MONGO_DB": ""})
+    assert "MONGO_DB" in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(AuthSettings, {**BASE, "SIGNIN_LIMIT_PER_EMAIL": "hunter2"})
+    assert "hunter2" in str(caught.value)  # not a secret: shown to help
+    with pytest.raises(SettingsError) as caught:
+        load_settings(AuthSettings, {**BASE, "MONGO_TIMEOUT_SECONDS": "-1"})
+    assert "MONGO_TIMEOUT_SECONDS" in str(caught.value)
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="MONGO_PASSWORD_FILE: cannot read"):
+        load_settings(AuthSettings, {**BASE, "MONGO_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_a_service_refuses_to_start_with_bad_settings() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MONGO_URI"} | {"PORT": "99999"}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.product"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "MONGO_URI: required but not set" in done.stderr
+    assert "PORT: Expected `int` <= 65535" in done.stderr
