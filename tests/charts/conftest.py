@@ -3,7 +3,6 @@ worker), and the value sets every chart is rendered with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +107,9 @@ CASE_IDS = [f"{chart}:{name}" for chart, name in CASES]
 
 
 @pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     helm_path()  # fetch the pinned binary once, before any test times it
-    yield prepared_helm(tmp_path_factory.mktemp("helm"))
+    return prepared_helm(tmp_path_factory.mktemp("helm"))
 
 
 @pytest.fixture(scope="session")
