@@ -1,0 +1,69 @@
+"""``python -m services.local`` (``make dev``): the platform as local processes on fixed ports.
+
+State (keyrings, the admin's credentials, the database files, logs) lives in ``.local/`` at the
+repository root, or in ``CHECKOUT_LOCAL_DIR``; it is kept between runs, so accounts, carts and
+orders survive a restart. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from services.local.platform import DEV_PORTS, SERVICES, LocalPlatform, PlatformError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.local", description=__doc__)
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(os.environ.get("CHECKOUT_LOCAL_DIR", ".local")),
+        help="folder for keyrings, admin credentials, database files and logs (default .local)",
+    )
+    parser.add_argument(
+        "--base-port", type=int, default=8001, help="auth's port; the others follow (8001)"
+    )
+    args = parser.parse_args(argv)
+    ports = {name: args.base_port + DEV_PORTS[name] - 8001 for name in SERVICES}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.monotonic()
+    print(f"starting the platform in {args.dir.resolve()} ...", flush=True)
+    try:
+        platform = LocalPlatform(args.dir, ports=ports).start()
+    except PlatformError as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 1
+    try:
+        assert platform.mongo is not None
+        print(f"\nready in {time.monotonic() - started:.1f}s\n")
+        for name in SERVICES:
+            print(f"  {name:<8} {platform.urls[name]}   (OpenAPI: {platform.urls[name]}/schema)")
+        print(f"  mongodb  {platform.mongo.uri}  ({platform.mongo.kind})")
+        print(f"\n  admin credentials: {platform.admin_file}")
+        print(f"  keyrings:          {platform.keys_dir}")
+        print(f"  logs:              {platform.logs_dir}")
+        print("\nCtrl-C stops everything.", flush=True)
+        while not stop.is_set():
+            for service in platform.services.values():
+                if not service.running:
+                    print(f"\n{service.name} stopped unexpectedly:\n{service.log_tail()}")
+                    return 1
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping ...", flush=True)
+        platform.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

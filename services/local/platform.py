@@ -1,0 +1,275 @@
+"""The whole platform as local processes: a MongoDB-protocol server and the four services.
+
+``LocalPlatform`` is what ``make dev`` runs and what the cross-service tests and benchmarks start:
+every service is a separate ``python -m services.<name>`` process on its own port, wired to the
+others by URL exactly as in Kubernetes, reading its keyrings from files in ``keys_dir`` (so a
+rotation in local mode is a file rewrite, as a Secret update is in a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx
+
+from services.kit.keyring import dump_keyring, generate_key
+from services.local.mongo_server import MongoServer, free_port, start_mongo
+
+SERVICES = ("auth", "product", "cart", "order")
+DEV_PORTS = {"auth": 8001, "product": 8002, "cart": 8003, "order": 8004}
+ADMIN_EMAIL = "admin@checkout.local"
+
+
+class PlatformError(RuntimeError):
+    """A service did not start; the message carries the end of its log."""
+
+
+def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` so a reader sees the old or the new file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def ensure_keyrings(keys_dir: Path) -> tuple[Path, Path]:
+    """A JWT ring and an internal API-key ring, made once (fresh random keys) and then kept."""
+    jwt_file, internal_file = keys_dir / "jwt.json", keys_dir / "internal.json"
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    for path, prefix in ((jwt_file, "jwt"), (internal_file, "api")):
+        if not path.exists():
+            kid = f"{prefix}-{stamp}-{secrets.token_hex(3)}"
+            write_file_atomically(path, dump_keyring(kid, [generate_key(kid)]))
+    return jwt_file, internal_file
+
+
+def ensure_admin_credentials(path: Path) -> tuple[str, str]:
+    """The bootstrap admin's email and password, made once and kept in a private file."""
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return str(data["email"]), str(data["password"])
+    password = secrets.token_urlsafe(18)
+    body = json.dumps({"email": ADMIN_EMAIL, "password": password}, indent=2) + "\n"
+    write_file_atomically(path, body.encode())
+    return ADMIN_EMAIL, password
+
+
+class ServiceProcess:
+    def __init__(self, name: str, port: int, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.port = port
+        self.env = env
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops us
+        )
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        with httpx.Client(base_url=self.url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise PlatformError(
+                        f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                    )
+                try:
+                    response = client.get("/readyz")
+                    if response.status_code == 200:
+                        return
+                    last = response.text
+                except httpx.TransportError as exc:
+                    last = repr(exc)
+                time.sleep(0.1)
+        raise PlatformError(
+            f"{self.name} not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # uvicorn shuts down gracefully on TERM
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class LocalPlatform:
+    """``with LocalPlatform(workdir) as platform:`` — everything started, ready and wired.
+
+    ``ports`` fixes the services' ports (``make dev`` uses 8001–8004); by default free ports are
+    taken, so several platforms (test workers) can run side by side. ``mongo`` reuses a running
+    server; otherwise one is started (``MONGO_URI``, ``mongod`` or FerretDB, in that order) and
+    its data kept under ``workdir/mongo`` unless ``ephemeral_mongo`` is set. ``db_prefix`` names
+    the databases ``<prefix>auth`` … so platforms sharing a server stay apart.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        ports: Mapping[str, int] | None = None,
+        token_ttl_seconds: int | None = None,
+        mongo: MongoServer | None = None,
+        ephemeral_mongo: bool = False,
+        db_prefix: str = "",
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
+        load_catalogue: bool = True,
+        services: Sequence[str] = SERVICES,
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.keys_dir = self.workdir / "keys"
+        self.logs_dir = self.workdir / "logs"
+        self.admin_file = self.workdir / "admin.json"
+        self.ports = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.token_ttl_seconds = token_ttl_seconds
+        self.db_prefix = db_prefix
+        self.service_env = service_env or {}
+        self.should_load_catalogue = load_catalogue and "product" in services
+        self.service_names = tuple(services)
+        self._given_mongo = mongo
+        self._ephemeral_mongo = ephemeral_mongo
+        self.mongo: MongoServer | None = None
+        self.services: dict[str, ServiceProcess] = {}
+        self.admin_email = ""
+        self.admin_password = ""
+
+    @property
+    def jwt_keyring(self) -> Path:
+        return self.keys_dir / "jwt.json"
+
+    @property
+    def internal_keyring(self) -> Path:
+        return self.keys_dir / "internal.json"
+
+    def _env(self, name: str) -> dict[str, str]:
+        assert self.mongo is not None
+        env = {
+            **os.environ,
+            "SERVICE_NAME": name,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.ports[name]),
+            "MONGO_URI": self.mongo.uri,
+            "MONGO_DB": f"{self.db_prefix}{name}",
+            "JWT_KEYRING_FILE": str(self.jwt_keyring),
+            "INTERNAL_KEYRING_FILE": str(self.internal_keyring),
+            "KEYRING_CHECK_INTERVAL_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for other, url in self.urls.items():
+            if other != name:
+                env[f"{other.upper()}_URL"] = url
+        if name == "auth":
+            env["BOOTSTRAP_ADMIN_EMAIL"] = self.admin_email
+            env["BOOTSTRAP_ADMIN_PASSWORD_FILE"] = str(self.workdir / "admin-password")
+            if self.token_ttl_seconds is not None:
+                env["ACCESS_TOKEN_TTL_SECONDS"] = str(self.token_ttl_seconds)
+        env.update(self.service_env.get(name, {}))
+        return env
+
+    def start(self) -> LocalPlatform:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ensure_keyrings(self.keys_dir)
+        self.admin_email, self.admin_password = ensure_admin_credentials(self.admin_file)
+        write_file_atomically(self.workdir / "admin-password", self.admin_password.encode())
+        if self._given_mongo is not None:
+            self.mongo = self._given_mongo
+        elif self._ephemeral_mongo:
+            self.mongo = start_mongo()
+        else:
+            self.mongo = start_mongo(workdir=self.workdir / "mongo")
+        try:
+            for name in self.service_names:
+                self.services[name] = ServiceProcess(
+                    name, self.ports[name], self._env(name), self.logs_dir / f"{name}.log"
+                )
+                self.services[name].start()
+            for service in self.services.values():
+                service.wait_ready()
+            if self.should_load_catalogue:
+                self.load_catalogue()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def load_catalogue(self) -> str:
+        """Load the sample catalogue with the documented command; returns its summary line."""
+        result = subprocess.run(
+            [sys.executable, "-m", "services.product", "load-catalogue"],
+            env=self._env("product"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise PlatformError(f"load-catalogue failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout.strip()
+
+    def stop_service(self, name: str) -> None:
+        self.services[name].stop()
+
+    def start_service(self, name: str, *, wait: bool = True) -> None:
+        self.services[name].start()
+        if wait:
+            self.services[name].wait_ready()
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+        if self.mongo is not None and self.mongo is not self._given_mongo:
+            self.mongo.stop()
+        self.mongo = None
+
+    def __enter__(self) -> LocalPlatform:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
