@@ -138,7 +138,7 @@ class ServiceProcess:
 class LocalPlatform:
     """``with LocalPlatform(workdir) as platform:`` — everything started, ready and wired.
 
-    ``ports`` fixes the services' ports (``make dev`` uses 8001–8004); by default free ports are
+    ``ports`` fixes the services' ports (``make dev`` uses 8001-8004); by default free ports are
     taken, so several platforms (test workers) can run side by side. ``mongo`` reuses a running
     server; otherwise one is started (``MONGO_URI``, ``mongod`` or FerretDB, in that order) and
     its data kept under ``workdir/mongo`` unless ``ephemeral_mongo`` is set. ``db_prefix`` names
