@@ -24,10 +24,12 @@ from services.product.schemas import (
 from services.product.service import ProductService
 
 Page = Annotated[int, Parameter(ge=1, le=100_000, description="1-based page number")]
+# Named pageSize in Python too: validation errors then name the field as the client sent it.
 PageSize = Annotated[int, QueryParameter(name="pageSize", ge=1, le=500, description="items a page")]
 Text = Annotated[str | None, Parameter(max_length=100, description="text in name or description")]
 CategoryFilter = Annotated[str | None, Parameter(max_length=50)]
 Ids = Annotated[str | None, Parameter(max_length=2000, description="comma-separated ids")]
+Sort = Annotated[SortKey, QueryParameter(description="name, -name, price, -price or newest")]
 
 
 def provide_product_service(state: State) -> ProductService:
@@ -58,14 +60,14 @@ class ProductController(Controller):
         self,
         product_service: NamedDependency[ProductService],
         page: Page = 1,
-        page_size: PageSize = 20,
+        pageSize: PageSize = 20,
         q: Text = None,
         category: CategoryFilter = None,
-        sort: SortKey = "name",
+        sort: Sort = "name",
         ids: Ids = None,
     ) -> ProductPage:
         """The catalogue, a page at a time, filtered and sorted."""
-        return await _list(product_service, page, page_size, q, category, sort, ids)
+        return await _list(product_service, page, pageSize, q, category, sort, ids)
 
     @get("/{product_id:str}", operation_id="getProduct")
     async def get_product(
@@ -147,12 +149,12 @@ class SeedRoutes(Controller):
         self,
         product_service: NamedDependency[ProductService],
         page: Page = 1,
-        page_size: PageSize = 20,
+        pageSize: PageSize = 20,
         q: Text = None,
         category: CategoryFilter = None,
-        sort: SortKey = "name",
+        sort: Sort = "name",
     ) -> ProductPage:
-        return await _list(product_service, page, page_size, q, category, sort, None)
+        return await _list(product_service, page, pageSize, q, category, sort, None)
 
     @get("/get-product-one", operation_id="seedGetProductByQuery")
     async def seed_get_by_query(

@@ -125,14 +125,15 @@ class ProductRepository:
 
     async def take(self, product_id: ObjectId, quantity: int, reservation_id: str) -> bool:
         """Take ``quantity`` units for a reservation, once; True if taken now or already."""
-        taken = await self.products.find_one_and_update(
-            {
-                "_id": product_id,
-                "stock": {"$gte": quantity},
-                "reservations": {"$ne": reservation_id},
-            },
-            {"$inc": {"stock": -quantity}, "$push": {"reservations": reservation_id}},
-        )
+        async with self.stock_locks.hold(product_id):
+            taken = await self.products.find_one_and_update(
+                {
+                    "_id": product_id,
+                    "stock": {"$gte": quantity},
+                    "reservations": {"$ne": reservation_id},
+                },
+                {"$inc": {"stock": -quantity}, "$push": {"reservations": reservation_id}},
+            )
         if taken is not None:
             return True
         already = await self.products.count_documents(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.kit.keyring import KeyEntry, decode_secret, dump_keyring, generate_key
+from services.kit.keyring import KeyEntry, KeyRing, decode_secret, dump_keyring, generate_key
+from services.kit.tokens import TokenService
 
 
 def write_ring(path: Path, active: str, entries: list[KeyEntry]) -> None:
@@ -40,3 +41,13 @@ class Keyrings:
 
     def internal_key(self, kid: str = "api-1") -> str:
         return next(e.secret for e in self.internal_entries if e.kid == kid)
+
+    def token(self, user_id: str, role: str = "customer", ttl_seconds: int = 900) -> str:
+        """A token signed with the active JWT key, as auth would issue it."""
+        service = TokenService(
+            KeyRing(self.jwt_file), issuer="checkout-platform", audience="checkout-api"
+        )
+        return service.issue(user_id, role, ttl_seconds).token
+
+    def bearer(self, user_id: str, role: str = "customer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id, role)}"}
