@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
 from services.kit.errors import ServiceUnavailable
 from services.kit.keyring import KeyRing
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+T = TypeVar("T")
 
 
 class DependencyUnavailable(ServiceUnavailable):
@@ -123,3 +125,26 @@ class ServiceClient:
             extra={"dependency": self.name, "path": path, "reason": last_reason},
         )
         raise DependencyUnavailable(self.name, last_reason)
+
+    def decode(self, response: httpx.Response, type_: type[T]) -> T:
+        """Read a dependency's JSON answer as ``type_``; an unreadable answer is its failure."""
+        try:
+            return msgspec.json.decode(response.content, type=type_)
+        except msgspec.DecodeError as exc:
+            log.error(
+                "unreadable dependency answer",
+                extra={"dependency": self.name, "status": response.status_code, "error": str(exc)},
+            )
+            raise DependencyUnavailable(self.name, f"unreadable answer: {exc}") from exc
+
+    def unexpected(self, response: httpx.Response) -> DependencyUnavailable:
+        """The error for an answer the caller cannot use (e.g. a 500, or a 401: keys mismatch)."""
+        log.error(
+            "unexpected dependency answer",
+            extra={
+                "dependency": self.name,
+                "path": response.request.url.path,
+                "status": response.status_code,
+            },
+        )
+        return DependencyUnavailable(self.name, f"HTTP {response.status_code}")

@@ -1,7 +1,8 @@
 """Request authentication: bearer tokens for users, the internal API key for services.
 
 Handlers declare what they need as a dependency: ``principal`` (any signed-in user),
-``admin`` (role admin) or ``internal_caller`` (a service presenting the internal API key).
+``admin`` (role admin), ``internal_caller`` (a service presenting the internal API key) or
+``internal_or_admin`` (either of the last two).
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ async def provide_internal_caller(request: Request[Any, Any, Any]) -> str:
     return "internal"
 
 
+async def provide_internal_or_admin(request: Request[Any, Any, Any]) -> Principal | None:
+    """A service presenting the internal API key (``None``), or else an admin's bearer token."""
+    if request.headers.get(INTERNAL_KEY_HEADER):
+        await provide_internal_caller(request)
+        return None
+    return await provide_admin(request)
+
+
 def ensure_self_or_admin(principal: Principal, user_id: str) -> None:
     if principal.user_id != user_id and not principal.is_admin:
         raise Forbidden("You may only act on your own account.")
@@ -88,4 +97,5 @@ AUTH_DEPENDENCIES = {
     "principal": Provide(provide_principal),
     "admin": Provide(provide_admin),
     "internal_caller": Provide(provide_internal_caller),
+    "internal_or_admin": Provide(provide_internal_or_admin),
 }

@@ -1,0 +1,31 @@
+"""The cart service app: cart lines {userId, productId, quantity}, priced by the product service."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from services.cart.clients import ProductCatalogue
+from services.cart.controllers import router
+from services.cart.repository import create_indexes
+from services.cart.service import CartService
+from services.cart.settings import CartSettings
+from services.kit.app import create_service_app
+from services.kit.revocation import is_user_deleted
+
+
+async def _build_service(app: Litestar) -> None:
+    app.state.cart_service = CartService(
+        app.state.db, ProductCatalogue(app.state.clients["product"])
+    )
+
+
+def create_app(settings: CartSettings) -> Litestar:
+    return create_service_app(
+        settings,
+        route_handlers=[router],
+        title="Checkout Platform — cart",
+        description="Shopping carts: one line per product, priced from the catalogue.",
+        index_setup=create_indexes,
+        on_startup=[_build_service],
+        state={"is_revoked": is_user_deleted},
+    )

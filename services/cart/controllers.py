@@ -1,0 +1,179 @@
+"""HTTP routes of the cart service: the clean API, the internal routes used by order and by
+auth's deletion cascade, then seed 000's routes as aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from services.cart.schemas import Cart, CartItemCreate, CartItemUpdate
+from services.cart.service import CartService
+from services.kit.contracts import MAX_LINE_QUANTITY, CartContents, CartRemoval
+from services.kit.errors import BadRequest
+from services.kit.security import authenticate
+from services.kit.tokens import Principal
+
+ProductIdPath = Annotated[str, Parameter(max_length=64, description="a product id")]
+UserIdPath = Annotated[str, Parameter(max_length=64, description="a user id")]
+
+
+def provide_cart_service(state: State) -> CartService:
+    service: CartService = state.cart_service
+    return service
+
+
+class CartController(Controller):
+    path = "/api/v1/cart"
+    tags = ["cart"]
+
+    @get("/", operation_id="getCart")
+    async def get_cart(
+        self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
+    ) -> Cart:
+        """Your cart, with current prices, line totals and a total."""
+        return await cart_service.view(principal.user_id)
+
+    @delete("/", operation_id="clearCart", status_code=HTTP_204_NO_CONTENT)
+    async def clear_cart(
+        self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
+    ) -> None:
+        """Empty your cart."""
+        await cart_service.clear(principal.user_id)
+
+    @post("/items", operation_id="addCartItem", status_code=200)
+    async def add_item(
+        self,
+        data: JSONBody[CartItemCreate],
+        principal: NamedDependency[Principal],
+        cart_service: NamedDependency[CartService],
+    ) -> Cart:
+        """Add units of a product (in stock); adding a product again raises its quantity."""
+        return await cart_service.add(principal.user_id, data)
+
+    @patch("/items/{product_id:str}", operation_id="updateCartItem")
+    async def update_item(
+        self,
+        product_id: ProductIdPath,
+        data: JSONBody[CartItemUpdate],
+        principal: NamedDependency[Principal],
+        cart_service: NamedDependency[CartService],
+    ) -> Cart:
+        """Set the quantity of a product in your cart."""
+        return await cart_service.set_quantity(principal.user_id, product_id, data.quantity)
+
+    @delete("/items/{product_id:str}", operation_id="removeCartItem", status_code=204)
+    async def remove_item(
+        self,
+        product_id: ProductIdPath,
+        principal: NamedDependency[Principal],
+        cart_service: NamedDependency[CartService],
+    ) -> None:
+        """Take a product out of your cart."""
+        await cart_service.remove(principal.user_id, product_id)
+
+
+class InternalCartController(Controller):
+    """Routes for other services (internal API key): order reads and trims carts; auth's
+    deletion cascade deletes them."""
+
+    path = "/internal/v1/users/{user_id:str}/cart"
+    tags = ["internal"]
+
+    @get("/", operation_id="internalGetCart")
+    async def contents(
+        self,
+        user_id: UserIdPath,
+        internal_caller: NamedDependency[str],
+        cart_service: NamedDependency[CartService],
+    ) -> CartContents:
+        return await cart_service.contents(user_id)
+
+    @post("/removals", operation_id="internalRemoveOrderedLines", status_code=HTTP_204_NO_CONTENT)
+    async def remove_ordered(
+        self,
+        user_id: UserIdPath,
+        data: JSONBody[CartRemoval],
+        internal_caller: NamedDependency[str],
+        cart_service: NamedDependency[CartService],
+    ) -> None:
+        await cart_service.take_out(user_id, data)
+
+    @delete("/", operation_id="internalDeleteUserCart", status_code=HTTP_204_NO_CONTENT)
+    async def delete_user_cart(
+        self,
+        user_id: UserIdPath,
+        internal_caller: NamedDependency[str],
+        cart_service: NamedDependency[CartService],
+    ) -> None:
+        await cart_service.delete_user(user_id)
+
+
+def looks_like_jwt(value: str) -> bool:
+    # A JWT is three base64url parts, the first a JSON header ("{" encodes to "ey").
+    return value.startswith("eyJ") and value.count(".") == 2
+
+
+class SeedRoutes(Controller):
+    """Routes from seed 000, answering as the clean API does."""
+
+    path = "/api/cart"
+    tags = ["seed-compatible"]
+
+    @post("/add-to-cart", operation_id="seedAddToCart", status_code=200)
+    async def seed_add(
+        self,
+        data: JSONBody[CartItemCreate],
+        principal: NamedDependency[Principal],
+        cart_service: NamedDependency[CartService],
+    ) -> Cart:
+        return await cart_service.add(principal.user_id, data)
+
+    @get(["/get-cart", "/get-cart/"], operation_id="seedGetCart")
+    async def seed_get(
+        self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
+    ) -> Cart:
+        return await cart_service.view(principal.user_id)
+
+    @get("/edit-quantity/{token:str}", operation_id="seedEditQuantity")
+    async def seed_edit_quantity(
+        self,
+        request: Request[Any, Any, Any],
+        token: Annotated[str, Parameter(max_length=4096)],
+        quantity: Annotated[int, QueryParameter(ge=1, le=MAX_LINE_QUANTITY)],
+        cart_service: NamedDependency[CartService],
+        product_id: Annotated[str | None, QueryParameter(name="productId", max_length=64)] = None,
+    ) -> Cart:
+        """The path value is the bearer token when it is a JWT (the product id then comes from
+        ``?productId=``); otherwise it is the product id and the token comes from the
+        Authorization header."""
+        if looks_like_jwt(token):
+            principal = await authenticate(request, token)
+            if not product_id:
+                raise BadRequest("Give the product id as ?productId=<productId>.")
+        else:
+            principal = await authenticate(request)
+            if product_id and product_id != token:
+                raise BadRequest("The path and ?productId= name different products.")
+            product_id = token
+        return await cart_service.set_quantity(principal.user_id, product_id, quantity)
+
+    @delete("/delete-cart/{product_id:str}", operation_id="seedDeleteCartItem", status_code=204)
+    async def seed_delete(
+        self,
+        product_id: ProductIdPath,
+        principal: NamedDependency[Principal],
+        cart_service: NamedDependency[CartService],
+    ) -> None:
+        await cart_service.remove(principal.user_id, product_id)
+
+
+router = Router(
+    path="/",
+    route_handlers=[CartController, InternalCartController, SeedRoutes],
+    dependencies={"cart_service": Provide(provide_cart_service, sync_to_thread=False)},
+)

@@ -1,0 +1,165 @@
+"""Cart logic: adding, viewing, changing and removing lines, and the internal calls of the
+order service and of auth's deletion cascade."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from services.cart.clients import ProductCatalogue, ProductInfo
+from services.cart.repository import CartRepository, LineContended, LineFull
+from services.cart.schemas import Cart, CartItemCreate, CartLine
+from services.kit.contracts import MAX_LINE_QUANTITY, MAX_LINES, CartContents, CartRemoval, LineItem
+from services.kit.errors import Conflict, NotFound, Unauthorized
+from services.kit.locks import KeyedLocks
+from services.kit.mongo import Database, Document
+from services.kit.revocation import DeletedUsers
+
+log = logging.getLogger(__name__)
+
+
+def to_line(doc: Document, product: ProductInfo | None) -> CartLine:
+    quantity: int = doc["quantity"]
+    if product is None:
+        return CartLine(
+            product_id=doc["productId"],
+            quantity=quantity,
+            available=False,
+            in_stock=False,
+            name=None,
+            unit_price_cents=None,
+            currency=None,
+            line_total_cents=None,
+        )
+    return CartLine(
+        product_id=doc["productId"],
+        quantity=quantity,
+        available=True,
+        in_stock=product.stock >= quantity,
+        name=product.name,
+        unit_price_cents=product.price_cents,
+        currency=product.currency,
+        line_total_cents=product.price_cents * quantity,
+    )
+
+
+def to_cart(user_id: str, docs: Sequence[Document], products: dict[str, ProductInfo]) -> Cart:
+    lines = [to_line(doc, products.get(doc["productId"])) for doc in docs]
+    priced = [line for line in lines if line.available]
+    currencies = {line.currency for line in priced}
+    single = len(currencies) <= 1
+    return Cart(
+        user_id=user_id,
+        lines=lines,
+        item_count=sum(line.quantity for line in lines),
+        total_cents=sum(line.line_total_cents or 0 for line in priced) if single else None,
+        currency=next(iter(currencies)) if len(currencies) == 1 else None,
+    )
+
+
+def out_of_stock(product: ProductInfo, wanted: int) -> Conflict:
+    return Conflict(
+        f"Not enough stock for {product.name}: {product.stock} left, {wanted} wanted.",
+        extra={
+            "outOfStock": [
+                {"productId": product.id, "name": product.name, "available": product.stock}
+            ]
+        },
+    )
+
+
+class CartService:
+    def __init__(self, db: Database, catalogue: ProductCatalogue) -> None:
+        self.repo = CartRepository(db)
+        self.deleted = DeletedUsers(db)
+        self.catalogue = catalogue
+        # One user's cart writes run one at a time in this process: checks (line count, stock)
+        # then see the writes before them, and FerretDB's non-atomic updates stay correct.
+        self.locks = KeyedLocks()
+
+    async def _ensure_not_deleted(self, user_id: str) -> None:
+        # Checked again under the lock: a deletion that arrived after the token check wins.
+        if await self.deleted.contains(user_id):
+            raise Unauthorized("The token is invalid or expired.")
+
+    async def view(self, user_id: str) -> Cart:
+        docs = await self.repo.for_user(user_id)
+        products = await self.catalogue.lookup({doc["productId"] for doc in docs})
+        return to_cart(user_id, docs, products)
+
+    async def add(self, user_id: str, item: CartItemCreate) -> Cart:
+        async with self.locks.hold(user_id):
+            await self._ensure_not_deleted(user_id)
+            docs = await self.repo.for_user(user_id)
+            existing = next((d for d in docs if d["productId"] == item.product_id), None)
+            if existing is None and len(docs) >= MAX_LINES:
+                raise Conflict(f"A cart holds at most {MAX_LINES} different products.")
+            have = existing["quantity"] if existing else 0
+            if have + item.quantity > MAX_LINE_QUANTITY:
+                raise Conflict(f"A cart holds at most {MAX_LINE_QUANTITY} of one product.")
+            products = await self.catalogue.lookup(
+                {doc["productId"] for doc in docs} | {item.product_id}
+            )
+            product = products.get(item.product_id)
+            if product is None:
+                raise NotFound(f"No product with id {item.product_id!r}.")
+            if product.stock < have + item.quantity:
+                raise out_of_stock(product, have + item.quantity)
+            try:
+                await self.repo.add(user_id, item.product_id, item.quantity, MAX_LINE_QUANTITY)
+            except LineFull as exc:
+                raise Conflict(f"A cart holds at most {MAX_LINE_QUANTITY} of one product.") from exc
+            except LineContended as exc:
+                raise Conflict("The cart changed during the update; try again.") from exc
+            log.info(
+                "cart line added",
+                extra={"userId": user_id, "productId": item.product_id, "qty": item.quantity},
+            )
+            return to_cart(user_id, await self.repo.for_user(user_id), products)
+
+    async def set_quantity(self, user_id: str, product_id: str, quantity: int) -> Cart:
+        async with self.locks.hold(user_id):
+            await self._ensure_not_deleted(user_id)
+            docs = await self.repo.for_user(user_id)
+            if not any(doc["productId"] == product_id for doc in docs):
+                raise NotFound(f"Product {product_id!r} is not in the cart.")
+            products = await self.catalogue.lookup({doc["productId"] for doc in docs})
+            product = products.get(product_id)
+            if product is None:
+                raise NotFound(f"No product with id {product_id!r}.")
+            if product.stock < quantity:
+                raise out_of_stock(product, quantity)
+            if await self.repo.set_quantity(user_id, product_id, quantity) is None:
+                raise NotFound(f"Product {product_id!r} is not in the cart.")
+            return to_cart(user_id, await self.repo.for_user(user_id), products)
+
+    async def remove(self, user_id: str, product_id: str) -> None:
+        async with self.locks.hold(user_id):
+            if not await self.repo.remove(user_id, product_id):
+                raise NotFound(f"Product {product_id!r} is not in the cart.")
+
+    async def clear(self, user_id: str) -> None:
+        async with self.locks.hold(user_id):
+            await self.repo.clear(user_id)
+
+    # --- internal: the order service and the deletion cascade ---------------------------------
+
+    async def contents(self, user_id: str) -> CartContents:
+        docs = await self.repo.for_user(user_id)
+        return CartContents(
+            user_id=user_id,
+            lines=[LineItem(product_id=d["productId"], quantity=d["quantity"]) for d in docs],
+        )
+
+    async def take_out(self, user_id: str, removal: CartRemoval) -> None:
+        async with self.locks.hold(user_id):
+            for item in removal.lines:
+                await self.repo.take_out(user_id, removal.removal_id, item)
+        log.info("ordered lines removed", extra={"userId": user_id, "removal": removal.removal_id})
+
+    async def delete_user(self, user_id: str) -> None:
+        # Tokens are refused first, so nothing can be added back after the lines are gone.
+        await self.deleted.record(user_id)
+        async with self.locks.hold(user_id):
+            removed = await self.repo.clear(user_id)
+        log.info("user's cart deleted", extra={"userId": user_id, "lines": removed})

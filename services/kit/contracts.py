@@ -1,0 +1,44 @@
+"""Wire types shared by the cart service (which serves them) and the order service (which calls
+it), kept in one place so the two sides cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+# Product ids are opaque to cart and order; this shape keeps operators and paths out of them.
+ProductId = Annotated[
+    str,
+    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="a product id"),
+]
+MAX_LINE_QUANTITY = 99
+# At most this many lines per cart or order (product accepts up to 100 items a reservation).
+MAX_LINES = 50
+Quantity = Annotated[int, Meta(ge=1, le=MAX_LINE_QUANTITY, description="units of one product")]
+RemovalId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+CART_CONTENTS_PATH = "/internal/v1/users/{user_id}/cart"
+CART_REMOVALS_PATH = "/internal/v1/users/{user_id}/cart/removals"
+
+
+class LineItem(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """Some units of one product: a cart line without prices, or an item to order."""
+
+    product_id: ProductId
+    quantity: Quantity
+
+
+class CartContents(msgspec.Struct, rename="camel"):
+    """A user's cart as the order service reads it: products and quantities, nothing else."""
+
+    user_id: str
+    lines: list[LineItem]
+
+
+class CartRemoval(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """Take ``lines`` out of a cart once (by ``removal_id``): what an order took, nothing more."""
+
+    removal_id: RemovalId
+    lines: Annotated[list[LineItem], Meta(min_length=1, max_length=MAX_LINES)]

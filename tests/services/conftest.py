@@ -1,0 +1,98 @@
+"""Fixtures shared by the cart and order tests: a stocked product service, cart and order wired
+to it, and shoppers (tokens signed with the test keyring; cart and order verify them locally, so
+no auth service is needed)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from services.product.catalogue import load_catalogue, read_catalogue
+from tests.conftest import RunningService
+from tests.infra.keys import Keyrings
+
+PROBLEM = "application/problem+json"
+# Small retry settings: a test whose dependency is down must get its 503 quickly.
+FAST_RETRIES: dict[str, Any] = {"http_retries": 1, "http_backoff_seconds": 0.01}
+
+StartService = Callable[..., contextlib.AbstractAsyncContextManager[RunningService]]
+
+
+@pytest.fixture
+async def catalogue(product: RunningService) -> RunningService:
+    """The product service with the sample catalogue loaded."""
+    await load_catalogue(product.app.state.db, read_catalogue())
+    return product
+
+
+@pytest.fixture
+async def cart(
+    catalogue: RunningService, start_service: StartService
+) -> AsyncIterator[RunningService]:
+    async with start_service("cart", product_url=catalogue.url, **FAST_RETRIES) as svc:
+        yield svc
+
+
+@pytest.fixture
+async def order(
+    catalogue: RunningService, cart: RunningService, start_service: StartService
+) -> AsyncIterator[RunningService]:
+    async with start_service(
+        "order", product_url=catalogue.url, cart_url=cart.url, **FAST_RETRIES
+    ) as svc:
+        yield svc
+
+
+async def product_id(product: RunningService, sku: str) -> str:
+    doc = await product.app.state.db.products.find_one({"sku": sku})
+    assert doc is not None, sku
+    return str(doc["_id"])
+
+
+async def stock(product: RunningService, pid: str) -> int:
+    return (await product.client.get(f"/api/v1/products/{pid}")).json()["stock"]
+
+
+async def set_stock(product: RunningService, pid: str, units: int) -> None:
+    await product.app.state.db.products.update_one(
+        {"_id": ObjectId(pid)}, {"$set": {"stock": units}}
+    )
+
+
+@dataclass
+class Shopper:
+    user_id: str
+    headers: dict[str, str]
+    token: str
+
+
+@pytest.fixture
+def shopper(keyrings: Keyrings) -> Callable[..., Shopper]:
+    """``shopper()`` is a new customer; ``shopper(role="admin")`` a new admin."""
+
+    def make(role: str = "customer") -> Shopper:
+        user_id = str(ObjectId())
+        token = keyrings.token(user_id, role)
+        return Shopper(user_id, {"Authorization": f"Bearer {token}"}, token)
+
+    return make
+
+
+@pytest.fixture
+def internal(keyrings: Keyrings) -> dict[str, str]:
+    """The internal API key header, as services send it."""
+    return {"X-Internal-Api-Key": keyrings.internal_key()}
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert "Traceback" not in response.text
+    return body
