@@ -90,6 +90,39 @@ def dump_keyring(active: str, entries: list[KeyEntry]) -> bytes:
     return msgspec.json.encode(KeyringDocument(active=active, keys=entries))
 
 
+def read_keyring_document(path: str | os.PathLike[str]) -> KeyringDocument:
+    """The ring file as stored, secrets included (for tools that rewrite it)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyringError(f"cannot read keyring {path}: {exc.strerror}") from exc
+    parse_keyring(data)  # same checks as a service applies
+    return msgspec.json.decode(data, type=KeyringDocument)
+
+
+def write_keyring_document(path: str | os.PathLike[str], document: KeyringDocument) -> None:
+    """Replace the ring file atomically: a reader sees the old ring or the new one, never half.
+
+    The new content goes to a private temporary file in the same folder, is flushed to disk, and
+    is renamed over the old file (a new inode, so ``KeyRing`` notices the change).
+    """
+    data = msgspec.json.encode(document)
+    parse_keyring(data)  # never write a ring a service would refuse
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class KeyRing:
     """A keyring file, re-read (at most every ``check_interval`` seconds) when it changes."""
 
