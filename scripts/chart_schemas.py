@@ -220,7 +220,7 @@ def service_schema(service: str) -> Schema:
         "imagePullSecrets": {"type": "array", "items": obj({"name": {"type": "string"}})},
         "replicaCount": {"type": "integer", "minimum": 1, "maximum": 20},
         "containerPort": {"type": "integer", "minimum": 1024, "maximum": 65535},
-        "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
+        "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
         "jwt": obj(jwt, required=["issuer", "audience"]),
         "serviceUrls": service_urls(),
         "keyrings": keyrings(),

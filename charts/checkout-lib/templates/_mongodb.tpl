@@ -14,6 +14,31 @@ and mongodb-root-password).
 {{- printf "%s-headless" (include "checkout-lib.mongodb.fullname" .) }}
 {{- end }}
 
+{{/*
+The database pods' own ServiceAccount (they never call the Kubernetes API either): created with the
+service's when serviceAccount.create is true, else the service's named one (or "default").
+*/}}
+{{- define "checkout-lib.mongodb.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- include "checkout-lib.mongodb.fullname" . }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "checkout-lib.mongodb.serviceAccount" -}}
+{{- if and .Values.mongodb.enabled .Values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "checkout-lib.mongodb.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "checkout-lib.labels" (dict "ctx" . "component" "database") | nindent 4 }}
+automountServiceAccountToken: false
+{{- end }}
+{{- end }}
+
 {{- define "checkout-lib.mongodb.secretName" -}}
 {{- .Values.mongodb.auth.existingSecret | default (include "checkout-lib.mongodb.fullname" .) }}
 {{- end }}
@@ -91,6 +116,7 @@ spec:
       labels:
         {{- include "checkout-lib.labels" (dict "ctx" . "component" "database") | nindent 8 }}
     spec:
+      serviceAccountName: {{ include "checkout-lib.mongodb.serviceAccountName" . }}
       automountServiceAccountToken: false
       enableServiceLinks: false
       securityContext:
