@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -326,11 +327,13 @@ class KubeAPIServer:
         start_timeout: float = 90.0,
         stop_timeout: float = 15.0,
         extra_apiserver_flags: list[str] | None = None,
+        audit: bool = True,
     ) -> None:
         self._binaries = binaries
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.extra_apiserver_flags = list(extra_apiserver_flags or [])
+        self.audit = audit
         self._dir: Path | None = None
         self._pki: _Pki | None = None
         self._etcd: _Process | None = None
@@ -377,6 +380,30 @@ class KubeAPIServer:
     @property
     def etcd_log_path(self) -> Path:
         return _require(self._etcd).log_path
+
+    @property
+    def audit_log_path(self) -> Path:
+        """JSON lines, one per request (stage ResponseComplete), when ``audit`` is on."""
+        if not self.audit:
+            raise EnvtestError("KubeAPIServer was started with audit=False")
+        return self.dir / "audit.log"
+
+    def audit_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The audit events written after byte ``offset``, and the offset to read on from.
+
+        The log backend runs in blocking mode: an event is in the file before its response is sent.
+        """
+        path = self.audit_log_path
+        with path.open("rb") as log:
+            log.seek(offset)
+            data = log.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        events = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return events, offset + len(complete)
+
+    def audit_offset(self) -> int:
+        """Where the audit log ends now: pass it to `audit_events` to see only later requests."""
+        return self.audit_events(0)[1] if self.audit_log_path.exists() else 0
 
     def ssl_context(self) -> ssl.SSLContext:
         """Trusts the test CA and authenticates as the admin (``system:masters``)."""
@@ -472,9 +499,34 @@ class KubeAPIServer:
             # every Pod that names a service account.
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
+            *self._audit_flags(),
             *self.extra_apiserver_flags,
         ]
         self._apiserver = _Process("kube-apiserver", argv, self.dir / "kube-apiserver.log")
+
+    def _audit_flags(self) -> list[str]:
+        if not self.audit:
+            return []
+        # Metadata level (who, verb, object, status; no bodies) for every request but the
+        # health checks: enough for tests to count what a client wrote.
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived", "ResponseStarted"],
+            "rules": [
+                {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*"]},
+                {"level": "Metadata"},
+            ],
+        }
+        policy_path = self.dir / "audit-policy.yaml"
+        policy_path.write_text(yaml.safe_dump(policy))
+        return [
+            f"--audit-policy-file={policy_path}",
+            f"--audit-log-path={self.audit_log_path}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxbackup=1",
+        ]
 
     def _failure(self, message: str) -> EnvtestError:
         parts = [message]

@@ -87,7 +87,8 @@ def wait_established(client: httpx.Client, name: str, timeout: float = 30.0) -> 
     while time.monotonic() < deadline:
         response = client.get(crd_path(name))
         response.raise_for_status()
-        conditions = response.json().get("status", {}).get("conditions", [])
+        # A fresh CRD has "conditions": null until the controller reports.
+        conditions = response.json().get("status", {}).get("conditions") or []
         if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
             return
         time.sleep(0.1)

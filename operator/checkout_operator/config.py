@@ -1,0 +1,90 @@
+"""The operator's settings: read once, typed, from the environment (the chart and Dockerfile set
+it), or built directly by tests and passed in through kopf's ``memo``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .values import SERVICES
+
+FINALIZER = "checkout.platform.io/finalizer"
+FIELD_MANAGER = "checkout-operator"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the operator needs besides the API credentials."""
+
+    charts_dir: Path
+    """A copy of charts/ with every chart's file:// dependencies built."""
+    helm_binary: Path
+    default_images: Mapping[str, str] = field(default_factory=dict)
+    """Image per service ("repository:tag" or "repository@sha256:...") when a spec names none."""
+    cluster_domain: str = "cluster.local"
+    kubeconfig: Path | None = None
+    """An explicit kubeconfig; otherwise the in-cluster service account, then $KUBECONFIG."""
+    drift_interval: float = 60.0
+    """How often every Checkout is reconciled again, which repairs drift of its children."""
+    wait_delay: float = 10.0
+    """Retry delay of the create/update handler while the services are not yet available."""
+    request_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    watch_server_timeout: float = 300.0
+    """Asked of the API server per watch request; the client waits a little longer."""
+    helm_timeout: float = 60.0
+    field_manager: str = FIELD_MANAGER
+    finalizer: str = FINALIZER
+
+    @property
+    def watch_client_timeout(self) -> float:
+        return self.watch_server_timeout + 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+        charts = env.get("CHECKOUT_CHARTS_DIR")
+        if not charts:
+            raise ConfigError("CHECKOUT_CHARTS_DIR is not set (a dependency-built copy of charts/)")
+        charts_dir = Path(charts)
+        missing = [s for s in SERVICES if not (charts_dir / s / "Chart.yaml").is_file()]
+        if missing:
+            raise ConfigError(f"CHECKOUT_CHARTS_DIR={charts} holds no chart for {missing}")
+        helm = Path(env.get("HELM_BINARY") or "helm")
+        images = {
+            service: image
+            for service in SERVICES
+            if (image := env.get(f"CHECKOUT_DEFAULT_IMAGE_{service.upper()}", ""))
+        }
+        kubeconfig = env.get("CHECKOUT_KUBECONFIG")
+        return cls(
+            charts_dir=charts_dir,
+            helm_binary=helm,
+            default_images=images,
+            cluster_domain=env.get("CHECKOUT_CLUSTER_DOMAIN") or "cluster.local",
+            kubeconfig=Path(kubeconfig) if kubeconfig else None,
+            drift_interval=_seconds(env, "CHECKOUT_DRIFT_INTERVAL_SECONDS", 60.0, minimum=0.1),
+            wait_delay=_seconds(env, "CHECKOUT_WAIT_DELAY_SECONDS", 10.0, minimum=0.1),
+            request_timeout=_seconds(env, "CHECKOUT_REQUEST_TIMEOUT_SECONDS", 30.0, minimum=1),
+            watch_server_timeout=_seconds(env, "CHECKOUT_WATCH_TIMEOUT_SECONDS", 300.0, minimum=1),
+            helm_timeout=_seconds(env, "CHECKOUT_HELM_TIMEOUT_SECONDS", 60.0, minimum=1),
+        )

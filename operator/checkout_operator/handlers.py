@@ -1,0 +1,147 @@
+"""The kopf handlers: thin, each one call into `reconcile.Runtime`, plus the operator's settings.
+
+Configuration comes from ``memo.config`` when whoever starts the operator put an
+`OperatorConfig` there (the tests do), else from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .config import OperatorConfig
+from .kube import KubeClient
+from .login import connection_info
+from .reconcile import ReconcileError, Runtime
+from .values import GROUP, OWNER_LABEL, PLURAL, VERSION
+
+CHECKOUTS = (GROUP, VERSION, PLURAL)
+
+
+def _config(memo: kopf.Memo) -> OperatorConfig:
+    config = memo.get("config")
+    if config is None:
+        config = OperatorConfig.from_env()
+        memo["config"] = config
+    if not isinstance(config, OperatorConfig):
+        raise TypeError(f"memo.config must be an OperatorConfig, not {type(config).__name__}")
+    return config
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return runtime
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = _config(memo)
+    settings.peering.standalone = True  # one replica (the chart's Deployment uses Recreate)
+    settings.persistence.finalizer = config.finalizer
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.enabled = True
+    settings.posting.level = logging.INFO
+    settings.posting.reporting_component = "checkout-operator"
+    # Sent as ?timeoutSeconds=, which the API server parses as an integer.
+    settings.watching.server_timeout = int(config.watch_server_timeout)
+    settings.watching.client_timeout = config.watch_client_timeout
+    settings.watching.connect_timeout = config.connect_timeout
+    settings.networking.request_timeout = config.request_timeout
+    settings.networking.connect_timeout = config.connect_timeout
+    # Exit in time for the pod's terminationGracePeriodSeconds (30 s by default).
+    settings.process.ultimate_exiting_timeout = 25.0
+    settings.background.instant_exit_timeout = 0.1
+
+    info = connection_info(config, settings)
+    kube = KubeClient.from_connection(
+        info,
+        field_manager=config.field_manager,
+        request_timeout=config.request_timeout,
+        connect_timeout=config.connect_timeout,
+        relogin=lambda: connection_info(config, settings),
+    )
+    memo["runtime"] = Runtime.create(config, kube)
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return connection_info(_config(memo), settings)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if isinstance(runtime, Runtime):
+        await runtime.kube.aclose()
+        logger.info("API client closed after %d reconciles", runtime.reconciles)
+
+
+@kopf.on.probe(id="reconciles")
+def reconciles(memo: kopf.Memo, **_: Any) -> int:
+    """Reported by the liveness endpoint beside kopf's own checks."""
+    runtime = memo.get("runtime")
+    return runtime.reconciles if isinstance(runtime, Runtime) else 0
+
+
+@kopf.on.resume(*CHECKOUTS)
+@kopf.on.create(*CHECKOUTS)
+@kopf.on.update(*CHECKOUTS, field="spec")
+async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    runtime = _runtime(memo)
+    try:
+        outcome = await runtime.reconcile(body)
+    except ReconcileError as exc:
+        if exc.permanent:
+            raise kopf.PermanentError(str(exc)) from exc
+        raise kopf.TemporaryError(str(exc), delay=runtime.config.wait_delay) from exc
+    logger.info("reconciled: %s", outcome.report.summary())
+    if not outcome.ready:
+        raise kopf.TemporaryError(outcome.message, delay=runtime.config.wait_delay)
+
+
+@kopf.on.delete(*CHECKOUTS)
+async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    deleted = await _runtime(memo).delete(body)
+    logger.info("deleted %d children: %s", len(deleted), ", ".join(deleted) or "none")
+
+
+@kopf.daemon(*CHECKOUTS, cancellation_timeout=10.0)
+async def repair_drift(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Reconcile again every ``drift_interval``: puts back children deleted or edited by hand."""
+    runtime = _runtime(memo)
+    last_error = ""
+    while not stopped:
+        await stopped.wait(runtime.config.drift_interval)
+        if stopped or body.meta.get("deletionTimestamp"):
+            break
+        try:
+            outcome = await runtime.reconcile(body)
+        except ReconcileError as exc:
+            if str(exc) != last_error:  # say it once, not every interval
+                logger.warning("drift repair failed: %s", exc)
+                kopf.warn(body, reason="ReconcileFailed", message=str(exc))
+            last_error = str(exc)
+            continue
+        last_error = ""
+        if outcome.report.changed:
+            logger.info("drift repaired: %s", outcome.report.summary())
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "statefulsets", labels={OWNER_LABEL: kopf.PRESENT})
+async def child_changed(
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    """A service's Deployment or StatefulSet moved: its Checkout's conditions may have too."""
+    owner = labels.get(OWNER_LABEL)
+    if namespace and owner:
+        await _runtime(memo).refresh_status(namespace, owner)

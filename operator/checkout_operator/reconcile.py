@@ -1,0 +1,208 @@
+"""One reconcile of one Checkout: secrets, render, apply, prune, status; and its deletion.
+
+Called by the create/update/resume handlers, by the drift daemon and (status only) by the
+watchers of Deployments and StatefulSets. A lock per Checkout keeps them from interleaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from .children import Children, Owner, SyncReport, as_body
+from .config import OperatorConfig
+from .kube import CHECKOUT, DEPLOYMENT, STATEFULSET, ApiError, KubeClient
+from .render import ChartRenderer, RenderError
+from .secrets import wanted_secrets
+from .status import (
+    PHASE_DELETING,
+    PHASE_FAILED,
+    READY,
+    failed_status,
+    healthy_status,
+    service_states,
+    status_patch,
+)
+from .values import SERVICES, Names, all_service_values, ingress_url
+
+log = logging.getLogger(__name__)
+
+
+class ReconcileError(Exception):
+    """A reconcile failed; ``permanent`` when only a new spec can fix it."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class Outcome:
+    report: SyncReport
+    ready: bool
+    message: str
+    status_written: bool
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Runtime:
+    """What every handler shares: settings, the API client, helm, and a lock per Checkout."""
+
+    config: OperatorConfig
+    kube: KubeClient
+    renderer: ChartRenderer
+    children: Children
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    reconciles: int = 0
+
+    @classmethod
+    def create(cls, config: OperatorConfig, kube: KubeClient) -> Runtime:
+        renderer = ChartRenderer(config.helm_binary, config.charts_dir, timeout=config.helm_timeout)
+        return cls(config=config, kube=kube, renderer=renderer, children=Children(kube))
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self.locks.setdefault((namespace, name), asyncio.Lock())
+
+    async def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        owner = Owner.of(body)
+        async with self.lock(owner.namespace, owner.name):
+            # The body kopf hands over may be older than the object: act on the latest.
+            latest = await self.kube.get(CHECKOUT, owner.namespace, owner.name)
+            if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
+                return Outcome(
+                    SyncReport(), ready=False, message="being deleted", status_written=False
+                )
+            owner = Owner.of(latest)
+            self.reconciles += 1
+            return await self._reconcile(owner, latest)
+
+    async def _reconcile(self, owner: Owner, body: Mapping[str, Any]) -> Outcome:
+        spec = body.get("spec") or {}
+        generation = body["metadata"].get("generation")
+        url = ingress_url(spec)
+        try:
+            values = all_service_values(
+                release=owner.name,
+                namespace=owner.namespace,
+                spec=spec,
+                default_images=self.config.default_images,
+                cluster_domain=self.config.cluster_domain,
+            )
+            rendered = await self.renderer.render_many(
+                values, release=owner.name, namespace=owner.namespace
+            )
+            objects = [obj for service in SERVICES for obj in rendered[service]]
+            report = await self.children.sync(
+                owner, objects, wanted_secrets(owner.name, owner.namespace)
+            )
+        except (RenderError, ApiError) as exc:
+            message = str(exc)
+            await self._publish(
+                body,
+                failed_status(message, generation=generation, permanent=exc.permanent, url=url),
+            )
+            raise ReconcileError(message, permanent=exc.permanent) from exc
+        if report.changed:
+            kopf.info(as_body(body), reason="Reconciled", message=report.summary())
+        computed = await self._health(owner, generation=generation, url=url)
+        written = await self._publish(body, computed)
+        if written and computed["phase"] == "Ready":
+            kopf.info(as_body(body), reason="Ready", message="every service is available")
+        return Outcome(
+            report,
+            ready=computed["phase"] == "Ready",
+            message=computed["message"],
+            status_written=written,
+        )
+
+    async def _health(
+        self, owner: Owner, *, generation: int | None, url: str | None
+    ) -> dict[str, Any]:
+        names = Names(owner.name)
+        deployments = {
+            d["metadata"]["name"]: d
+            for d in await self.kube.list(
+                DEPLOYMENT, owner.namespace, label_selector=owner.selector
+            )
+        }
+        statefulsets = {
+            s["metadata"]["name"]: s
+            for s in await self.kube.list(
+                STATEFULSET, owner.namespace, label_selector=owner.selector
+            )
+        }
+        states = service_states(
+            deployments,
+            statefulsets,
+            deployment_names={s: names.deployment(s) for s in SERVICES},
+            statefulset_names={s: names.statefulset(s) for s in SERVICES},
+        )
+        return healthy_status(states, generation=generation, url=url)
+
+    async def _publish(self, body: Mapping[str, Any], computed: Mapping[str, Any]) -> bool:
+        """Write the status if it differs from what the object has; True if it wrote."""
+        current = body.get("status") or {}
+        patch = status_patch(current, computed, now())
+        if patch is None:
+            return False
+        meta = body["metadata"]
+        await self.kube.merge_patch(
+            CHECKOUT, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
+        )
+        return True
+
+    async def refresh_status(self, namespace: str, name: str) -> bool:
+        """Recompute the conditions from the children, e.g. when a Deployment's status moved.
+
+        Only for a Checkout whose current spec was applied without error: otherwise the
+        reconcile that is retrying owns the status.
+        """
+        async with self.lock(namespace, name):
+            body = await self.kube.get(CHECKOUT, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return False
+            status = body.get("status") or {}
+            generation = body["metadata"].get("generation")
+            if status.get("observedGeneration") != generation or status.get("phase") in (
+                PHASE_FAILED,
+                PHASE_DELETING,
+            ):
+                return False
+            ready = next(
+                (c for c in status.get("conditions") or [] if c.get("type") == READY), None
+            )
+            if ready is None or ready.get("reason") in ("ReconcileError", "InvalidSpec"):
+                return False
+            owner = Owner.of(body)
+            computed = await self._health(
+                owner, generation=generation, url=ingress_url(body.get("spec") or {})
+            )
+            return await self._publish(body, computed)
+
+    async def delete(self, body: Mapping[str, Any]) -> list[str]:
+        owner = Owner.of(body)
+        keep = bool(((body.get("spec") or {}).get("mongodb") or {}).get("keepDataOnDelete", True))
+        async with self.lock(owner.namespace, owner.name):
+            current = await self.kube.get(CHECKOUT, owner.namespace, owner.name)
+            if current is not None:
+                await self._publish(
+                    current,
+                    {
+                        "phase": PHASE_DELETING,
+                        "message": "deleting children"
+                        + ("; keeping the database volumes" if keep else ""),
+                    },
+                )
+            deleted = await self.children.delete_all(owner, keep_data=keep)
+        self.locks.pop((owner.namespace, owner.name), None)
+        return deleted

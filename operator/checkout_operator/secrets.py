@@ -1,0 +1,77 @@
+"""The Secrets a Checkout needs besides its charts: the JWT keyring, the internal API-key ring
+and one MongoDB root credential per service. Created once, from a CSPRNG, and never overwritten:
+rotation (a separate concern) is the only thing that may change a keyring afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from services.kit.keyring import dump_keyring, generate_key
+
+from .values import SERVICES, Names
+
+MONGODB_ROOT_USERNAME = "root"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def keyring_data(kid: str) -> dict[str, str]:
+    """``keyring.json`` with one fresh key (32 bytes from os.urandom), in the services' format."""
+    return {"keyring.json": _b64(dump_keyring(kid, [generate_key(kid)]))}
+
+
+def new_key_id(prefix: str) -> str:
+    # Unique and never reused: a random suffix, not a counter that a re-creation would restart.
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def mongodb_credentials_data() -> dict[str, str]:
+    return {
+        "mongodb-root-username": _b64(MONGODB_ROOT_USERNAME.encode()),
+        "mongodb-root-password": _b64(secrets.token_urlsafe(32).encode()),
+    }
+
+
+def wanted_secrets(release: str, namespace: str) -> list[dict[str, Any]]:
+    """Fresh Secrets for a Checkout; only those that do not exist yet are ever created."""
+    names = Names(release)
+
+    def secret(name: str, component: str, data: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {
+                    "app.kubernetes.io/instance": release,
+                    "app.kubernetes.io/component": component,
+                    "app.kubernetes.io/part-of": "checkout-platform",
+                    "app.kubernetes.io/managed-by": "checkout-operator",
+                },
+            },
+            "data": dict(data),
+        }
+
+    wanted = [
+        secret(names.jwt_keyring, "jwt-keyring", keyring_data(new_key_id("jwt"))),
+        secret(names.internal_keyring, "internal-keyring", keyring_data(new_key_id("api"))),
+    ]
+    wanted += [
+        secret(names.mongodb_secret(service), "database", mongodb_credentials_data())
+        for service in SERVICES
+    ]
+    return wanted
+
+
+def is_database_credential(secret: Mapping[str, Any]) -> bool:
+    """Kept with the volumes when the Checkout keeps its data: the data is useless without it."""
+    labels = secret.get("metadata", {}).get("labels") or {}
+    return bool(labels.get("app.kubernetes.io/component") == "database")

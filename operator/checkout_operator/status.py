@@ -1,0 +1,186 @@
+"""The status of a Checkout from the state of its children (pure functions).
+
+Conditions are replaced by type and keep their ``lastTransitionTime`` while their status holds,
+so computing the same status twice gives the same document (and so no write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .values import SERVICES
+
+READY = "Ready"
+PHASE_PENDING = "Pending"
+PHASE_PROGRESSING = "Progressing"
+PHASE_READY = "Ready"
+PHASE_FAILED = "Failed"
+PHASE_DELETING = "Deleting"
+
+
+def available_type(service: str) -> str:
+    """``AuthAvailable``, ``ProductAvailable``, ..."""
+    return f"{service.capitalize()}Available"
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) else default
+
+
+def deployment_problem(deployment: Mapping[str, Any] | None) -> str | None:
+    """Why the Deployment is not available, or None when it is."""
+    if deployment is None:
+        return "its Deployment does not exist"
+    meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
+    if _int(status.get("observedGeneration"), -1) < _int(meta.get("generation"), 0):
+        return "its Deployment's latest spec is not rolled out yet"
+    wanted = _int(spec.get("replicas"), 1)
+    available = _int(status.get("availableReplicas"))
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if conditions.get("Available") != "True" or available < wanted:
+        return f"its Deployment has {available}/{wanted} replicas available"
+    if _int(status.get("updatedReplicas")) < wanted:
+        return f"its Deployment has {_int(status.get('updatedReplicas'))}/{wanted} replicas updated"
+    return None
+
+
+def statefulset_problem(statefulset: Mapping[str, Any] | None) -> str | None:
+    """Why the MongoDB StatefulSet is not ready, or None when it is."""
+    if statefulset is None:
+        return "its MongoDB StatefulSet does not exist"
+    meta, spec, status = (statefulset.get(k) or {} for k in ("metadata", "spec", "status"))
+    if _int(status.get("observedGeneration"), -1) < _int(meta.get("generation"), 0):
+        return "its MongoDB StatefulSet's latest spec is not rolled out yet"
+    wanted = _int(spec.get("replicas"), 1)
+    ready = _int(status.get("readyReplicas"))
+    if ready < wanted:
+        return f"its MongoDB has {ready}/{wanted} replicas ready"
+    return None
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    problem: str | None
+
+    @property
+    def available(self) -> bool:
+        return self.problem is None
+
+
+def service_states(
+    deployments: Mapping[str, Mapping[str, Any]],
+    statefulsets: Mapping[str, Mapping[str, Any]],
+    *,
+    deployment_names: Mapping[str, str],
+    statefulset_names: Mapping[str, str],
+) -> list[ServiceState]:
+    """One state per service, from live objects keyed by name."""
+    states = []
+    for service in SERVICES:
+        problem = deployment_problem(deployments.get(deployment_names[service]))
+        problem = problem or statefulset_problem(statefulsets.get(statefulset_names[service]))
+        states.append(ServiceState(service, problem))
+    return states
+
+
+def condition(
+    type_: str, ok: bool, reason: str, message: str, generation: int | None
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "type": type_,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+    }
+    if generation is not None:
+        result["observedGeneration"] = generation
+    return result
+
+
+def merge_conditions(
+    existing: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Replace conditions by type; other types (e.g. SecretsRotated) are kept as they are.
+
+    A condition whose status did not change keeps its ``lastTransitionTime``.
+    """
+    merged = {str(c.get("type")): dict(c) for c in existing}
+    for cond in new:
+        old = merged.get(str(cond["type"]))
+        entry = dict(cond)
+        if (
+            old is not None
+            and old.get("status") == cond["status"]
+            and old.get("lastTransitionTime")
+        ):
+            entry["lastTransitionTime"] = old["lastTransitionTime"]
+        else:
+            entry["lastTransitionTime"] = now
+        merged[str(cond["type"])] = entry
+    return sorted(merged.values(), key=lambda c: _order(str(c.get("type"))))
+
+
+def _order(type_: str) -> tuple[int, str]:
+    known = [READY, *(available_type(s) for s in SERVICES)]
+    return (known.index(type_), "") if type_ in known else (len(known), type_)
+
+
+def healthy_status(
+    states: list[ServiceState], *, generation: int | None, url: str | None
+) -> dict[str, Any]:
+    """Status fields (without conditions merged yet) for a spec that was applied."""
+    waiting = [s for s in states if not s.available]
+    conditions = [
+        condition(
+            available_type(s.service),
+            s.available,
+            "Available" if s.available else "NotAvailable",
+            f"{s.service} is available" if s.available else f"{s.service}: {s.problem}",
+            generation,
+        )
+        for s in states
+    ]
+    if waiting:
+        message = "waiting for " + "; ".join(f"{s.service}: {s.problem}" for s in waiting)
+        conditions.insert(0, condition(READY, False, "ServicesNotAvailable", message, generation))
+        phase = PHASE_PROGRESSING
+    else:
+        message = ""
+        conditions.insert(0, condition(READY, True, "AllServicesAvailable", "", generation))
+        phase = PHASE_READY
+    return {
+        "phase": phase,
+        "observedGeneration": generation,
+        "url": url or "",
+        "message": message,
+        "conditions": conditions,
+    }
+
+
+def failed_status(
+    message: str, *, generation: int | None, permanent: bool, url: str | None
+) -> dict[str, Any]:
+    """Status for a reconcile that failed: in words, in ``message`` and the Ready condition."""
+    reason = "InvalidSpec" if permanent else "ReconcileError"
+    return {
+        "phase": PHASE_FAILED if permanent else PHASE_PROGRESSING,
+        "observedGeneration": generation,
+        "url": url or "",
+        "message": message,
+        "conditions": [condition(READY, False, reason, message, generation)],
+    }
+
+
+def status_patch(
+    current: Mapping[str, Any], computed: Mapping[str, Any], now: str
+) -> dict[str, Any] | None:
+    """A merge patch of ``status`` taking ``current`` to ``computed``; None when nothing changes."""
+    wanted = dict(computed)
+    wanted["conditions"] = merge_conditions(
+        current.get("conditions") or [], computed.get("conditions") or [], now
+    )
+    patch = {key: value for key, value in wanted.items() if current.get(key) != value}
+    return patch or None

@@ -1,0 +1,175 @@
+"""A ``Checkout`` spec turned into the values of the four service charts (pure functions).
+
+The API server has already validated and defaulted the spec against the CRD's schema; these
+functions still read it defensively (``.get`` with the same defaults) so that they also accept a
+spec written by hand in a test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GROUP = "checkout.platform.io"
+VERSION = "v1alpha1"
+PLURAL = "checkouts"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "Checkout"
+
+SERVICES = ("auth", "product", "cart", "order")
+OWNER_LABEL = f"{GROUP}/owner"
+"""Every child carries it (value: the Checkout's name); pruning and deletion select by it."""
+HASH_ANNOTATION = f"{GROUP}/config-hash"
+"""Digest of what the operator last applied to a child: a changed spec shows as a changed hash."""
+
+_DIGEST = re.compile(r"^(?P<repository>[^@]+)@(?P<digest>sha256:[a-f0-9]{64})$")
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def parse_image(reference: str) -> dict[str, str]:
+    """``repo[:port]/name:tag`` or ``repo@sha256:...`` as the charts' ``image`` map."""
+    found = _DIGEST.match(reference)
+    if found:
+        return {"repository": found["repository"], "digest": found["digest"]}
+    repository, sep, tag = reference.rpartition(":")
+    if sep and "/" not in tag:
+        return {"repository": repository, "tag": tag}
+    return {"repository": reference}
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names of what the operator creates for the Checkout ``release`` beside the charts."""
+
+    release: str
+
+    @property
+    def jwt_keyring(self) -> str:
+        return f"{self.release}-jwt-keyring"
+
+    @property
+    def internal_keyring(self) -> str:
+        return f"{self.release}-internal-keyring"
+
+    def mongodb_secret(self, service: str) -> str:
+        return f"{self.release}-{service}-mongodb"
+
+    def deployment(self, service: str) -> str:
+        return f"{self.release}-{service}"
+
+    def statefulset(self, service: str) -> str:
+        # As checkout-lib.mongodb.fullname, which the CRD's name-length rule keeps untruncated.
+        return f"{self.release}-{service}-mongodb"
+
+
+def service_url(release: str, namespace: str, service: str, cluster_domain: str) -> str:
+    """The in-cluster address of a service: its Service listens on port 80."""
+    return f"http://{release}-{service}.{namespace}.svc.{cluster_domain}:80"
+
+
+def ingress_url(spec: Mapping[str, Any]) -> str | None:
+    """Where clients reach the platform through the Ingress, when the spec says."""
+    ingress = _map(spec.get("ingress"))
+    if not ingress.get("enabled", True) or not ingress.get("host"):
+        return None
+    scheme = "https" if _map(ingress.get("tls")).get("enabled", False) else "http"
+    return f"{scheme}://{ingress['host']}"
+
+
+def service_values(
+    service: str,
+    *,
+    release: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    default_images: Mapping[str, str],
+    cluster_domain: str,
+) -> dict[str, Any]:
+    """Values for one service chart, rendered as release ``release`` in ``namespace``."""
+    names = Names(release)
+    own = _map(_map(spec.get("services")).get(service))
+    mongodb = _map(spec.get("mongodb"))
+    storage = _map(mongodb.get("storage"))
+    ingress = _map(spec.get("ingress"))
+    tls = _map(ingress.get("tls"))
+    autoscaling = _map(own.get("autoscaling"))
+
+    values: dict[str, Any] = {
+        "replicaCount": int(own.get("replicas", 1)),
+        # Every service is told where every other one is, rather than left to derive it.
+        "serviceUrls": {
+            other: service_url(release, namespace, other, cluster_domain) for other in SERVICES
+        },
+        "keyrings": {
+            "jwt": {"secretName": names.jwt_keyring},
+            "internal": {"secretName": names.internal_keyring},
+        },
+        "autoscaling": {
+            "enabled": bool(autoscaling.get("enabled", False)),
+            "minReplicas": int(autoscaling.get("minReplicas", 2)),
+            "maxReplicas": int(autoscaling.get("maxReplicas", 5)),
+            "targetCPUUtilizationPercentage": int(
+                autoscaling.get("targetCPUUtilizationPercentage", 75)
+            ),
+        },
+        "ingress": {
+            "enabled": bool(ingress.get("enabled", True)),
+            "className": str(ingress.get("className", "nginx")),
+            "host": str(ingress.get("host", "")),
+            "tls": {
+                "enabled": bool(tls.get("enabled", False)),
+                "secretName": str(tls.get("secretName", "")),
+            },
+        },
+        "mongodb": {
+            "image": parse_image(str(mongodb.get("image", "mongo:7.0.14"))),
+            "auth": {"existingSecret": names.mongodb_secret(service)},
+            "storage": {
+                "size": str(storage.get("size", "1Gi")),
+                "className": str(storage.get("className", "")),
+                "retainOnDelete": bool(mongodb.get("keepDataOnDelete", True)),
+            },
+        },
+    }
+    image = _map(own.get("image"))
+    default = parse_image(default_images[service]) if service in default_images else {}
+    if image or default:
+        chosen = {**default, **{k: str(v) for k, v in image.items() if v}}
+        if "tag" in image:
+            chosen.pop("digest", None)
+        values["image"] = chosen
+    resources = _map(own.get("resources"))
+    if resources:
+        values["resources"] = {
+            part: _map(resources[part]) for part in ("requests", "limits") if part in resources
+        }
+    if service == "auth":
+        rotation = _map(spec.get("secretRotation"))
+        values["jwt"] = {"accessTokenTtlSeconds": int(rotation.get("tokenLifetimeSeconds", 900))}
+    return values
+
+
+def all_service_values(
+    *,
+    release: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    default_images: Mapping[str, str],
+    cluster_domain: str,
+) -> dict[str, dict[str, Any]]:
+    return {
+        service: service_values(
+            service,
+            release=release,
+            namespace=namespace,
+            spec=spec,
+            default_images=default_images,
+            cluster_domain=cluster_domain,
+        )
+        for service in SERVICES
+    }
