@@ -89,6 +89,14 @@ def internal(keyrings: Keyrings) -> dict[str, str]:
     return {"X-Internal-Api-Key": keyrings.internal_key()}
 
 
+async def add_to_cart(cart: RunningService, who: Shopper, pid: str, quantity: int = 1) -> Any:
+    response = await cart.client.post(
+        "/api/v1/cart/items", json={"productId": pid, "quantity": quantity}, headers=who.headers
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM), response.headers
