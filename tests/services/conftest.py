@@ -97,6 +97,11 @@ async def add_to_cart(cart: RunningService, who: Shopper, pid: str, quantity: in
     return response.json()
 
 
+async def checkout(order: RunningService, who: Shopper, key: str | None = None) -> Any:
+    headers = {**who.headers, **({"Idempotency-Key": key} if key else {})}
+    return await order.client.post("/api/v1/orders", headers=headers)
+
+
 def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM), response.headers
