@@ -433,13 +433,7 @@ def plan_next(
         missing = [kid for kid in layout.keep if kid not in ring.kids]
         if missing:  # cannot happen for a layout built from the ring; kept as a guard
             return _failed(state, now, f"keys {missing} are missing from the ring")
-        return Decision(
-            state=state,
-            step="write",
-            write=layout,
-            check_after=0.0,
-            waiting_for="the ring to be written",
-        )
+        return Decision(state=state, step="write", write=layout, check_after=0.0)
     if state.applied_at is None:
         state = msgspec.structs.replace(state, applied_at=now)
     assert state.applied_at is not None
@@ -502,13 +496,16 @@ def plan_next(
     if state.phase == "promoting":
         retire_at = state.confirmed_at + policy.credential_lifetime + policy.margin
         if now < retire_at:
+            what = (
+                f"tokens signed with {detail['old']} to expire"
+                if state.ring == "jwt"
+                else f"requests already sent with {detail['old']} to finish"
+            )
             return Decision(
                 state=state,
                 step="wait",
                 check_after=retire_at - now,
-                waiting_for=(
-                    f"credentials made with {detail['old']} to expire ({retire_at - now:.0f}s left)"
-                ),
+                waiting_for=f"{what} ({retire_at - now:.0f}s left)",
             )
         nxt = _enter(state, "retiring", now)
         return Decision(
@@ -517,8 +514,8 @@ def plan_next(
             write=_layout(nxt, ring),
             check_after=0.0,
             event=(
-                f"{state.ring}: {new} active everywhere ({how}) and older credentials expired; "
-                f"removing {detail['old']}"
+                f"{state.ring}: {new} active everywhere ({how}) and the wait for older "
+                f"credentials is over; removing {detail['old']}"
             ),
         )
     done = msgspec.structs.replace(
