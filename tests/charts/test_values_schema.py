@@ -3,13 +3,17 @@ the four service schemas are exactly what scripts/chart_schemas.py generates."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 
+from services.kit.settings import ServiceSettings
 from tests.charts.conftest import SERVICES, repo_path
 from tests.infra.helm import ALL_CHARTS, Helm
 
@@ -96,3 +100,14 @@ def test_service_values_share_one_layout() -> None:
 def test_every_chart_has_schema_and_notes(chart: str) -> None:
     assert repo_path("charts", chart, "values.schema.json").is_file()
     assert repo_path("charts", chart, "templates", "NOTES.txt").is_file()
+
+
+def test_log_levels_are_the_ones_the_services_accept() -> None:
+    """A level the schema lets through but the service refuses would crash-loop the pods."""
+    (field,) = [f for f in msgspec.structs.fields(ServiceSettings) if f.name == "log_level"]
+    pattern = re.search(r"\^\(([A-Z|]+)\)\$", str(field.type))
+    assert pattern, field.type
+    accepted = set(pattern.group(1).split("|"))
+    for chart in SERVICES:
+        schema = json.loads(repo_path("charts", chart, "values.schema.json").read_text())
+        assert set(schema["properties"]["logLevel"]["enum"]) == accepted, chart
