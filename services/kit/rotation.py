@@ -430,9 +430,6 @@ def plan_next(
     layout = _layout(state, ring)
     detail = {"new": new, "old": ", ".join(state.retiring)}
     if not _matches(layout, ring):
-        missing = [kid for kid in layout.keep if kid not in ring.kids]
-        if missing:  # cannot happen for a layout built from the ring; kept as a guard
-            return _failed(state, now, f"keys {missing} are missing from the ring")
         return Decision(state=state, step="write", write=layout, check_after=0.0)
     if state.applied_at is None:
         state = msgspec.structs.replace(state, applied_at=now)
