@@ -6,6 +6,8 @@ Configuration comes from ``memo.config`` when whoever starts the operator put an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -14,7 +16,7 @@ import kopf
 from .config import OperatorConfig
 from .kube import KubeClient
 from .login import connection_info
-from .reconcile import ReconcileError, Runtime
+from .reconcile import ReconcileError, Runtime, Stopping
 from .values import GROUP, OWNER_LABEL, PLURAL, VERSION
 
 CHECKOUTS = (GROUP, VERSION, PLURAL)
@@ -79,7 +81,7 @@ def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.Co
 async def close(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
-        await runtime.kube.aclose()
+        await runtime.close()
         logger.info("API client closed after %d reconciles", runtime.reconciles)
 
 
@@ -97,6 +99,8 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
     runtime = _runtime(memo)
     try:
         outcome = await runtime.reconcile(body)
+    except Stopping as exc:
+        raise kopf.TemporaryError(str(exc), delay=runtime.config.wait_delay) from exc
     except ReconcileError as exc:
         if exc.permanent:
             raise kopf.PermanentError(str(exc)) from exc
@@ -108,11 +112,16 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
 
 @kopf.on.delete(*CHECKOUTS)
 async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    deleted = await _runtime(memo).delete(body)
+    try:
+        deleted = await _runtime(memo).delete(body)
+    except Stopping as exc:
+        raise kopf.TemporaryError(str(exc), delay=1) from exc
     logger.info("deleted %d children: %s", len(deleted), ", ".join(deleted) or "none")
 
 
-@kopf.daemon(*CHECKOUTS, cancellation_timeout=10.0)
+# Cancelled at once when the operator stops or the Checkout goes: the sleep is where it waits,
+# and a reconcile already started is shielded, so it finishes (the cleanup handler waits for it).
+@kopf.daemon(*CHECKOUTS, cancellation_timeout=0.0, backoff=5.0)
 async def repair_drift(
     stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -120,11 +129,13 @@ async def repair_drift(
     runtime = _runtime(memo)
     last_error = ""
     while not stopped:
-        await stopped.wait(runtime.config.drift_interval)
+        await asyncio.sleep(runtime.config.drift_interval)
         if stopped or body.meta.get("deletionTimestamp"):
             break
         try:
-            outcome = await runtime.reconcile(body)
+            outcome = await asyncio.shield(runtime.reconcile(body))
+        except Stopping:
+            break
         except ReconcileError as exc:
             if str(exc) != last_error:  # say it once, not every interval
                 logger.warning("drift repair failed: %s", exc)
@@ -144,4 +155,5 @@ async def child_changed(
     """A service's Deployment or StatefulSet moved: its Checkout's conditions may have too."""
     owner = labels.get(OWNER_LABEL)
     if namespace and owner:
-        await _runtime(memo).refresh_status(namespace, owner)
+        with contextlib.suppress(Stopping):
+            await _runtime(memo).refresh_status(namespace, owner)

@@ -33,6 +33,12 @@ from .values import SERVICES, Names, all_service_values, ingress_url
 
 log = logging.getLogger(__name__)
 
+PHASE_MESSAGES = {"Ready": "every service is available"}
+
+
+class Stopping(Exception):
+    """The operator is shutting down: the work is left for its next start."""
+
 
 class ReconcileError(Exception):
     """A reconcile failed; ``permanent`` when only a new spec can fix it."""
@@ -64,6 +70,7 @@ class Runtime:
     children: Children
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     reconciles: int = 0
+    closing: bool = False
 
     @classmethod
     def create(cls, config: OperatorConfig, kube: KubeClient) -> Runtime:
@@ -71,11 +78,29 @@ class Runtime:
         return cls(config=config, kube=kube, renderer=renderer, children=Children(kube))
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        if self.closing:
+            raise Stopping("the operator is stopping")
         return self.locks.setdefault((namespace, name), asyncio.Lock())
+
+    def _check_open(self) -> None:
+        if self.closing:
+            raise Stopping("the operator is stopping")
+
+    async def close(self) -> None:
+        """Let the reconciles in flight finish, refuse new ones, then close the API client.
+
+        kopf runs the cleanup handlers while its daemons and handlers may still be finishing.
+        """
+        self.closing = True
+        for lock in list(self.locks.values()):
+            async with lock:
+                pass
+        await self.kube.aclose()
 
     async def reconcile(self, body: Mapping[str, Any]) -> Outcome:
         owner = Owner.of(body)
         async with self.lock(owner.namespace, owner.name):
+            self._check_open()
             # The body kopf hands over may be older than the object: act on the latest.
             latest = await self.kube.get(CHECKOUT, owner.namespace, owner.name)
             if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
@@ -116,8 +141,6 @@ class Runtime:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
         computed = await self._health(owner, generation=generation, url=url)
         written = await self._publish(body, computed)
-        if written and computed["phase"] == "Ready":
-            kopf.info(as_body(body), reason="Ready", message="every service is available")
         return Outcome(
             report,
             ready=computed["phase"] == "Ready",
@@ -150,7 +173,10 @@ class Runtime:
         return healthy_status(states, generation=generation, url=url)
 
     async def _publish(self, body: Mapping[str, Any], computed: Mapping[str, Any]) -> bool:
-        """Write the status if it differs from what the object has; True if it wrote."""
+        """Write the status if it differs from what the object has; True if it wrote.
+
+        A change of phase is also an event, so ``kubectl describe`` tells the story.
+        """
         current = body.get("status") or {}
         patch = status_patch(current, computed, now())
         if patch is None:
@@ -159,6 +185,13 @@ class Runtime:
         await self.kube.merge_patch(
             CHECKOUT, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
         )
+        phase = patch.get("phase")
+        if phase:
+            message = str(computed.get("message") or "") or PHASE_MESSAGES.get(phase, phase)
+            if phase in (PHASE_FAILED,):
+                kopf.warn(as_body(body), reason=phase, message=message)
+            else:
+                kopf.info(as_body(body), reason=phase, message=message)
         return True
 
     async def refresh_status(self, namespace: str, name: str) -> bool:
@@ -168,6 +201,7 @@ class Runtime:
         reconcile that is retrying owns the status.
         """
         async with self.lock(namespace, name):
+            self._check_open()
             body = await self.kube.get(CHECKOUT, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return False
@@ -193,6 +227,7 @@ class Runtime:
         owner = Owner.of(body)
         keep = bool(((body.get("spec") or {}).get("mongodb") or {}).get("keepDataOnDelete", True))
         async with self.lock(owner.namespace, owner.name):
+            self._check_open()
             current = await self.kube.get(CHECKOUT, owner.namespace, owner.name)
             if current is not None:
                 await self._publish(

@@ -76,11 +76,15 @@ class ChartRenderer:
     ) -> dict[str, list[dict[str, Any]]]:
         """Render several charts at once (one helm process each)."""
         # A TaskGroup cancels the other renders (and so kills their helm) when one fails.
-        async with asyncio.TaskGroup() as group:
-            tasks = {
-                chart: group.create_task(
-                    self.render(chart, release=release, namespace=namespace, values=values)
-                )
-                for chart, values in values_by_chart.items()
-            }
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = {
+                    chart: group.create_task(
+                        self.render(chart, release=release, namespace=namespace, values=values)
+                    )
+                    for chart, values in values_by_chart.items()
+                }
+        except* RenderError as failures:
+            # Report the first chart that failed, in words, rather than an exception group.
+            raise failures.exceptions[0] from None
         return {chart: task.result() for chart, task in tasks.items()}

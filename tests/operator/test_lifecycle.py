@@ -1,0 +1,357 @@
+"""The operator keeping a Checkout's children as the spec says, against the real API server:
+status from the children, no writes when nothing changed, drift put back, pruning, deletion
+(with volumes kept or removed), several Checkouts in several namespaces."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tests.operator.cluster import OWNER_LABEL, SERVICES, Cluster, sample_checkout, wait_until
+from tests.operator.conftest import RunningOperator
+
+# The drift interval is 0.5 s in these tests; a repair must land well within this.
+REPAIR_BOUND = 5.0
+
+
+def ready(cluster: Cluster, namespace: str, name: str = "shop") -> dict[str, Any]:
+    """Wait for the children, make them available as controllers would, wait for Ready."""
+    wait_until(
+        lambda: (
+            len(cluster.list("StatefulSet", namespace, f"{OWNER_LABEL}={name}")) == 4
+            and len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}={name}")) == 4
+        ),
+        what="four Deployments and four StatefulSets",
+    )
+    cluster.make_available(namespace, name)
+    checkout: dict[str, Any] = wait_until(
+        lambda: (
+            (c := cluster.checkout(namespace, name)).get("status", {}).get("phase") == "Ready" and c
+        ),
+        what="phase Ready",
+    )
+    return checkout
+
+
+def quiet(cluster: Cluster, namespace: str, *, calm: float = 2.0, timeout: float = 20.0) -> int:
+    """Wait until nothing was written in ``namespace`` for ``calm`` seconds; the audit offset."""
+    deadline = time.monotonic() + timeout
+    offset = cluster.audit_offset()
+    calm_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if cluster.writes_since(offset, namespace):
+            offset = cluster.audit_offset()
+            calm_since = time.monotonic()
+        elif time.monotonic() - calm_since >= calm:
+            return offset
+    raise AssertionError(f"writes in {namespace} did not stop within {timeout}s")
+
+
+def test_status_follows_the_deployments_and_statefulsets(
+    cluster: Cluster, namespace: str, operator: RunningOperator, kube: httpx.Client
+) -> None:
+    cluster.create_checkout(namespace, sample_checkout())
+    waiting = wait_until(lambda: cluster.condition(namespace, "Ready"), what="a Ready condition")
+    assert waiting["status"] == "False"
+    assert "waiting for auth" in waiting["message"]
+    checkout = cluster.checkout(namespace)
+    assert checkout["status"]["phase"] == "Progressing"
+    assert {c["type"] for c in checkout["status"]["conditions"]} == {
+        "Ready",
+        "AuthAvailable",
+        "ProductAvailable",
+        "CartAvailable",
+        "OrderAvailable",
+    }
+
+    checkout = ready(cluster, namespace)
+    status = checkout["status"]
+    assert status["observedGeneration"] == checkout["metadata"]["generation"]
+    assert status["url"] == "http://checkout.localhost"
+    assert status["message"] == ""
+    assert all(c["status"] == "True" for c in status["conditions"])
+
+    table = kube.get(
+        cluster.path("Checkout", namespace),
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    ).json()
+    columns = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
+    assert columns == ["Name", "Ready", "Phase", "Host", "Age"]
+    assert table["rows"][0]["cells"][:4] == ["shop", "True", "Ready", "checkout.localhost"]
+
+    # A Deployment losing its pods shows at once, through the watch on Deployments.
+    cluster.make_unavailable(namespace, "shop-cart")
+    cart = wait_until(
+        lambda: (
+            (c := cluster.condition(namespace, "CartAvailable")) and c["status"] == "False" and c
+        ),
+        timeout=REPAIR_BOUND,
+        what="CartAvailable False",
+    )
+    assert "0/1" in cart["message"]
+    assert cluster.condition(namespace, "Ready")["status"] == "False"  # type: ignore[index]
+    assert cluster.condition(namespace, "AuthAvailable")["status"] == "True"  # type: ignore[index]
+
+    reasons = {
+        e["reason"]
+        for e in cluster.list("Event", namespace)
+        if e["involvedObject"].get("kind") == "Checkout"
+    }
+    assert {"Reconciled", "Ready"} <= reasons
+
+
+def test_an_unchanged_spec_is_reconciled_without_a_single_write(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    cluster.create_checkout(namespace, sample_checkout())
+    ready(cluster, namespace)
+    offset = quiet(cluster, namespace)
+    runtime = operator.runtime
+    writes_before = sum(runtime.kube.writes.values())
+    reconciles = runtime.reconciles
+
+    wait_until(lambda: runtime.reconciles >= reconciles + 5, what="five more reconciles")
+
+    writes = cluster.writes_since(offset, namespace)
+    assert [
+        (w["verb"], w["objectRef"].get("resource"), w["user"]["username"]) for w in writes
+    ] == []
+    assert sum(runtime.kube.writes.values()) == writes_before
+    # Nothing was even compared field by field: every child was known in sync by version.
+    assert runtime.children.in_sync
+
+
+def test_children_deleted_or_edited_by_hand_are_put_back(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    cluster.create_checkout(namespace, sample_checkout())
+    ready(cluster, namespace)
+    original = cluster.get("Deployment", namespace, "shop-auth")
+    assert original is not None
+
+    started = time.monotonic()
+    cluster.delete("ConfigMap", namespace, "shop-cart")
+    cluster.delete("Service", namespace, "shop-product")
+    cluster.merge(
+        "Deployment",
+        namespace,
+        "shop-auth",
+        {"spec": {"replicas": 7}, "metadata": {"labels": {"app.kubernetes.io/part-of": "hacked"}}},
+    )
+    wait_until(
+        lambda: (
+            cluster.get("ConfigMap", namespace, "shop-cart")
+            and cluster.get("Service", namespace, "shop-product")
+        ),
+        timeout=REPAIR_BOUND,
+        what="the deleted children back",
+    )
+
+    def reverted() -> bool:
+        auth = cluster.get("Deployment", namespace, "shop-auth")
+        return (
+            auth is not None
+            and auth["spec"]["replicas"] == 1
+            and auth["metadata"]["labels"]["app.kubernetes.io/part-of"] == "checkout-platform"
+        )
+
+    wait_until(reverted, timeout=REPAIR_BOUND, what="the edited Deployment reverted")
+    assert time.monotonic() - started < REPAIR_BOUND
+    config = cluster.get("ConfigMap", namespace, "shop-cart")
+    assert config is not None
+    assert config["metadata"]["labels"][OWNER_LABEL] == "shop"
+
+    # A field the operator does not set is someone else's business and stays.
+    cluster.merge(
+        "Deployment", namespace, "shop-order", {"metadata": {"annotations": {"team": "orders"}}}
+    )
+    runtime = operator.runtime
+    reconciles = runtime.reconciles
+    wait_until(lambda: runtime.reconciles >= reconciles + 3, what="three more reconciles")
+    order = cluster.get("Deployment", namespace, "shop-order")
+    assert order is not None
+    assert order["metadata"]["annotations"]["team"] == "orders"
+
+
+def test_what_the_spec_no_longer_asks_for_is_pruned(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    spec = sample_checkout(services={"cart": {"autoscaling": {"enabled": True, "maxReplicas": 4}}})
+    cluster.create_checkout(namespace, spec)
+    wait_until(
+        lambda: cluster.names("Ingress", namespace) == {f"shop-{s}" for s in SERVICES},
+        what="four Ingresses",
+    )
+    hpa = wait_until(
+        lambda: cluster.get("HorizontalPodAutoscaler", namespace, "shop-cart"), what="the cart HPA"
+    )
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
+
+    cluster.merge(
+        "Checkout",
+        namespace,
+        "shop",
+        {"spec": {"ingress": {"enabled": False}, "services": {"cart": {"autoscaling": None}}}},
+    )
+    wait_until(lambda: not cluster.names("Ingress", namespace), what="the Ingresses pruned")
+    wait_until(
+        lambda: not cluster.names("HorizontalPodAutoscaler", namespace), what="the HPA pruned"
+    )
+    # The rest stays, and the URL is gone with the Ingress.
+    assert cluster.get("Deployment", namespace, "shop-cart") is not None
+    wait_until(
+        lambda: cluster.checkout(namespace)["status"].get("url") == "", what="the URL cleared"
+    )
+
+
+def pvc(name: str, service: str, release: str = "shop") -> dict[str, Any]:
+    """A volume claim as the StatefulSet controller makes it from the chart's template."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/name": service,
+                "app.kubernetes.io/instance": release,
+                "app.kubernetes.io/component": "database",
+            },
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+def claims_left(cluster: Cluster, namespace: str) -> set[str]:
+    """Claims not being deleted (the pvc-protection finalizer keeps deleted ones visible here,
+    where no controller removes it)."""
+    return {
+        c["metadata"]["name"]
+        for c in cluster.list("PersistentVolumeClaim", namespace)
+        if not c["metadata"].get("deletionTimestamp")
+    }
+
+
+def test_delete_removes_children_and_volumes_when_told(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    cluster.create_checkout(namespace, sample_checkout())  # keepDataOnDelete: false
+    wait_until(lambda: len(cluster.children(namespace)) > 20, what="the children")
+    for service in SERVICES:
+        claim = pvc(f"data-shop-{service}-mongodb-0", service)
+        assert cluster.create("PersistentVolumeClaim", namespace, claim).status_code == 201
+    finalizers = cluster.checkout(namespace)["metadata"]["finalizers"]
+    assert finalizers == ["checkout.platform.io/finalizer"]
+
+    cluster.delete("Checkout", namespace, "shop")
+    wait_until(lambda: cluster.get("Checkout", namespace, "shop") is None, what="Checkout gone")
+    assert cluster.children(namespace) == set()
+    assert claims_left(cluster, namespace) == set()
+
+
+def test_delete_keeps_volumes_and_their_credentials_when_told(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    spec = sample_checkout(mongodb={"keepDataOnDelete": True})
+    cluster.create_checkout(namespace, spec)
+    wait_until(lambda: len(cluster.children(namespace)) > 20, what="the children")
+    claims = {f"data-shop-{service}-mongodb-0" for service in SERVICES}
+    for service in SERVICES:
+        claim = pvc(f"data-shop-{service}-mongodb-0", service)
+        assert cluster.create("PersistentVolumeClaim", namespace, claim).status_code == 201
+    credentials = {f"shop-{service}-mongodb" for service in SERVICES}
+    wait_until(lambda: credentials <= cluster.names("Secret", namespace), what="credentials")
+    password = cluster.get("Secret", namespace, "shop-auth-mongodb")["data"]  # type: ignore[index]
+
+    cluster.delete("Checkout", namespace, "shop")
+    wait_until(lambda: cluster.get("Checkout", namespace, "shop") is None, what="Checkout gone")
+    assert cluster.children(namespace) == set()
+    assert claims_left(cluster, namespace) == claims
+    assert cluster.names("Secret", namespace) == credentials  # the keyrings went
+    kept = cluster.get("Secret", namespace, "shop-auth-mongodb")
+    assert kept is not None
+    assert not kept["metadata"].get("ownerReferences")
+    assert OWNER_LABEL not in kept["metadata"]["labels"]
+
+    # A new Checkout of that name finds its data readable: same credentials, adopted again.
+    uid = cluster.create_checkout(namespace, spec)["metadata"]["uid"]
+    adopted = wait_until(
+        lambda: (
+            (s := cluster.get("Secret", namespace, "shop-auth-mongodb"))
+            and s["metadata"].get("ownerReferences")
+            and s
+        ),
+        what="the credential adopted",
+    )
+    assert adopted["data"] == password
+    assert adopted["metadata"]["ownerReferences"][0]["uid"] == uid
+
+
+def test_checkouts_in_two_namespaces_do_not_interfere(
+    cluster: Cluster,
+    namespace: str,
+    other_namespace: str,
+    start_operator: Any,
+) -> None:
+    start_operator(namespace, other_namespace)
+    cluster.create_checkout(namespace, sample_checkout(services={"auth": {"replicas": 2}}))
+    cluster.create_checkout(other_namespace, sample_checkout(services={"auth": {"replicas": 3}}))
+    ready(cluster, namespace)
+    ready(cluster, other_namespace)
+    for ns, replicas in ((namespace, 2), (other_namespace, 3)):
+        auth = cluster.get("Deployment", ns, "shop-auth")
+        assert auth is not None
+        assert auth["spec"]["replicas"] == replicas
+        config = cluster.get("ConfigMap", ns, "shop-cart")
+        assert config is not None
+        assert config["data"]["AUTH_URL"] == f"http://shop-auth.{ns}.svc.cluster.local:80"
+
+    keyrings = [
+        cluster.get("Secret", ns, "shop-jwt-keyring")["data"]  # type: ignore[index]
+        for ns in (namespace, other_namespace)
+    ]
+    assert keyrings[0] != keyrings[1]  # each installation has its own keys
+
+    others = cluster.children(other_namespace)
+    other_status = cluster.checkout(other_namespace)["status"]
+    cluster.delete("Checkout", namespace, "shop")
+    wait_until(lambda: cluster.get("Checkout", namespace, "shop") is None, what="first gone")
+    assert cluster.children(namespace) == set()
+    assert cluster.children(other_namespace) == others
+    assert cluster.checkout(other_namespace)["status"] == other_status
+
+
+def test_a_spec_the_charts_refuse_fails_permanently_and_says_why(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    # A valid Kubernetes quantity that the service charts' schema does not accept.
+    spec = sample_checkout(services={"cart": {"resources": {"requests": {"cpu": "1e3"}}}})
+    cluster.create_checkout(namespace, spec)
+    status = wait_until(
+        lambda: (
+            (s := cluster.checkout(namespace).get("status") or {}).get("phase") == "Failed" and s
+        ),
+        what="phase Failed",
+    )
+    assert "helm template cart" in status["message"]
+    assert "resources" in status["message"]
+    assert status["conditions"][0]["reason"] == "InvalidSpec"
+    assert not cluster.list("Deployment", namespace)
+
+    cluster.merge(
+        "Checkout",
+        namespace,
+        "shop",
+        {"spec": {"services": {"cart": {"resources": {"requests": {"cpu": "100m"}}}}}},
+    )
+    ready(cluster, namespace)
+
+
+def test_liveness_endpoint_answers(operator: RunningOperator) -> None:
+    response = wait_until(
+        lambda: (r := httpx.get(operator.liveness_url, timeout=5)).status_code == 200 and r,
+        what="liveness 200",
+    )
+    assert "reconciles" in response.json()
