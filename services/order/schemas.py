@@ -32,6 +32,7 @@ class Order(msgspec.Struct, rename="camel"):
     total_cents: int
     currency: str
     created_at: datetime
+    cancel_reason: str | None = None
 
 
 class OrderPage(msgspec.Struct, rename="camel"):

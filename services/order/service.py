@@ -62,6 +62,7 @@ def to_order(doc: Document) -> Order:
         total_cents=doc["totalCents"],
         currency=doc["currency"],
         created_at=doc["createdAt"],
+        cancel_reason=doc.get("cancelReason"),
     )
 
 
@@ -161,6 +162,11 @@ class OrderService:
         reservation_id = f"order-{order_id}"
         try:
             reserved = await self.stock.reserve(reservation_id, wanted)
+        except DependencyUnavailable:
+            # The reservation may have been made before the answer was lost.
+            await self._release_quietly(reservation_id)
+            raise
+        try:
             lines, total, currency = priced_lines(reserved)
             now = datetime.now(UTC)
             doc: Document = {
@@ -184,6 +190,8 @@ class OrderService:
             assert earlier is not None
             return Placement(to_order(earlier), created=False)
         except Exception:
+            # Includes a failed insert that did reach the database: that order then finds its
+            # reservation gone when the worker commits it, and is cancelled.
             await self._release_quietly(reservation_id)
             raise
         log.info("order placed", extra={"orderId": str(order_id), "userId": user_id})

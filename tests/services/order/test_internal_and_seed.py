@@ -58,10 +58,12 @@ async def test_seed_create_order_from_the_cart_or_from_items(
     dan = shopper()
     kb, ms = await product_id(catalogue, "KB-001"), await product_id(catalogue, "MS-002")
     await add_to_cart(cart, dan, kb, 2)
-    from_cart = await order.client.post("/api/order", headers=dan.headers)
+    from_cart = await order.client.post("/api/order", json={}, headers=dan.headers)
     assert from_cart.status_code == 201
     assert [(x["productId"], x["quantity"]) for x in from_cart.json()["lines"]] == [(kb, 2)]
     assert (await cart.client.get("/api/v1/cart", headers=dan.headers)).json()["lines"] == []
+    empty = await order.client.post("/api/order", headers=dan.headers)  # no body at all
+    assert "empty" in assert_problem(empty, 409)["detail"]
     await add_to_cart(cart, dan, kb, 1)
     direct = await order.client.post(
         "/api/order",
