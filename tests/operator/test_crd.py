@@ -1,0 +1,147 @@
+"""The Checkout CRD as the real API server applies it: defaults filled in, bad specs refused with
+the field named, one copy of the CRD in the repository, and the sample accepted."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.operator.cluster import CRD_FILE, REPO_ROOT, Cluster, sample_checkout
+
+
+def test_k8s_crd_is_the_chart_crd_not_a_copy() -> None:
+    link = REPO_ROOT / "k8s" / "crd.yaml"
+    assert link.is_symlink()
+    assert link.resolve() == CRD_FILE.resolve()
+
+
+def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> None:
+    created = cluster.create_checkout(
+        namespace,
+        {
+            "apiVersion": "checkout.platform.io/v1alpha1",
+            "kind": "Checkout",
+            "metadata": {"name": "bare"},
+        },
+    )
+    spec = created["spec"]
+    for service in ("auth", "product", "cart", "order"):
+        assert spec["services"][service]["replicas"] == 1
+        assert spec["services"][service]["autoscaling"] == {
+            "enabled": False,
+            "minReplicas": 2,
+            "maxReplicas": 5,
+            "targetCPUUtilizationPercentage": 75,
+        }
+    assert spec["mongodb"] == {
+        "image": "mongo:7.0.14",
+        "storage": {"size": "1Gi"},
+        "keepDataOnDelete": True,
+    }
+    assert spec["ingress"] == {"enabled": True, "className": "nginx", "tls": {"enabled": False}}
+    assert spec["secretRotation"] == {
+        "intervalMinutes": 1440,
+        "tokenLifetimeSeconds": 900,
+        "propagationDelaySeconds": 90,
+    }
+
+
+def test_the_sample_is_accepted(cluster: Cluster, namespace: str, kube: httpx.Client) -> None:
+    response = kube.post(
+        cluster.path("Checkout", namespace),
+        json=sample_checkout("demo"),
+        params={"dryRun": "All", "fieldValidation": "Strict"},
+    )
+    assert response.status_code == 201, response.text
+
+
+def with_spec(path: str, value: Any, name: str = "bad") -> dict[str, Any]:
+    """The sample with the value at a dotted spec path replaced."""
+    document = sample_checkout(name)
+    node = document["spec"]
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = copy.deepcopy(value)
+    return document
+
+
+BAD_SPECS = [
+    ("services.auth.replicas", 0, "spec.services.auth.replicas"),
+    ("services.cart.replicas", "two", "spec.services.cart.replicas"),
+    (
+        "services.order.image",
+        {"repository": "shop/order", "tag": "latest"},
+        "spec.services.order.image.tag",
+    ),
+    (
+        "services.product.image",
+        {"repository": "Shop/Product"},
+        "spec.services.product.image.repository",
+    ),
+    (
+        "services.cart.autoscaling",
+        {"enabled": True, "minReplicas": 6, "maxReplicas": 3},
+        "spec.services.cart.autoscaling.minReplicas",
+    ),
+    (
+        "services.auth.resources",
+        {"requests": {"cpu": "lots"}},
+        "spec.services.auth.resources.requests.cpu",
+    ),
+    ("mongodb.image", "mongo:latest", "spec.mongodb.image"),
+    ("mongodb.image", "mongo", "spec.mongodb.image"),
+    ("mongodb.storage.size", "big", "spec.mongodb.storage.size"),
+    ("mongodb.storage.className", "Fast SSD", "spec.mongodb.storage.className"),
+    ("mongodb.keepDataOnDelete", "yes", "spec.mongodb.keepDataOnDelete"),
+    ("ingress.host", "Shop_Example", "spec.ingress.host"),
+    (
+        "ingress",
+        {"enabled": True, "tls": {"enabled": True, "secretName": "tls"}},
+        "spec.ingress.host",
+    ),
+    ("ingress.tls", {"enabled": True}, "spec.ingress.tls.secretName"),
+    ("secretRotation.intervalMinutes", 1, "spec.secretRotation.intervalMinutes"),
+    ("secretRotation.schedule", "every day", "spec.secretRotation.schedule"),
+    ("secretRotation.tokenLifetimeSeconds", 10, "spec.secretRotation.tokenLifetimeSeconds"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"), BAD_SPECS, ids=[f"{p}={v}" for p, v, _ in BAD_SPECS]
+)
+def test_a_bad_spec_is_refused_naming_the_field(
+    cluster: Cluster, namespace: str, path: str, value: Any, field: str
+) -> None:
+    response = cluster.create("Checkout", namespace, with_spec(path, value))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert field in body["message"], body["message"]
+    assert any(cause.get("field") == field for cause in body["details"]["causes"]), body
+
+
+def test_an_unknown_field_is_refused_under_strict_validation(
+    cluster: Cluster, namespace: str, kube: httpx.Client
+) -> None:
+    document = sample_checkout("typo")
+    document["spec"]["services"]["auth"]["replica"] = 2  # kubectl validates strictly by default
+    response = kube.post(
+        cluster.path("Checkout", namespace), json=document, params={"fieldValidation": "Strict"}
+    )
+    assert response.status_code in (400, 422), response.text
+    assert 'unknown field "spec.services.auth.replica"' in response.json()["message"]
+
+
+def test_a_long_name_is_refused(cluster: Cluster, namespace: str) -> None:
+    response = cluster.create("Checkout", namespace, sample_checkout("a" * 31))
+    assert response.status_code == 422, response.text
+    assert "metadata.name must be at most 30 characters" in response.json()["message"]
+
+
+def test_status_is_only_written_through_its_subresource(cluster: Cluster, namespace: str) -> None:
+    cluster.create_checkout(namespace, sample_checkout())
+    cluster.merge("Checkout", namespace, "shop", {"status": {"phase": "Ready"}})
+    assert "status" not in cluster.checkout(namespace)

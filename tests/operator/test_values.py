@@ -1,0 +1,240 @@
+"""The pure parts of the operator, without a cluster: spec to chart values, status from
+children, the Secrets it makes, and its settings."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checkout_operator.children import is_subset
+from checkout_operator.config import ConfigError, OperatorConfig
+from checkout_operator.secrets import wanted_secrets
+from checkout_operator.status import (
+    deployment_problem,
+    healthy_status,
+    merge_conditions,
+    service_states,
+    status_patch,
+)
+from checkout_operator.values import (
+    SERVICES,
+    all_service_values,
+    ingress_url,
+    parse_image,
+    service_values,
+)
+
+from services.kit.keyring import parse_keyring
+
+DEFAULT_IMAGES = {s: f"registry.example.com/{s}:1.0.0" for s in SERVICES}
+
+
+def values_for(spec: dict[str, Any], service: str = "auth") -> dict[str, Any]:
+    return service_values(
+        service,
+        release="shop",
+        namespace="prod",
+        spec=spec,
+        default_images=DEFAULT_IMAGES,
+        cluster_domain="cluster.local",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("mongo:7.0.14", {"repository": "mongo", "tag": "7.0.14"}),
+        ("registry:5000/team/mongo:7", {"repository": "registry:5000/team/mongo", "tag": "7"}),
+        ("registry:5000/team/mongo", {"repository": "registry:5000/team/mongo"}),
+        ("mongo@sha256:" + "a" * 64, {"repository": "mongo", "digest": "sha256:" + "a" * 64}),
+    ],
+)
+def test_parse_image(reference: str, expected: dict[str, str]) -> None:
+    assert parse_image(reference) == expected
+
+
+def test_every_service_is_wired_to_every_other() -> None:
+    values = all_service_values(
+        release="shop",
+        namespace="prod",
+        spec={},
+        default_images=DEFAULT_IMAGES,
+        cluster_domain="corp.local",
+    )
+    assert set(values) == set(SERVICES)
+    for service_values_ in values.values():
+        assert service_values_["serviceUrls"] == {
+            s: f"http://shop-{s}.prod.svc.corp.local:80" for s in SERVICES
+        }
+        assert service_values_["keyrings"] == {
+            "jwt": {"secretName": "shop-jwt-keyring"},
+            "internal": {"secretName": "shop-internal-keyring"},
+        }
+
+
+def test_spec_fields_become_chart_values() -> None:
+    spec = {
+        "services": {
+            "auth": {
+                "replicas": 3,
+                "image": {"tag": "2.0.0"},
+                "resources": {"limits": {"memory": "1Gi"}},
+                "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 9},
+            }
+        },
+        "mongodb": {
+            "image": "mirror.example.com/mongo:7.0.14",
+            "storage": {"size": "5Gi", "className": "fast"},
+            "keepDataOnDelete": False,
+        },
+        "ingress": {"host": "shop.example.com", "tls": {"enabled": True, "secretName": "tls"}},
+        "secretRotation": {"tokenLifetimeSeconds": 600},
+    }
+    values = values_for(spec)
+    assert values["replicaCount"] == 3
+    # A tag alone keeps the operator's default repository.
+    assert values["image"] == {"repository": "registry.example.com/auth", "tag": "2.0.0"}
+    assert values["resources"] == {"limits": {"memory": "1Gi"}}
+    assert values["autoscaling"] == {
+        "enabled": True,
+        "minReplicas": 3,
+        "maxReplicas": 9,
+        "targetCPUUtilizationPercentage": 75,
+    }
+    assert values["mongodb"] == {
+        "image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14"},
+        "auth": {"existingSecret": "shop-auth-mongodb"},
+        "storage": {"size": "5Gi", "className": "fast", "retainOnDelete": False},
+    }
+    assert values["ingress"] == {
+        "enabled": True,
+        "className": "nginx",
+        "host": "shop.example.com",
+        "tls": {"enabled": True, "secretName": "tls"},
+    }
+    assert values["jwt"] == {"accessTokenTtlSeconds": 600}
+    assert "jwt" not in values_for(spec, "cart")  # only auth issues tokens
+    assert ingress_url(spec) == "https://shop.example.com"
+
+
+def test_without_an_image_anywhere_the_chart_default_stands() -> None:
+    values = service_values(
+        "cart",
+        release="shop",
+        namespace="prod",
+        spec={},
+        default_images={},
+        cluster_domain="cluster.local",
+    )
+    assert "image" not in values
+
+
+@pytest.mark.parametrize(
+    ("ingress", "url"),
+    [
+        ({}, None),
+        ({"host": "a.example.com"}, "http://a.example.com"),
+        ({"enabled": False, "host": "a.example.com"}, None),
+    ],
+)
+def test_ingress_url(ingress: dict[str, Any], url: str | None) -> None:
+    assert ingress_url({"ingress": ingress}) == url
+
+
+def test_secrets_are_random_keyrings_in_the_services_format() -> None:
+    first, second = wanted_secrets("shop", "prod"), wanted_secrets("shop", "prod")
+    names = [s["metadata"]["name"] for s in first]
+    assert names == [
+        "shop-jwt-keyring",
+        "shop-internal-keyring",
+        *(f"shop-{s}-mongodb" for s in SERVICES),
+    ]
+    for secret in first[:2]:
+        active, keys = parse_keyring(base64.b64decode(secret["data"]["keyring.json"]))
+        assert set(keys) == {active}
+    assert first[0]["data"] != second[0]["data"]
+    assert first[2]["data"]["mongodb-root-password"] != second[2]["data"]["mongodb-root-password"]
+
+
+def deployment(generation: int, observed: int, available: int, wanted: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "shop-auth", "generation": generation},
+        "spec": {"replicas": wanted},
+        "status": {
+            "observedGeneration": observed,
+            "availableReplicas": available,
+            "updatedReplicas": available,
+            "conditions": [{"type": "Available", "status": "True" if available else "False"}],
+        },
+    }
+
+
+def test_deployment_availability() -> None:
+    assert deployment_problem(None) == "its Deployment does not exist"
+    assert deployment_problem(deployment(2, 1, 1)) is not None  # not rolled out
+    assert deployment_problem(deployment(1, 1, 0)) == "its Deployment has 0/1 replicas available"
+    assert deployment_problem(deployment(1, 1, 1, wanted=2)) is not None
+    assert deployment_problem(deployment(1, 1, 2, wanted=2)) is None
+
+
+def test_conditions_are_replaced_by_type_and_keep_their_transition_time() -> None:
+    existing = [
+        {"type": "Ready", "status": "False", "lastTransitionTime": "t0"},
+        {"type": "SecretsRotated", "status": "True", "lastTransitionTime": "t0"},
+        {"type": "AuthAvailable", "status": "True", "lastTransitionTime": "t0"},
+    ]
+    new = [
+        {"type": "Ready", "status": "True"},
+        {"type": "AuthAvailable", "status": "True", "message": "again"},
+    ]
+    merged = {c["type"]: c for c in merge_conditions(existing, new, "t1")}
+    assert merged["Ready"]["lastTransitionTime"] == "t1"  # changed
+    assert merged["AuthAvailable"] == {
+        "type": "AuthAvailable",
+        "status": "True",
+        "message": "again",
+        "lastTransitionTime": "t0",
+    }
+    assert merged["SecretsRotated"]["lastTransitionTime"] == "t0"  # someone else's, kept
+
+
+def test_the_same_status_twice_is_no_patch() -> None:
+    names = {s: f"shop-{s}" for s in SERVICES}
+    states = service_states({}, {}, deployment_names=names, statefulset_names=names)
+    computed = healthy_status(states, generation=3, url="http://shop.example.com")
+    assert computed["phase"] == "Progressing"
+    assert "auth: its Deployment does not exist" in computed["message"]
+    first = status_patch({}, computed, "t0")
+    assert first is not None
+    assert status_patch(first, computed, "t1") is None
+
+
+def test_subset_comparison() -> None:
+    assert is_subset({"a": 1, "b": [{"c": 2}]}, {"a": 1, "b": [{"c": 2, "d": 3}], "e": 4})
+    assert not is_subset({"b": [{"c": 2}]}, {"b": [{"c": 2}, {"c": 3}]})
+    assert not is_subset({"a": 1}, {"a": "1"})
+
+
+def test_settings_from_the_environment(tmp_path: Path) -> None:
+    for service in SERVICES:
+        (tmp_path / service).mkdir()
+        (tmp_path / service / "Chart.yaml").write_text("name: x\n")
+    config = OperatorConfig.from_env(
+        {
+            "CHECKOUT_CHARTS_DIR": str(tmp_path),
+            "HELM_BINARY": "/usr/local/bin/helm",
+            "CHECKOUT_DEFAULT_IMAGE_AUTH": "checkout/auth:0.1.0",
+            "CHECKOUT_DRIFT_INTERVAL_SECONDS": "15",
+        }
+    )
+    assert config.default_images == {"auth": "checkout/auth:0.1.0"}
+    assert config.drift_interval == 15.0
+    assert config.finalizer == "checkout.platform.io/finalizer"
+    with pytest.raises(ConfigError, match="CHECKOUT_CHARTS_DIR"):
+        OperatorConfig.from_env({})
+    with pytest.raises(ConfigError, match="CHECKOUT_DRIFT_INTERVAL_SECONDS"):
+        OperatorConfig.from_env(
+            {"CHECKOUT_CHARTS_DIR": str(tmp_path), "CHECKOUT_DRIFT_INTERVAL_SECONDS": "soon"}
+        )
