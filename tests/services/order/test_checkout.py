@@ -179,3 +179,24 @@ async def test_concurrent_checkouts_of_the_last_unit(
             assert await cart_lines(cart, buyer.user_id) == {sp: 1}
         else:
             assert await cart_lines(cart, buyer.user_id) == {}
+
+
+async def test_what_is_added_during_a_checkout_is_ordered_or_stays_in_the_cart(
+    order: RunningService, cart: RunningService, catalogue: RunningService, shopper
+) -> None:
+    """Whatever the interleaving, every unit added ends up in the order or still in the cart,
+    never in both and never lost."""
+    hal = shopper()
+    kb, ms = await product_id(catalogue, "KB-001"), await product_id(catalogue, "MS-002")
+    await add_to_cart(cart, hal, kb, 2)
+
+    async def add(pid: str) -> None:
+        await add_to_cart(cart, hal, pid, 1)
+
+    placed, *_ = await asyncio.gather(checkout(order, hal), add(kb), add(ms), add(kb))
+    assert placed.status_code == 201, placed.text
+    ordered = {line["productId"]: line["quantity"] for line in placed.json()["lines"]}
+    left = await cart_lines(cart, hal.user_id)
+    assert ordered.get(kb, 0) + left.get(kb, 0) == 4
+    assert ordered.get(ms, 0) + left.get(ms, 0) == 1
+    assert await stock(catalogue, kb) == 25 - ordered[kb]
