@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.charts.conftest import objects_of
+from tests.charts.ingress_rules import route
 from tests.infra.helm import Helm
 
 Rendered = dict[tuple[str, str], list[dict[str, Any]]]
@@ -63,22 +64,6 @@ PRIVATE_REQUESTS = [
     "/api",
     "/",
 ]
-
-
-def route(ingress: dict[str, Any], host: str | None, path: str) -> tuple[str, str] | None:
-    """The (service, port name) the Ingress sends `path` to, by the rules of pathType Prefix."""
-    elements = [e for e in path.split("/") if e]
-    best: tuple[int, tuple[str, str]] | None = None
-    for rule in ingress["spec"]["rules"]:
-        if rule.get("host") not in (None, host):
-            continue
-        for candidate in rule["http"]["paths"]:
-            assert candidate["pathType"] == "Prefix", candidate
-            prefix = [e for e in candidate["path"].split("/") if e]
-            if elements[: len(prefix)] == prefix and (best is None or len(prefix) > best[0]):
-                backend = candidate["backend"]["service"]
-                best = (len(prefix), (backend["name"], backend["port"]["name"]))
-    return best[1] if best else None
 
 
 def _ingress(objects: list[dict[str, Any]]) -> dict[str, Any]:
