@@ -200,3 +200,21 @@ async def test_what_is_added_during_a_checkout_is_ordered_or_stays_in_the_cart(
     assert ordered.get(kb, 0) + left.get(kb, 0) == 4
     assert ordered.get(ms, 0) + left.get(ms, 0) == 1
     assert await stock(catalogue, kb) == 25 - ordered[kb]
+
+
+async def test_products_in_two_currencies_cannot_be_ordered_together(
+    order: RunningService, cart: RunningService, catalogue: RunningService, shopper
+) -> None:
+    ivy = shopper()
+    kb, ms = await product_id(catalogue, "KB-001"), await product_id(catalogue, "MS-002")
+    await add_to_cart(cart, ivy, kb, 1)
+    await add_to_cart(cart, ivy, ms, 1)
+    await catalogue.app.state.db.products.update_one(
+        {"_id": ObjectId(ms)}, {"$set": {"currency": "USD"}}
+    )
+    view = (await cart.client.get("/api/v1/cart", headers=ivy.headers)).json()
+    assert view["totalCents"] is None and view["currency"] is None
+    assert [line["currency"] for line in view["lines"]] == ["EUR", "USD"]
+    assert "currency" in assert_problem(await checkout(order, ivy), 409)["detail"]
+    assert await stock(catalogue, kb) == 25 and await stock(catalogue, ms) == 60
+    assert await order.app.state.db.orders.count_documents({}) == 0
