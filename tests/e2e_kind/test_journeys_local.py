@@ -21,7 +21,7 @@ from tests.e2e_kind.journeys import (
     internal_paths_closed,
     seed_journey,
 )
-from tests.infra.helm import prepared_helm
+from tests.infra.helm import ROOT, SERVICES, prepared_helm
 
 RELEASE = "shop"
 HOST = "checkout.localhost"
@@ -68,6 +68,9 @@ class RoutedPlatform:
 def platform(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RoutedPlatform]:
+    absent = [s for s in SERVICES if not (ROOT / "services" / s / "__main__.py").is_file()]
+    if absent:
+        pytest.skip(f"services not in this tree yet: {', '.join(absent)}")
     helm = prepared_helm(tmp_path_factory.mktemp("helm"))
     objects = helm.template("checkout", {"ingress": {"host": HOST}}, release=RELEASE)
     (ingress,) = [o for o in objects if o["kind"] == "Ingress"]
