@@ -122,8 +122,15 @@ class ReportPoller:
         return [entry.secret for entry in ordered]
 
     async def one(self, url: str, ring: RingName) -> RingSeen | None:
+        """The service's report for ``ring``; ``None`` if it cannot be reached.
+
+        A service that refuses every key in the internal ring file is answering but has not
+        loaded that ring (nor the one before it): it is reported as holding no keys, so the
+        rotation waits for it instead of assuming it will catch up.
+        """
         assert self._client is not None
-        for key in self._keys():
+        keys = self._keys()
+        for key in keys:
             try:
                 response = await self._client.get(
                     url.rstrip("/") + KEYS_PATH, headers={INTERNAL_KEY_HEADER: key}
@@ -138,7 +145,7 @@ class ReportPoller:
                 return decode_key_report(response.content).ring(ring)
             except msgspec.DecodeError:
                 return None
-        return None
+        return RingSeen(active=None) if keys else None
 
     async def all(self, ring: RingName) -> dict[str, RingSeen | None]:
         seen = await asyncio.gather(*(self.one(url, ring) for url in self.service_urls))

@@ -18,7 +18,13 @@ import jwt
 import pytest
 
 from services.kit.http import ServiceClient
-from services.kit.keyring import KeyRing, KeyringDocument, generate_key, write_keyring_document
+from services.kit.keyring import (
+    KeyRing,
+    KeyringDocument,
+    generate_key,
+    read_keyring_document,
+    write_keyring_document,
+)
 from services.kit.rotation import RingName, RotationPolicy
 from services.local.rotation import FileRotation, ring_file, state_path
 from tests.conftest import RunningService
@@ -59,8 +65,6 @@ class Pair:
         return [self.auth.url, self.product.url]
 
     def ring(self, ring: RingName) -> KeyringDocument:
-        from services.kit.keyring import read_keyring_document
-
         return read_keyring_document(ring_file(self.keys_dir, ring))
 
     def rotation(

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.kit.keyring import KeyRing
-from services.kit.rotation import RotationState
-from services.local.rotation import FileRotation, RotationFailed, state_path
+from services.kit.keyring import KeyRing, KeyringDocument, generate_key, write_keyring_document
+from services.kit.rotation import RingSeen, RotationState
+from services.local.rotation import FileRotation, ReportPoller, RotationFailed, state_path
 from tests.infra.servers import free_port_url
 from tests.rotation.conftest import TOKEN_TTL, Pair, Traffic, expiry_of, kid_of, running
 
@@ -221,3 +221,25 @@ async def test_cli_reports_a_bad_emergency_kid(pair: Pair) -> None:
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
     assert "not in the jwt ring: jwt-nope" in out.decode()
+
+
+async def test_the_poller_falls_back_to_older_keys_and_reports_a_service_that_refuses_all(
+    pair: Pair, tmp_path: Path
+) -> None:
+    current = pair.ring("internal")
+    unknown = generate_key("api-unknown")
+    # A ring whose active key the services have not loaded, but which still holds one they have.
+    ahead = tmp_path / "ahead.json"
+    write_keyring_document(
+        ahead, KeyringDocument(active="api-unknown", keys=[*current.keys, unknown])
+    )
+    async with ReportPoller([pair.product.url], ahead) as poller:
+        seen = await poller.one(pair.product.url, "internal")
+    assert seen == RingSeen(active="api-1", kids=("api-1",))
+    # A ring with no key the service accepts: it answers, so it is behind, not unreachable.
+    stranger = tmp_path / "stranger.json"
+    write_keyring_document(stranger, KeyringDocument(active="api-unknown", keys=[unknown]))
+    async with ReportPoller([pair.product.url, free_port_url()], stranger) as poller:
+        reports = await poller.all("internal")
+    assert reports[pair.product.url] == RingSeen(active=None)
+    assert list(reports.values())[1] is None
