@@ -92,3 +92,30 @@ def test_one_kubernetes_minor_everywhere() -> None:
         "envtest": _minor(envtest.group(1)),
     }
     assert len(set(minors.values())) == 1, minors
+
+
+def test_library_chart_lints_strict(helm: Helm) -> None:
+    output = helm.run("lint", "--strict", str(helm.chart("checkout-lib"))).stdout
+    assert "0 chart(s) failed" in output
+
+
+def test_one_mongodb_image_everywhere() -> None:
+    """The service charts, the CRD's default and the sample Checkout run the same MongoDB."""
+    images = set()
+    for service in ("auth", "product", "cart", "order"):
+        values = yaml.safe_load(repo_path("charts", service, "values.yaml").read_text())
+        image = values["mongodb"]["image"]
+        assert image["repository"] == "mongo", service
+        images.add(f"mongo:{image['tag']}")
+    crd = yaml.safe_load(
+        repo_path(
+            "charts", "checkout-operator", "crds", "checkouts.checkout.platform.io.yaml"
+        ).read_text()
+    )
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    images.add(spec["properties"]["mongodb"]["properties"]["image"]["default"])
+    sample = yaml.safe_load(repo_path("k8s", "checkout-sample.yaml").read_text())
+    images.add(sample["spec"]["mongodb"]["image"])
+    assert len(images) == 1, images
+    (image,) = images
+    assert re.fullmatch(r"mongo:\d+\.\d+\.\d+", image), f"{image} is not pinned to a patch version"
