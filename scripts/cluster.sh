@@ -9,8 +9,9 @@
 #   scripts/cluster.sh down      delete the kind cluster
 #
 # Needs Docker (a running engine) and kind. helm and kubectl are taken from PATH, else the pinned
-# binaries of scripts/ensure_helm.py (linux/amd64). Everything runs against the kube-context
-# kind-<cluster> only, never the current context. Safe to run again: every step checks first.
+# binaries of scripts/ensure_helm.py (linux/amd64). Creating the cluster makes kind-<cluster> the
+# current kube-context (as kind does, for skaffold); every command here names that context
+# explicitly, so it never touches another cluster. Safe to run again: every step checks first.
 #
 # Settings (environment): CHECKOUT_CLUSTER (default checkout, the name in k8s/kind-cluster.yaml),
 # CHECKOUT_HTTP_PORT (default 8080, the host port k8s/kind-cluster.yaml maps to the ingress),
@@ -241,7 +242,8 @@ case "${1:-}" in
   url) cmd_url ;;
   down) cmd_down ;;
   *)
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    # The comment block at the top of this file is the usage.
+    sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2
     exit 64
     ;;
 esac

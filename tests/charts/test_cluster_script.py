@@ -1,0 +1,128 @@
+"""scripts/cluster.sh (`make up`, `make down`, `make cluster`): agrees with the kind config and
+skaffold, and where Docker or kind is missing says which and points to `make dev`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.charts.conftest import repo_path
+
+SCRIPT = repo_path("scripts", "cluster.sh")
+TEXT = SCRIPT.read_text()
+
+
+def _setting(name: str) -> str:
+    found = re.search(rf'^{name}="\$\{{\w+:-([^}}]+)\}}"$', TEXT, re.MULTILINE) or re.search(
+        rf'^{name}="([^"$]+)"$', TEXT, re.MULTILINE
+    )
+    assert found, f"cluster.sh sets no {name}"
+    return found.group(1)
+
+
+def test_defaults_match_the_kind_config() -> None:
+    kind = yaml.safe_load(repo_path("k8s", "kind-cluster.yaml").read_text())
+    assert _setting("CLUSTER") == kind["name"]
+    (node,) = kind["nodes"]
+    host_ports = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
+    assert _setting("HTTP_PORT") == str(host_ports[80])
+    assert "CHECKOUT_HTTPS_PORT:-" + str(host_ports[443]) in TEXT
+    # ingress-nginx's kind manifest schedules onto the node with this label.
+    assert node["labels"]["ingress-ready"] == "true"
+    assert re.search(r"INGRESS_NGINX_VERSION=\"controller-v\d+\.\d+\.\d+\"", TEXT)
+
+
+def test_operator_release_is_the_one_skaffold_upgrades() -> None:
+    skaffold = yaml.safe_load(repo_path("skaffold.yaml").read_text())
+    (profile,) = [p for p in skaffold["profiles"] if p["name"] == "operator"]
+    (release,) = profile["deploy"]["helm"]["releases"]
+    assert _setting("OPERATOR_RELEASE") == release["name"]
+    assert _setting("OPERATOR_NAMESPACE") == release["namespace"]
+
+
+def test_builds_every_image_the_charts_use() -> None:
+    services = re.search(r"^SERVICES=\(([a-z ]+)\)$", TEXT, re.MULTILINE)
+    assert services
+    assert services.group(1).split() == ["auth", "product", "cart", "order"]
+    for service in services.group(1).split():
+        values = yaml.safe_load(repo_path("charts", service, "values.yaml").read_text())
+        assert values["image"]["repository"] == f"checkout/{service}"
+    operator = yaml.safe_load(repo_path("charts", "checkout-operator", "values.yaml").read_text())
+    assert operator["image"]["repository"] == "checkout/operator"
+    assert "image.repository=checkout/operator" in TEXT
+
+
+def _run(command: str, path_dirs: list[Path]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": os.pathsep.join(str(d) for d in path_dirs)}
+    bash = shutil.which("bash")
+    assert bash
+    return subprocess.run(
+        [bash, str(SCRIPT), command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _bin_with(tmp_path: Path, tools: dict[str, str]) -> Path:
+    """A folder with the basic tools the script needs and stand-ins for `tools`."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in ("grep", "sed", "dirname", "cat", "python3", "git", "date"):
+        found = shutil.which(tool)
+        if found:
+            (folder / tool).symlink_to(found)
+    for name, body in tools.items():
+        stub = folder / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["up", "down", "cluster"])
+def test_without_docker_and_kind_it_says_so_and_points_to_make_dev(
+    tmp_path: Path, command: str
+) -> None:
+    result = _run(command, [_bin_with(tmp_path, {})])
+    assert result.returncode == 2, result.stderr
+    assert "Docker (no docker command)" in result.stderr
+    assert "kind" in result.stderr
+    assert "make dev" in result.stderr
+
+
+def test_a_docker_command_without_an_engine_is_not_enough(tmp_path: Path) -> None:
+    stubs = {"docker": "exit 1", "kind": "exit 0"}
+    result = _run("up", [_bin_with(tmp_path, stubs)])
+    assert result.returncode == 2
+    assert "a running Docker engine (docker info fails)" in result.stderr
+    assert "kind (" not in result.stderr
+    assert "make dev" in result.stderr
+
+
+def test_down_without_a_cluster_is_a_no_op(tmp_path: Path) -> None:
+    stubs = {"docker": "exit 0", "kind": 'if [ "$1 $2" = "get clusters" ]; then exit 0; fi; exit 9'}
+    result = _run("down", [_bin_with(tmp_path, stubs)])
+    assert result.returncode == 0, result.stderr
+    assert "no kind cluster checkout" in result.stderr
+
+
+def test_unknown_command_prints_the_usage(tmp_path: Path) -> None:
+    result = _run("sideways", [_bin_with(tmp_path, {})])
+    assert result.returncode == 64
+    assert "scripts/cluster.sh up" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_shellcheck_is_clean() -> None:
+    result = subprocess.run(
+        ["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout
