@@ -72,8 +72,9 @@ class SyncReport:
         )
 
     def summary(self) -> str:
+        """In words, short enough for an event: names when few, else how many."""
         parts = [
-            f"{label} {', '.join(items)}"
+            f"{label} {', '.join(items) if len(items) <= 5 else f'{len(items)} objects'}"
             for label, items in (
                 ("created", self.created),
                 ("updated", self.updated),

@@ -8,9 +8,10 @@ import time
 from typing import Any
 
 import httpx
+from checkout_operator.config import OperatorConfig
 
 from tests.operator.cluster import OWNER_LABEL, SERVICES, Cluster, sample_checkout, wait_until
-from tests.operator.conftest import RunningOperator
+from tests.operator.conftest import RunningOperator, run_operator
 
 # The drift interval is 0.5 s in these tests; a repair must land well within this.
 REPAIR_BOUND = 5.0
@@ -355,3 +356,21 @@ def test_liveness_endpoint_answers(operator: RunningOperator) -> None:
         what="liveness 200",
     )
     assert "reconciles" in response.json()
+
+
+def test_a_restarted_operator_resumes_without_rewriting_the_children(
+    cluster: Cluster, namespace: str, operator_config: OperatorConfig
+) -> None:
+    with run_operator(operator_config, (namespace,)) as first:
+        cluster.create_checkout(namespace, sample_checkout())
+        ready(cluster, namespace)
+        quiet(cluster, namespace)
+        assert first.runtime.reconciles > 0
+
+    offset = cluster.audit_offset()
+    with run_operator(operator_config, (namespace,)) as second:
+        wait_until(lambda: second.runtime.reconciles >= 3, what="the new operator's reconciles")
+        assert second.runtime.kube.writes == {}
+    writes = cluster.writes_since(offset, namespace)
+    # Neither the operator nor kopf's bookkeeping on the Checkout wrote anything.
+    assert [(w["verb"], w["objectRef"]["resource"], w["userAgent"]) for w in writes] == []
