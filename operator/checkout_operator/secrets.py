@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from services.kit.keyring import dump_keyring, generate_key
+from services.kit.rotation import RingName, make_kid
 
 from .values import SERVICES, Names
 
@@ -26,9 +28,10 @@ def keyring_data(kid: str) -> dict[str, str]:
     return {"keyring.json": _b64(dump_keyring(kid, [generate_key(kid)]))}
 
 
-def new_key_id(prefix: str) -> str:
-    # Unique and never reused: a random suffix, not a counter that a re-creation would restart.
-    return f"{prefix}-{secrets.token_hex(4)}"
+def new_key_id(ring: RingName) -> str:
+    """A first key id in the format rotation continues (``jwt-20261125T201500Z-3fa9c1``): when
+    and a random nonce, so a re-created ring never reuses an id."""
+    return make_kid(ring, time.time(), secrets.token_hex(3))
 
 
 def mongodb_credentials_data() -> dict[str, str]:
@@ -62,7 +65,7 @@ def wanted_secrets(release: str, namespace: str) -> list[dict[str, Any]]:
 
     wanted = [
         secret(names.jwt_keyring, "jwt-keyring", keyring_data(new_key_id("jwt"))),
-        secret(names.internal_keyring, "internal-keyring", keyring_data(new_key_id("api"))),
+        secret(names.internal_keyring, "internal-keyring", keyring_data(new_key_id("internal"))),
     ]
     wanted += [
         secret(names.mongodb_secret(service), "database", mongodb_credentials_data())

@@ -151,9 +151,10 @@ def test_secrets_are_random_keyrings_in_the_services_format() -> None:
         "shop-internal-keyring",
         *(f"shop-{s}-mongodb" for s in SERVICES),
     ]
-    for secret in first[:2]:
+    for secret, prefix in zip(first[:2], ("jwt-", "api-"), strict=True):
         active, keys = parse_keyring(base64.b64decode(secret["data"]["keyring.json"]))
         assert set(keys) == {active}
+        assert active.startswith(prefix)
     assert first[0]["data"] != second[0]["data"]
     assert first[2]["data"]["mongodb-root-password"] != second[2]["data"]["mongodb-root-password"]
 
