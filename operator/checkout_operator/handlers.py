@@ -137,9 +137,9 @@ async def repair_drift(
         except Stopping:
             break
         except ReconcileError as exc:
-            if str(exc) != last_error:  # say it once, not every interval
+            # Logged once, not every interval; the reconcile posts the event with the status.
+            if str(exc) != last_error:
                 logger.warning("drift repair failed: %s", exc)
-                kopf.warn(body, reason="ReconcileFailed", message=str(exc))
             last_error = str(exc)
             continue
         last_error = ""

@@ -132,10 +132,10 @@ class Runtime:
             )
         except (RenderError, ApiError) as exc:
             message = str(exc)
-            await self._publish(
-                body,
-                failed_status(message, generation=generation, permanent=exc.permanent, url=url),
-            )
+            failed = failed_status(message, generation=generation, permanent=exc.permanent, url=url)
+            # An error is an event once, when it first shows in the status, not every retry.
+            if await self._publish(body, failed, post_phase=False):
+                kopf.warn(as_body(body), reason="ReconcileFailed", message=message)
             raise ReconcileError(message, permanent=exc.permanent) from exc
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
@@ -172,7 +172,9 @@ class Runtime:
         )
         return healthy_status(states, generation=generation, url=url)
 
-    async def _publish(self, body: Mapping[str, Any], computed: Mapping[str, Any]) -> bool:
+    async def _publish(
+        self, body: Mapping[str, Any], computed: Mapping[str, Any], *, post_phase: bool = True
+    ) -> bool:
         """Write the status if it differs from what the object has; True if it wrote.
 
         A change of phase is also an event, so ``kubectl describe`` tells the story.
@@ -186,12 +188,9 @@ class Runtime:
             CHECKOUT, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
         )
         phase = patch.get("phase")
-        if phase:
+        if phase and post_phase:
             message = str(computed.get("message") or "") or PHASE_MESSAGES.get(phase, phase)
-            if phase in (PHASE_FAILED,):
-                kopf.warn(as_body(body), reason=phase, message=message)
-            else:
-                kopf.info(as_body(body), reason=phase, message=message)
+            kopf.info(as_body(body), reason=phase, message=message)
         return True
 
     async def refresh_status(self, namespace: str, name: str) -> bool:

@@ -340,6 +340,16 @@ def test_a_spec_the_charts_refuse_fails_permanently_and_says_why(
     assert "resources" in status["message"]
     assert status["conditions"][0]["reason"] == "InvalidSpec"
     assert not cluster.list("Deployment", namespace)
+    warnings = wait_until(
+        lambda: [
+            e
+            for e in cluster.list("Event", namespace)
+            if e["reason"] == "ReconcileFailed" and e["type"] == "Warning"
+        ],
+        what="a ReconcileFailed warning",
+    )
+    assert "helm template cart" in warnings[0]["message"]
+    assert len(warnings) == 1 and warnings[0].get("count", 1) == 1  # said once, not per retry
 
     cluster.merge(
         "Checkout",
