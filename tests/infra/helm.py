@@ -105,7 +105,8 @@ class Helm:
     def chart(self, name: str) -> Path:
         return self.charts / name
 
-    def _values_args(self, values: Mapping[str, Any] | None, tag: str) -> list[str]:
+    def values_args(self, values: Mapping[str, Any] | None, tag: str) -> list[str]:
+        """`--values <file>` for a values mapping (written once per distinct mapping)."""
         if not values:
             return []
         digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
@@ -115,7 +116,7 @@ class Helm:
         return ["--values", str(path)]
 
     def lint(self, chart: str, values: Mapping[str, Any] | None = None) -> str:
-        args = ["lint", "--strict", str(self.chart(chart)), *self._values_args(values, chart)]
+        args = ["lint", "--strict", str(self.chart(chart)), *self.values_args(values, chart)]
         return self.run(*args).stdout
 
     def template_text(
@@ -136,7 +137,7 @@ class Helm:
             str(self.chart(chart)),
             "--namespace",
             namespace,
-            *self._values_args(values, chart),
+            *self.values_args(values, chart),
             *extra,
         ]
         if is_upgrade:
