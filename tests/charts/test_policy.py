@@ -356,7 +356,7 @@ def test_an_upgrade_never_renders_secrets_with_new_values(
 ) -> None:
     """On upgrade a generated Secret is rendered only from what `lookup` finds in the cluster;
     offline it finds nothing, so two upgrade renders must hold no Secret data that could differ
-    (tests/charts/test_secret_lifecycle.py checks the same against a real API server)."""
+    (tests/charts/test_apiserver.py checks the same against a real API server)."""
     values = VALUE_SETS[chart][value_set]
     first = helm.template(chart, values, is_upgrade=True)
     second = helm.template(chart, values, is_upgrade=True)
