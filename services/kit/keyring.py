@@ -26,6 +26,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from services.kit.files import write_atomically
+
 log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
@@ -101,26 +103,10 @@ def read_keyring_document(path: str | os.PathLike[str]) -> KeyringDocument:
 
 
 def write_keyring_document(path: str | os.PathLike[str], document: KeyringDocument) -> None:
-    """Replace the ring file atomically: a reader sees the old ring or the new one, never half.
-
-    The new content goes to a private temporary file in the same folder, is flushed to disk, and
-    is renamed over the old file (a new inode, so ``KeyRing`` notices the change).
-    """
+    """Replace the ring file atomically, after checking a service would accept the new ring."""
     data = msgspec.json.encode(document)
     parse_keyring(data)  # never write a ring a service would refuse
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, data)
 
 
 class KeyRing:

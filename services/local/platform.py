@@ -22,6 +22,7 @@ from typing import IO
 
 import httpx
 
+from services.kit.files import write_atomically
 from services.kit.keyring import dump_keyring, generate_key
 from services.local.mongo_server import MongoServer, free_port, start_mongo
 
@@ -34,18 +35,6 @@ class PlatformError(RuntimeError):
     """A service did not start; the message carries the end of its log."""
 
 
-def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` so a reader sees the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
 def ensure_keyrings(keys_dir: Path) -> tuple[Path, Path]:
     """A JWT ring and an internal API-key ring, made once (fresh random keys) and then kept."""
     jwt_file, internal_file = keys_dir / "jwt.json", keys_dir / "internal.json"
@@ -53,7 +42,7 @@ def ensure_keyrings(keys_dir: Path) -> tuple[Path, Path]:
     for path, prefix in ((jwt_file, "jwt"), (internal_file, "api")):
         if not path.exists():
             kid = f"{prefix}-{stamp}-{secrets.token_hex(3)}"
-            write_file_atomically(path, dump_keyring(kid, [generate_key(kid)]))
+            write_atomically(path, dump_keyring(kid, [generate_key(kid)]))
     return jwt_file, internal_file
 
 
@@ -64,7 +53,7 @@ def ensure_admin_credentials(path: Path) -> tuple[str, str]:
         return str(data["email"]), str(data["password"])
     password = secrets.token_urlsafe(18)
     body = json.dumps({"email": ADMIN_EMAIL, "password": password}, indent=2) + "\n"
-    write_file_atomically(path, body.encode())
+    write_atomically(path, body.encode())
     return ADMIN_EMAIL, password
 
 
@@ -213,7 +202,7 @@ class LocalPlatform:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ensure_keyrings(self.keys_dir)
         self.admin_email, self.admin_password = ensure_admin_credentials(self.admin_file)
-        write_file_atomically(self.workdir / "admin-password", self.admin_password.encode())
+        write_atomically(self.workdir / "admin-password", self.admin_password.encode())
         if self._given_mongo is not None:
             self.mongo = self._given_mongo
         elif self._ephemeral_mongo:

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.kit.files import write_atomically
 from services.kit.keyring import KeyEntry, KeyRing, decode_secret, dump_keyring, generate_key
 from services.kit.tokens import TokenService
 
 
 def write_ring(path: Path, active: str, entries: list[KeyEntry]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(dump_keyring(active, entries))
-    tmp.replace(path)  # atomic, like a Secret update
+    write_atomically(path, dump_keyring(active, entries))  # atomic, like a Secret update
 
 
 @dataclass
