@@ -16,6 +16,7 @@ help:
 	@echo "make test     install everything, then lint, type-check and run every test"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make up       the platform on a kind cluster (needs Docker, kind, kubectl, helm)"
+	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -43,6 +44,9 @@ test-fast: venv
 
 dev: venv
 	$(PY) -m services.local
+
+bench: venv
+	$(PY) -m bench.rotation_load
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
