@@ -3,12 +3,15 @@ worker), and the value sets every chart is rendered with."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.infra.helm import ALL_CHARTS, Helm, helm_path, prepared_helm
+from tests.infra.helm import ALL_CHARTS, ROOT, Helm, helm_path, prepared_helm
 
 SERVICES = ("auth", "product", "cart", "order")
 
@@ -108,6 +111,30 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+
+
+def operator_values() -> dict[str, dict[str, Any]]:
+    """The values the operator gives each service chart for k8s/checkout-sample.yaml (its own
+    pure function, operator/checkout_operator/values.py): the charts' side of that contract."""
+    path = ROOT / "operator" / "checkout_operator" / "values.py"
+    spec = importlib.util.spec_from_file_location("checkout_operator_values", path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    sample = yaml.safe_load((ROOT / "k8s" / "checkout-sample.yaml").read_text())
+    values: dict[str, dict[str, Any]] = module.all_service_values(
+        release="shop",
+        namespace="checkout",
+        spec=sample["spec"],
+        default_images={s: f"registry.example.com/checkout/{s}:0.1.0" for s in SERVICES},
+        cluster_domain="cluster.local",
+    )
+    return values
+
+
+for _service, _values in operator_values().items():
+    VALUE_SETS[_service]["operator-sample"] = _values
 
 CASES = [(chart, name) for chart in ALL_CHARTS for name in VALUE_SETS[chart]]
 CASE_IDS = [f"{chart}:{name}" for chart, name in CASES]
