@@ -55,6 +55,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = int(config.watch_server_timeout)
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = config.connect_timeout
+    # Only the Deployments and StatefulSets the operator made are watched: the API server
+    # filters them, so a big cluster's other workloads never reach this process.
+    settings.watching.label_selectors["apps", "deployments"] = OWNER_LABEL
+    settings.watching.label_selectors["apps", "statefulsets"] = OWNER_LABEL
     settings.networking.request_timeout = config.request_timeout
     settings.networking.connect_timeout = config.connect_timeout
     # Exit in time for the pod's terminationGracePeriodSeconds (30 s by default).
