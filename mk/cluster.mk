@@ -18,4 +18,4 @@ url:     ## the URL of the platform on the kind cluster
 # `make up` when there is none, and deleted afterwards unless CHECKOUT_E2E_KEEP=1). Skips, with
 # the reason, where Docker or kind is missing.
 e2e: venv
-	CHECKOUT_E2E=1 $(VENV)/bin/pytest tests/e2e_kind -m e2e -p no:xdist -v
+	CHECKOUT_E2E=1 $(VENV)/bin/pytest tests/e2e_kind -m e2e -p no:xdist -v -s

@@ -83,16 +83,17 @@ class Platform:
 def platform(e2e_enabled: None) -> Iterator[Platform]:
     existed = _cluster_exists()
     began = time.monotonic()
+    # Progress goes to stderr as it happens (make e2e runs pytest with -s); stdout is the URL.
     up = subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), "up"],
         cwd=ROOT,
         timeout=UP_TIMEOUT_SECONDS,
         check=False,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
     )
     if up.returncode != 0:
-        pytest.fail(f"scripts/cluster.sh up failed ({up.returncode}):\n{up.stderr[-6000:]}")
+        pytest.fail(f"scripts/cluster.sh up failed ({up.returncode}); its output is above")
     print(f"platform up in {time.monotonic() - began:.0f}s at {up.stdout.strip()}")
     sample = yaml.safe_load(SAMPLE.read_text())
     try:
