@@ -61,9 +61,10 @@ require_docker_and_kind() {
 }
 
 tool() {
-  # helm or kubectl: from PATH, else the pinned binary (fetched once, cached).
+  # helm or kubectl: from PATH (type -P: a binary, never a function or alias of that name), else
+  # the pinned binary (fetched once, cached).
   local name="$1" path
-  if path="$(command -v "${name}")"; then
+  if path="$(type -P "${name}")"; then
     printf '%s\n' "${path}"
   elif path="$(python3 "${ROOT}/scripts/ensure_helm.py" --tool "${name}")"; then
     printf '%s\n' "${path}"
@@ -77,8 +78,9 @@ setup_tools() {
   HELM_BIN="$(tool helm)"
 }
 
-kubectl() { "${KUBECTL_BIN}" --context "${CONTEXT}" "$@"; }
-helm() { "${HELM_BIN}" --kube-context "${CONTEXT}" "$@"; }
+# kubectl and helm, always against the kind cluster's context.
+kube() { "${KUBECTL_BIN}" --context "${CONTEXT}" "$@"; }
+kube_helm() { "${HELM_BIN}" --kube-context "${CONTEXT}" "$@"; }
 
 cluster_exists() { kind get clusters 2>/dev/null | grep -qx "${CLUSTER}"; }
 
@@ -96,10 +98,10 @@ create_cluster() {
 
 install_ingress_controller() {
   say "installing ingress-nginx ${INGRESS_NGINX_VERSION}"
-  kubectl apply -f "${INGRESS_NGINX_MANIFEST}" >/dev/null
-  kubectl -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
+  kube apply -f "${INGRESS_NGINX_MANIFEST}" >/dev/null
+  kube -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
   # The admission webhook must answer before any Ingress can be created.
-  kubectl -n ingress-nginx wait --for=condition=Complete job --all --timeout=300s >/dev/null
+  kube -n ingress-nginx wait --for=condition=Complete job --all --timeout=300s >/dev/null
 }
 
 image_tag() {
@@ -135,42 +137,42 @@ install_operator() {
   local tag="$1" args=() service
   # Helm installs crds/ only on first install and never upgrades it: apply the one CRD directly.
   say "applying the Checkout CRD"
-  kubectl apply --server-side --force-conflicts -f "${CRD}" >/dev/null
-  kubectl wait --for=condition=Established crd/checkouts.checkout.platform.io --timeout=120s >/dev/null
+  kube apply --server-side --force-conflicts -f "${CRD}" >/dev/null
+  kube wait --for=condition=Established crd/checkouts.checkout.platform.io --timeout=120s >/dev/null
   for service in "${SERVICES[@]}"; do
     args+=(--set "serviceImages.${service}.repository=checkout/${service}")
     args+=(--set "serviceImages.${service}.tag=${tag}")
   done
   say "installing the operator chart (release ${OPERATOR_RELEASE}, namespace ${OPERATOR_NAMESPACE})"
-  helm upgrade --install "${OPERATOR_RELEASE}" "${ROOT}/charts/checkout-operator" \
+  kube_helm upgrade --install "${OPERATOR_RELEASE}" "${ROOT}/charts/checkout-operator" \
     --namespace "${OPERATOR_NAMESPACE}" --create-namespace \
     --set image.repository=checkout/operator --set "image.tag=${tag}" "${args[@]}" \
     --wait --timeout 5m >/dev/null
 }
 
 sample_field() {
-  kubectl get -f "${SAMPLE}" -o "jsonpath=$1"
+  kube get -f "${SAMPLE}" -o "jsonpath=$1"
 }
 
 apply_sample_and_wait() {
   say "applying k8s/checkout-sample.yaml"
-  kubectl apply -f "${SAMPLE}" >/dev/null
+  kube apply -f "${SAMPLE}" >/dev/null
   local name namespace
   name="$(sample_field '{.metadata.name}')"
   namespace="$(sample_field '{.metadata.namespace}')"
   say "waiting until Checkout ${namespace}/${name} is Ready (up to ${READY_TIMEOUT})"
-  if ! kubectl -n "${namespace}" wait "checkout/${name}" --for=condition=Ready --timeout="${READY_TIMEOUT}"; then
-    kubectl -n "${namespace}" get "checkout/${name}" -o wide >&2 || true
-    kubectl -n "${namespace}" get pods -l "app.kubernetes.io/instance=${name}" >&2 || true
+  if ! kube -n "${namespace}" wait "checkout/${name}" --for=condition=Ready --timeout="${READY_TIMEOUT}"; then
+    kube -n "${namespace}" get "checkout/${name}" -o wide >&2 || true
+    kube -n "${namespace}" get pods -l "app.kubernetes.io/instance=${name}" >&2 || true
     die "Checkout ${namespace}/${name} did not become Ready; see: kubectl -n ${OPERATOR_NAMESPACE} logs deploy/${OPERATOR_RELEASE}"
   fi
   local product
-  product="$(kubectl -n "${namespace}" get deployment -o name \
+  product="$(kube -n "${namespace}" get deployment -o name \
     -l "app.kubernetes.io/instance=${name},app.kubernetes.io/name=product,app.kubernetes.io/component=api")"
   [[ -n "${product}" ]] || die "no product Deployment of Checkout ${name} found"
   # Idempotent: products are matched by sku, stock is never reset.
   say "loading the sample catalogue"
-  kubectl -n "${namespace}" exec "${product}" -- python -m services.product load-catalogue >&2
+  kube -n "${namespace}" exec "${product}" -- python -m services.product load-catalogue >&2
 }
 
 platform_url() {
@@ -222,7 +224,7 @@ cmd_url() {
   require_docker_and_kind
   setup_tools
   cluster_exists || die "no kind cluster ${CLUSTER}; run make up"
-  kubectl get -f "${SAMPLE}" >/dev/null 2>&1 || die "the sample Checkout is not applied; run make up"
+  kube get -f "${SAMPLE}" >/dev/null 2>&1 || die "the sample Checkout is not applied; run make up"
   platform_url
 }
 

@@ -126,3 +126,81 @@ def test_shellcheck_is_clean() -> None:
         ["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+# Stand-ins that log every call and answer like the real tools would on a fresh machine.
+FAKE_TOOLS = {
+    "docker": 'echo "docker $*" >> "$CALLS"',
+    "kind": """echo "kind $*" >> "$CALLS"
+if [ "$1 $2" = "get clusters" ]; then grep -q '^kind create' "$CALLS" && echo checkout; fi
+exit 0""",
+    "kubectl": """echo "kubectl $*" >> "$CALLS"
+case "$*" in
+  *"jsonpath={.metadata.name}"*) printf demo ;;
+  *"jsonpath={.metadata.namespace}"*) printf default ;;
+  *"jsonpath={.spec.ingress.host}"*) printf checkout.localhost ;;
+  *"jsonpath={.spec.ingress.tls.enabled}"*) printf false ;;
+  *"get deployment -o name"*) echo deployment.apps/demo-product ;;
+esac
+exit 0""",
+    "helm": 'echo "helm $*" >> "$CALLS"',
+    "curl": 'echo "curl $*" >> "$CALLS"; printf 200',
+}
+
+
+def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.log"
+    folder = _bin_with(tmp_path, FAKE_TOOLS)
+    for tool in ("seq", "date", "tr", "head", "tail"):
+        if (found := shutil.which(tool)) and not (folder / tool).exists():
+            (folder / tool).symlink_to(found)
+    env = {
+        **os.environ,
+        "PATH": str(folder),
+        "CALLS": str(calls),
+        "CHECKOUT_IMAGE_TAG": "t1",
+    }
+    bash = shutil.which("bash")
+    assert bash
+    result = subprocess.run(
+        [bash, str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://checkout.localhost:8080"
+    log = calls.read_text().splitlines()
+
+    def first(prefix: str) -> int:
+        matches = [i for i, line in enumerate(log) if line.startswith(prefix)]
+        assert matches, f"never ran {prefix!r}:\n" + "\n".join(log)
+        return matches[0]
+
+    steps = [
+        "kind create cluster --name checkout --config",
+        "kubectl --context kind-checkout apply -f https://raw.githubusercontent.com/kubernetes/"
+        "ingress-nginx/controller-v",
+        "docker build --file",
+        "kind load docker-image --name checkout checkout/auth:t1 checkout/product:t1 "
+        "checkout/cart:t1 checkout/order:t1 checkout/operator:t1",
+        "kubectl --context kind-checkout apply --server-side --force-conflicts -f",
+        "helm --kube-context kind-checkout upgrade --install checkout-operator",
+        "kubectl --context kind-checkout apply -f " + str(repo_path("k8s", "checkout-sample.yaml")),
+        "kubectl --context kind-checkout -n default wait checkout/demo --for=condition=Ready",
+        "kubectl --context kind-checkout -n default exec deployment.apps/demo-product -- "
+        "python -m services.product load-catalogue",
+        "curl ",
+    ]
+    positions = [first(step) for step in steps]
+    assert positions == sorted(positions), "\n".join(log)
+    builds = [line for line in log if line.startswith("docker build")]
+    assert len(builds) == 5
+    for service in ("auth", "product", "cart", "order"):
+        assert any(f"SERVICE={service} --tag checkout/{service}:t1" in b for b in builds)
+    (install,) = [line for line in log if "upgrade --install checkout-operator" in line]
+    assert "--set image.repository=checkout/operator --set image.tag=t1" in install
+    assert "--set serviceImages.cart.tag=t1" in install
+    # Nothing touched a context other than the kind one.
+    for line in log:
+        if line.startswith("kubectl "):
+            assert line.startswith("kubectl --context kind-checkout "), line
+        if line.startswith("helm "):
+            assert line.startswith("helm --kube-context kind-checkout "), line
