@@ -141,6 +141,7 @@ case "$*" in
   *"jsonpath={.spec.ingress.host}"*) printf checkout.localhost ;;
   *"jsonpath={.spec.ingress.tls.enabled}"*) printf false ;;
   *"get deployment -o name"*) echo deployment.apps/demo-product ;;
+  *"wait checkout/"*) [ -z "$NEVER_READY" ] || exit 1 ;;
 esac
 exit 0""",
     "helm": 'echo "helm $*" >> "$CALLS"',
@@ -148,26 +149,32 @@ exit 0""",
 }
 
 
-def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) -> None:
+def _run_faked(
+    tmp_path: Path, command: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     calls = tmp_path / "calls.log"
+    calls.touch()
     folder = _bin_with(tmp_path, FAKE_TOOLS)
     for tool in ("seq", "date", "tr", "head", "tail"):
         if (found := shutil.which(tool)) and not (folder / tool).exists():
             (folder / tool).symlink_to(found)
-    env = {
-        **os.environ,
-        "PATH": str(folder),
-        "CALLS": str(calls),
-        "CHECKOUT_IMAGE_TAG": "t1",
-    }
     bash = shutil.which("bash")
     assert bash
     result = subprocess.run(
-        [bash, str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [bash, str(SCRIPT), command],
+        env={**os.environ, "PATH": str(folder), "CALLS": str(calls), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+    return result, calls.read_text().splitlines()
+
+
+def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) -> None:
+    result, log = _run_faked(tmp_path, "up", CHECKOUT_IMAGE_TAG="t1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "http://checkout.localhost:8080"
-    log = calls.read_text().splitlines()
 
     def first(prefix: str) -> int:
         matches = [i for i, line in enumerate(log) if line.startswith(prefix)]
@@ -204,3 +211,27 @@ def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) ->
             assert line.startswith("kubectl --context kind-checkout "), line
         if line.startswith("helm "):
             assert line.startswith("helm --kube-context kind-checkout "), line
+
+
+def test_up_explains_a_checkout_that_never_gets_ready(tmp_path: Path) -> None:
+    result, log = _run_faked(tmp_path, "up", CHECKOUT_IMAGE_TAG="t1", NEVER_READY="1")
+    assert result.returncode == 1
+    assert "did not become Ready" in result.stderr
+    assert "logs deploy/checkout-operator" in result.stderr
+    assert any("get pods -l app.kubernetes.io/instance=demo" in line for line in log)
+    assert not any("load-catalogue" in line for line in log)
+
+
+def test_cluster_only_makes_the_cluster_and_the_ingress_controller(tmp_path: Path) -> None:
+    result, log = _run_faked(tmp_path, "cluster")
+    assert result.returncode == 0, result.stderr
+    assert any(line.startswith("kind create cluster") for line in log)
+    assert any("ingress-nginx" in line for line in log)
+    assert not any(line.startswith(("docker build", "helm ")) for line in log)
+
+
+def test_down_deletes_the_cluster(tmp_path: Path) -> None:
+    (tmp_path / "calls.log").write_text("kind create cluster --name checkout\n")
+    result, log = _run_faked(tmp_path, "down")
+    assert result.returncode == 0, result.stderr
+    assert log[-1] == "kind delete cluster --name checkout"
