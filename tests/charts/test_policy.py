@@ -5,15 +5,18 @@ and Secrets that an upgrade never re-rolls."""
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 
+from services.kit.settings import load_settings
 from tests.charts.conftest import CASE_IDS, CASES, VALUE_SETS, objects_of
-from tests.infra.helm import SERVICES, Helm
+from tests.infra.helm import ROOT, SERVICES, Helm
 
 Rendered = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -378,3 +381,28 @@ def test_existing_secrets_are_used_and_none_is_generated(rendered: Rendered) -> 
         "auth-db-root",
         "first-admin",
     }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_services_accept_the_settings_their_chart_gives_them(
+    rendered: Rendered, service: str
+) -> None:
+    """Every variable the chart sets is one the service reads, and the service's own settings
+    loader accepts the lot (the check it makes at start-up, naming any bad variable)."""
+    if not (ROOT / "services" / service / "settings.py").is_file():
+        pytest.skip(f"services/{service} is not in this tree yet")
+    module = importlib.import_module(f"services.{service}.settings")
+    settings_class = getattr(module, f"{service.capitalize()}Settings")
+    fields = {f.name.upper() for f in msgspec.structs.fields(settings_class)}
+    for value_set in ("default", "operator-sample"):
+        objects = rendered[(service, value_set)]
+        (deployment,) = objects_of(objects, "Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        environ = _config_of(objects, deployment)
+        for env in container["env"]:
+            # Secret values are not rendered; any string stands in for them.
+            environ[env["name"]] = env.get("value", "from-a-secret")
+        unknown = sorted(set(environ) - fields)
+        assert not unknown, f"{service} chart sets variables the service never reads: {unknown}"
+        settings = load_settings(settings_class, environ)
+        assert settings.port == container["ports"][0]["containerPort"]
