@@ -256,3 +256,48 @@ def test_crd_has_one_source_of_truth() -> None:
     assert link.resolve() == (
         ROOT / "charts/checkout-operator/crds/checkouts.checkout.platform.io.yaml"
     )
+
+
+def _expand(template: str, pushed: bool) -> str:
+    """What skaffold puts in a setValueTemplates value: a pushed image has a digest; one only
+    loaded into kind has none, and skaffold drops the then-dangling "@"."""
+    digest = "sha256:" + "c" * 64 if pushed else ""
+
+    def value(match: re.Match[str]) -> str:
+        kind, name = match.groups()
+        if kind == "IMAGE_REPO":
+            return "localhost:5000/" + name.replace("checkout_", "checkout/")
+        return "v1-abc1234" if kind == "IMAGE_TAG" else digest
+
+    return TEMPLATE_VALUE.sub(value, template).removesuffix("@")
+
+
+@pytest.mark.parametrize("pushed", [True, False], ids=["pushed", "loaded-into-kind"])
+@pytest.mark.parametrize("profile", [None, "operator"], ids=["base", "operator"])
+def test_injected_image_references_render_as_pinned_images(
+    helm: Helm, profile: str | None, pushed: bool
+) -> None:
+    (release,) = effective(profile)["deploy"]["helm"]["releases"]
+    values: dict[str, Any] = {}
+    for dotted, template in release["setValueTemplates"].items():
+        node = values
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = _expand(template, pushed)
+    objects = helm.template(release["chartPath"].removeprefix("charts/"), values)
+    suffix = "v1-abc1234@sha256:" + "c" * 64 if pushed else "v1-abc1234"
+    images = [
+        c["image"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+        for c in o["spec"]["template"]["spec"]["containers"]
+        if not c["image"].startswith("mongo:")
+    ]
+    if profile == "operator":
+        (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        images += [e["value"] for e in env if e["name"].startswith("CHECKOUT_DEFAULT_IMAGE_")]
+    built = {f"localhost:5000/{a['image']}" for a in effective(profile)["build"]["artifacts"]}
+    assert images and all(image.endswith(":" + suffix) for image in images), images
+    assert {image[: -len(suffix) - 1] for image in images} == built
