@@ -16,6 +16,8 @@ help:
 	@echo "make test     install everything, then lint, type-check and run every test"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make up       the platform on a kind cluster (needs Docker, kind, kubectl, helm)"
+	@echo "make down     delete the kind cluster"
+	@echo "make e2e      the end-to-end test on kind (skipped, with the reason, without Docker and kind)"
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 
 $(UV):
