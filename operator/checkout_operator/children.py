@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -21,8 +20,6 @@ import kopf
 from .kube import MANAGED_KINDS, PVC, SECRET, KubeClient, kind_of
 from .secrets import is_database_credential
 from .values import HASH_ANNOTATION, OWNER_LABEL, SERVICES
-
-log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (kind, name)
 

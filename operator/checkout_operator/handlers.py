@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from .config import OperatorConfig
+from .config import ConfigError, OperatorConfig
 from .kube import KubeClient
 from .login import connection_info
 from .reconcile import ReconcileError, Runtime, Stopping
@@ -41,7 +41,10 @@ def _runtime(memo: kopf.Memo) -> Runtime:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    config = _config(memo)
+    try:
+        config = _config(memo)
+    except ConfigError as exc:
+        raise kopf.PermanentError(f"bad settings: {exc}") from exc  # the operator exits
     settings.peering.standalone = True  # one replica (the chart's Deployment uses Recreate)
     settings.persistence.finalizer = config.finalizer
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from .secrets import wanted_secrets
 from .status import (
     PHASE_DELETING,
     PHASE_FAILED,
+    PHASE_READY,
     READY,
     failed_status,
     healthy_status,
@@ -31,9 +31,7 @@ from .status import (
 )
 from .values import SERVICES, Names, all_service_values, ingress_url
 
-log = logging.getLogger(__name__)
-
-PHASE_MESSAGES = {"Ready": "every service is available"}
+PHASE_MESSAGES = {PHASE_READY: "every service is available"}
 
 
 class Stopping(Exception):
@@ -78,8 +76,7 @@ class Runtime:
         return cls(config=config, kube=kube, renderer=renderer, children=Children(kube))
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
-        if self.closing:
-            raise Stopping("the operator is stopping")
+        self._check_open()
         return self.locks.setdefault((namespace, name), asyncio.Lock())
 
     def _check_open(self) -> None:
@@ -143,7 +140,7 @@ class Runtime:
         written = await self._publish(body, computed)
         return Outcome(
             report,
-            ready=computed["phase"] == "Ready",
+            ready=computed["phase"] == PHASE_READY,
             message=computed["message"],
             status_written=written,
         )

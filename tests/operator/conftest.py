@@ -10,6 +10,7 @@ plane does not run (no controller-manager, scheduler or kubelet).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -154,43 +155,60 @@ class RunningOperator:
 
 
 @contextlib.contextmanager
-def run_operator(config: OperatorConfig, namespaces: tuple[str, ...]) -> Iterator[RunningOperator]:
+def run_operator(
+    config: OperatorConfig | None, namespaces: tuple[str, ...]
+) -> Iterator[RunningOperator]:
+    """kopf in a thread until the block ends; with ``config`` None it reads its environment."""
     import checkout_operator  # noqa: F401  (registers the handlers in kopf's default registry)
 
-    memo = kopf.Memo(config=config)
+    memo = kopf.Memo() if config is None else kopf.Memo(config=config)
     port = _free_port()
     running = RunningOperator(memo, f"http://127.0.0.1:{port}/healthz", namespaces)
-    ready = threading.Event()
-    stop = threading.Event()
+    ready: concurrent.futures.Future[bool] = concurrent.futures.Future()
+    stoppers: list[Callable[[], None]] = []
     failure: list[BaseException] = []
+
+    async def serve() -> None:
+        # The stop flag is an asyncio.Event of the operator's own loop, set from this thread
+        # through the loop: kopf waits for a threading.Event (or a concurrent Future) in an
+        # executor thread, which keeps asyncio.run() from returning when the operator fails
+        # before anyone sets it.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stoppers.append(lambda: loop.call_soon_threadsafe(stop.set))
+        await kopf.operator(
+            registry=kopf.get_default_registry(),
+            settings=kopf.OperatorSettings(),
+            memo=memo,
+            namespaces=list(namespaces),
+            standalone=True,
+            liveness_endpoint=running.liveness_url,
+            ready_flag=ready,
+            stop_flag=stop,
+        )
 
     def main() -> None:
         try:
-            asyncio.run(
-                kopf.operator(
-                    registry=kopf.get_default_registry(),
-                    settings=kopf.OperatorSettings(),
-                    memo=memo,
-                    namespaces=list(namespaces),
-                    standalone=True,
-                    liveness_endpoint=running.liveness_url,
-                    ready_flag=ready,
-                    stop_flag=stop,
-                )
-            )
+            asyncio.run(serve())
         except BaseException as exc:
             failure.append(exc)
-            ready.set()
+            if not ready.done():
+                ready.set_result(False)
 
     thread = threading.Thread(target=main, name="kopf-operator", daemon=True)
     thread.start()
     try:
-        assert ready.wait(30), "the operator did not start within 30 s"
+        try:
+            ready.result(30)
+        except concurrent.futures.TimeoutError:
+            pytest.fail("the operator did not start within 30 s")
         if failure:
             raise failure[0]
         yield running
     finally:
-        stop.set()
+        if thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop has just closed on its own
+                stoppers[0]()
         thread.join(30)
         assert not thread.is_alive(), "the operator did not stop within 30 s"
     if failure:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from checkout_operator.config import OperatorConfig
 
 from tests.operator.cluster import OWNER_LABEL, SERVICES, Cluster, sample_checkout, wait_until
@@ -384,3 +385,14 @@ def test_a_restarted_operator_resumes_without_rewriting_the_children(
     writes = cluster.writes_since(offset, namespace)
     # Neither the operator nor kopf's bookkeeping on the Checkout wrote anything.
     assert [(w["verb"], w["objectRef"]["resource"], w["userAgent"]) for w in writes] == []
+
+
+def test_bad_settings_stop_the_operator_with_their_name(
+    namespace: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No OperatorConfig handed in: the operator reads its environment, as in its image.
+    monkeypatch.setenv("CHECKOUT_CHARTS_DIR", "/nonexistent/charts")
+    with pytest.raises(Exception) as failure, run_operator(None, (namespace,)):
+        pass
+    assert type(failure.value).__name__ == "ActivityError"  # kopf's: a startup handler failed
+    assert "CHECKOUT_CHARTS_DIR=/nonexistent/charts holds no chart" in caplog.text
