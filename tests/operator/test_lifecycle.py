@@ -398,3 +398,30 @@ def test_bad_settings_stop_the_operator_with_their_name(
         pass
     assert type(failure.value).__name__ == "ActivityError"  # kopf's: a startup handler failed
     assert "CHECKOUT_CHARTS_DIR=/nonexistent/charts holds no chart" in caplog.text
+
+
+def test_two_checkouts_in_one_namespace_keep_to_their_own_children(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    cluster.create_checkout(namespace, sample_checkout("blue"))
+    cluster.create_checkout(namespace, sample_checkout("green"))
+    for name in ("blue", "green"):
+        wait_until(
+            lambda name=name: (
+                len(cluster.names("Ingress", namespace, f"{OWNER_LABEL}={name}")) == 4
+            ),
+            what=f"{name}'s Ingresses",
+        )
+    green = cluster.children(namespace, "green")
+    assert not green & cluster.children(namespace, "blue")
+
+    # Pruning blue's Ingresses leaves green's, which match no spec of blue's.
+    cluster.merge("Checkout", namespace, "blue", {"spec": {"ingress": {"enabled": False}}})
+    wait_until(
+        lambda: not cluster.names("Ingress", namespace, f"{OWNER_LABEL}=blue"),
+        what="blue's Ingresses pruned",
+    )
+    cluster.delete("Checkout", namespace, "blue")
+    wait_until(lambda: cluster.get("Checkout", namespace, "blue") is None, what="blue gone")
+    assert cluster.children(namespace, "blue") == set()
+    assert cluster.children(namespace, "green") == green
