@@ -17,7 +17,9 @@ folder holding ``kube-apiserver`` and ``etcd``), else from ``envtest/build.sh``,
 once per machine from the Go modules pinned in ``envtest/go.mod`` and caches them.
 
 Both processes log to files in the server's temporary folder; when start-up fails, the error
-message carries the last lines of both logs.
+message carries the last lines of both logs. The API server also writes an audit log (metadata of
+every request, blocking mode) that tests read through `KubeAPIServer.audit_events` to count what a
+client wrote, as the server saw it.
 """
 
 from __future__ import annotations
