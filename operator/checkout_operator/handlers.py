@@ -157,10 +157,26 @@ async def repair_drift(
 @kopf.on.event("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "statefulsets", labels={OWNER_LABEL: kopf.PRESENT})
 async def child_changed(
-    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    type: str | None,  # kopf passes the watch event type by this name
+    namespace: str | None,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
 ) -> None:
-    """A service's Deployment or StatefulSet moved: its Checkout's conditions may have too."""
+    """A service's Deployment or StatefulSet moved: its Checkout's conditions may have too.
+
+    One that was deleted is put back at once rather than at the next drift interval.
+    """
     owner = labels.get(OWNER_LABEL)
-    if namespace and owner:
-        with contextlib.suppress(Stopping):
-            await _runtime(memo).refresh_status(namespace, owner)
+    if not namespace or not owner:
+        return
+    runtime = _runtime(memo)
+    with contextlib.suppress(Stopping):
+        if type == "DELETED":
+            try:
+                await runtime.reconcile_named(namespace, owner)
+            except ReconcileError as exc:
+                logger.warning("putting back a deleted child failed: %s", exc)
+        else:
+            await runtime.refresh_status(namespace, owner)

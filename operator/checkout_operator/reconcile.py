@@ -51,7 +51,6 @@ class Outcome:
     report: SyncReport
     ready: bool
     message: str
-    status_written: bool
 
 
 def now() -> str:
@@ -95,15 +94,17 @@ class Runtime:
         await self.kube.aclose()
 
     async def reconcile(self, body: Mapping[str, Any]) -> Outcome:
-        owner = Owner.of(body)
-        async with self.lock(owner.namespace, owner.name):
+        meta = body["metadata"]
+        return await self.reconcile_named(meta["namespace"], meta["name"])
+
+    async def reconcile_named(self, namespace: str, name: str) -> Outcome:
+        """Reconcile the Checkout ``namespace/name`` as it is now (nothing if it is going)."""
+        async with self.lock(namespace, name):
             self._check_open()
             # The body kopf hands over may be older than the object: act on the latest.
-            latest = await self.kube.get(CHECKOUT, owner.namespace, owner.name)
+            latest = await self.kube.get(CHECKOUT, namespace, name)
             if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
-                return Outcome(
-                    SyncReport(), ready=False, message="being deleted", status_written=False
-                )
+                return Outcome(SyncReport(), ready=False, message="being deleted")
             owner = Owner.of(latest)
             self.reconciles += 1
             return await self._reconcile(owner, latest)
@@ -137,12 +138,11 @@ class Runtime:
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
         computed = await self._health(owner, generation=generation, url=url)
-        written = await self._publish(body, computed)
+        await self._publish(body, computed)
         return Outcome(
             report,
             ready=computed["phase"] == PHASE_READY,
             message=computed["message"],
-            status_written=written,
         )
 
     async def _health(

@@ -425,3 +425,32 @@ def test_two_checkouts_in_one_namespace_keep_to_their_own_children(
     wait_until(lambda: cluster.get("Checkout", namespace, "blue") is None, what="blue gone")
     assert cluster.children(namespace, "blue") == set()
     assert cluster.children(namespace, "green") == green
+
+
+def test_a_deleted_deployment_is_put_back_without_waiting_for_the_drift_interval(
+    cluster: Cluster, namespace: str, start_operator: Any
+) -> None:
+    operator = start_operator(namespace, drift_interval=300.0)
+    cluster.create_checkout(namespace, sample_checkout())
+    ready(cluster, namespace)
+    reconciles = operator.runtime.reconciles
+    cluster.delete("Deployment", namespace, "shop-order")
+    cluster.delete("StatefulSet", namespace, "shop-cart-mongodb")
+    wait_until(
+        lambda: (
+            cluster.get("Deployment", namespace, "shop-order")
+            and cluster.get("StatefulSet", namespace, "shop-cart-mongodb")
+        ),
+        timeout=REPAIR_BOUND,
+        what="the Deployment and StatefulSet back",
+    )
+    assert operator.runtime.reconciles > reconciles
+    # Back without a status, so the conditions say so until a controller reports again.
+    order = wait_until(
+        lambda: (
+            (c := cluster.condition(namespace, "OrderAvailable")) and c["status"] == "False" and c
+        ),
+        timeout=REPAIR_BOUND,
+        what="OrderAvailable False",
+    )
+    assert "not rolled out" in order["message"] or "0/1" in order["message"]
