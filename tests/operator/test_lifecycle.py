@@ -37,6 +37,14 @@ def ready(cluster: Cluster, namespace: str, name: str = "shop") -> dict[str, Any
     return checkout
 
 
+def condition_is(
+    cluster: Cluster, namespace: str, type_: str, status: str
+) -> dict[str, Any] | None:
+    """The Checkout's condition of that type, if it has that status."""
+    found = cluster.condition(namespace, type_)
+    return found if found and found["status"] == status else None
+
+
 def quiet(cluster: Cluster, namespace: str, *, calm: float = 2.0, timeout: float = 20.0) -> int:
     """Wait until nothing was written in ``namespace`` for ``calm`` seconds; the audit offset."""
     deadline = time.monotonic() + timeout
@@ -87,9 +95,7 @@ def test_status_follows_the_deployments_and_statefulsets(
     # A Deployment losing its pods shows at once, through the watch on Deployments.
     cluster.make_unavailable(namespace, "shop-cart")
     cart = wait_until(
-        lambda: (
-            (c := cluster.condition(namespace, "CartAvailable")) and c["status"] == "False" and c
-        ),
+        lambda: condition_is(cluster, namespace, "CartAvailable", "False"),
         timeout=REPAIR_BOUND,
         what="CartAvailable False",
     )
@@ -446,11 +452,11 @@ def test_a_deleted_deployment_is_put_back_without_waiting_for_the_drift_interval
     )
     assert operator.runtime.reconciles > reconciles
     # Back without a status, so the conditions say so until a controller reports again.
-    order = wait_until(
+    wait_until(
         lambda: (
-            (c := cluster.condition(namespace, "OrderAvailable")) and c["status"] == "False" and c
+            (c := condition_is(cluster, namespace, "OrderAvailable", "False"))
+            and "not rolled out" in c["message"]
         ),
         timeout=REPAIR_BOUND,
-        what="OrderAvailable False",
+        what="OrderAvailable False: not rolled out yet",
     )
-    assert "not rolled out" in order["message"] or "0/1" in order["message"]
