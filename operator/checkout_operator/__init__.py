@@ -13,7 +13,10 @@ Layers, from pure to effectful:
 - `kube` - a small async client of the Kubernetes API (server-side apply, list, delete);
 - `children` - apply, compare, prune and delete what a ``Checkout`` owns;
 - `reconcile` - one reconcile of one ``Checkout``, its status, and its deletion;
-- `handlers` - the thin kopf handlers and the operator's settings.
+- `handlers` - the thin kopf handlers and the operator's settings;
+- `schedule` - when a keyring is due: key age or a cron expression (pure);
+- `rotation` - the keyrings' rotation: a daemon per Checkout driving `services.kit.rotation`.
 """
 
 from . import handlers as handlers
+from . import rotation as rotation

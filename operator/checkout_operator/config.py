@@ -4,7 +4,8 @@ it), or built directly by tests and passed in through kopf's ``memo``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,19 @@ class OperatorConfig:
     watch_server_timeout: float = 300.0
     """Asked of the API server per watch request; the client waits a little longer."""
     helm_timeout: float = 60.0
+    rotation_check_interval: float = 30.0
+    """How often an idle Checkout's rotation schedule and annotations are looked at (a
+    rotation annotation wakes it at once), and the longest sleep during a rotation."""
+    rotation_poll_interval: float = 5.0
+    """How often the services' key reports are asked while a rotation waits for them."""
+    rotation_margin: float = 30.0
+    """Added to the credential lifetime before an old key leaves its ring (clock differences,
+    requests in flight and their retries)."""
+    rotation_probe_timeout: float = 2.0
+    """Timeout of one ``GET /internal/v1/keys`` to a service pod."""
+    clock: Callable[[], float] = time.time
+    """The rotation's clock (Unix time). Tests hand in one they can move forward, to cover a
+    token lifetime without waiting it out; there is no setting for it."""
     field_manager: str = FIELD_MANAGER
     finalizer: str = FINALIZER
 
@@ -87,4 +101,14 @@ class OperatorConfig:
             request_timeout=_seconds(env, "CHECKOUT_REQUEST_TIMEOUT_SECONDS", 30.0, minimum=1),
             watch_server_timeout=_seconds(env, "CHECKOUT_WATCH_TIMEOUT_SECONDS", 300.0, minimum=1),
             helm_timeout=_seconds(env, "CHECKOUT_HELM_TIMEOUT_SECONDS", 60.0, minimum=1),
+            rotation_check_interval=_seconds(
+                env, "CHECKOUT_ROTATION_CHECK_INTERVAL_SECONDS", 30.0, minimum=0.1
+            ),
+            rotation_poll_interval=_seconds(
+                env, "CHECKOUT_ROTATION_POLL_INTERVAL_SECONDS", 5.0, minimum=0.1
+            ),
+            rotation_margin=_seconds(env, "CHECKOUT_ROTATION_MARGIN_SECONDS", 30.0, minimum=0),
+            rotation_probe_timeout=_seconds(
+                env, "CHECKOUT_ROTATION_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1
+            ),
         )

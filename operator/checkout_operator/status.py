@@ -13,6 +13,8 @@ from typing import Any
 from .values import SERVICES
 
 READY = "Ready"
+SECRETS_ROTATED = "SecretsRotated"
+"""Written by the rotation (`rotation`), kept by reconciles."""
 PHASE_PENDING = "Pending"
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
@@ -124,7 +126,7 @@ def merge_conditions(
 
 
 def _order(type_: str) -> tuple[int, str]:
-    known = [READY, *(available_type(s) for s in SERVICES)]
+    known = [READY, *(available_type(s) for s in SERVICES), SECRETS_ROTATED]
     return (known.index(type_), "") if type_ in known else (len(known), type_)
 
 
