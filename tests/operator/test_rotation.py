@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from checkout_operator.config import OperatorConfig
+from checkout_operator.config import ConfigError, OperatorConfig
 from checkout_operator.rotation import (
     EMERGENCY_ANNOTATION,
     ROTATE_ANNOTATION,
@@ -33,6 +33,7 @@ from checkout_operator.rotation import (
 
 from services.kit.keyring import encode_secret, parse_keyring
 from services.kit.rotation import RotationState
+from tests.infra.helm import Helm
 from tests.infra.kubeapi import KubeAPIServer, kube_client
 from tests.operator.cluster import Cluster, sample_checkout, wait_until
 from tests.operator.conftest import RunningOperator, run_operator
@@ -619,3 +620,38 @@ def test_a_status_merge_patch_nulls_what_is_gone() -> None:
         "schedule": "every 5 minutes",
     }
     assert merge_patch(wanted, wanted) == {}
+
+
+def test_the_rotation_settings_come_from_the_operator_charts_environment(charts: Helm) -> None:
+    objects = charts.template(
+        "checkout-operator",
+        {
+            "settings": {
+                "rotationCheckIntervalSeconds": 15,
+                "rotationPollIntervalSeconds": 3,
+                "rotationMarginSeconds": 45,
+                "rotationProbeTimeoutSeconds": 1.5,
+            }
+        },
+    )
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "value" in e
+    }
+    env["CHECKOUT_CHARTS_DIR"] = str(charts.charts)
+    config = OperatorConfig.from_env(env)
+    assert (
+        config.rotation_check_interval,
+        config.rotation_poll_interval,
+        config.rotation_margin,
+        config.rotation_probe_timeout,
+    ) == (15, 3, 45, 1.5)
+
+    defaults = OperatorConfig.from_env({"CHECKOUT_CHARTS_DIR": str(charts.charts)})
+    assert (defaults.rotation_check_interval, defaults.rotation_margin) == (30, 30)
+    with pytest.raises(ConfigError, match="CHECKOUT_ROTATION_MARGIN_SECONDS"):
+        OperatorConfig.from_env(
+            {"CHECKOUT_CHARTS_DIR": str(charts.charts), "CHECKOUT_ROTATION_MARGIN_SECONDS": "-1"}
+        )
