@@ -389,8 +389,6 @@ def ring_status(outcome: RingOutcome) -> dict[str, Any]:
         if decision is not None:
             if decision.waiting_for:
                 step = "waiting for " + _COUNTDOWN.sub("", decision.waiting_for)
-            elif decision.write is not None:
-                step = f"{decision.step}: writing the ring"
         entry["step"] = step or state.phase
         policy = state.policy
         if state.phase == "promoting" and state.confirmed_at is not None and policy is not None:
@@ -576,7 +574,10 @@ class Rotator:
             kopf.warn(body, reason="RotationRequestIgnored", message=problem)
         if request.present:
             await self._acknowledge(namespace, name, {a: annotations[a] for a in request.present})
-        await self._publish(namespace, name, outcomes, problems, schedule, meta.get("generation"))
+        if again > 0:  # else the next step follows at once and publishes its own status
+            await self._publish(
+                namespace, name, outcomes, problems, schedule, meta.get("generation")
+            )
         return again
 
     def _start(
@@ -688,23 +689,31 @@ class Rotator:
     async def _acknowledge(self, namespace: str, name: str, handled: Mapping[str, str]) -> None:
         """Remove the request annotations acted on, unless one was changed meanwhile (a new
         request, handled at the next tick)."""
-        latest = await self.kube.get(CHECKOUT, namespace, name)
-        if latest is None:
-            return
-        current = latest["metadata"].get("annotations") or {}
-        done = [key for key, value in handled.items() if current.get(key) == value]
-        if done:
-            await self.kube.merge_patch(
-                CHECKOUT,
-                namespace,
-                name,
-                {
-                    "metadata": {
-                        "resourceVersion": latest["metadata"]["resourceVersion"],
-                        "annotations": dict.fromkeys(done),
-                    }
-                },
-            )
+        for attempt in range(3):
+            latest = await self.kube.get(CHECKOUT, namespace, name)
+            if latest is None:
+                return
+            current = latest["metadata"].get("annotations") or {}
+            done = [key for key, value in handled.items() if current.get(key) == value]
+            if not done:
+                return
+            try:
+                await self.kube.merge_patch(
+                    CHECKOUT,
+                    namespace,
+                    name,
+                    {
+                        "metadata": {
+                            "resourceVersion": latest["metadata"]["resourceVersion"],
+                            "annotations": dict.fromkeys(done),
+                        }
+                    },
+                )
+                return
+            except ApiError as exc:
+                # kopf writes its own annotations on the Checkout too: read again and retry.
+                if exc.status != 409 or attempt == 2:
+                    raise
 
     async def _publish(
         self,
