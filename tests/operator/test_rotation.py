@@ -27,12 +27,15 @@ from checkout_operator.rotation import (
     EMERGENCY_ANNOTATION,
     ROTATE_ANNOTATION,
     STATE_ANNOTATION,
+    Request,
     kid_time,
     merge_patch,
+    pod_url,
+    read_request,
 )
 
 from services.kit.keyring import encode_secret, parse_keyring
-from services.kit.rotation import RotationState
+from services.kit.rotation import RingView, RotationState
 from tests.infra.helm import Helm
 from tests.infra.kubeapi import KubeAPIServer, kube_client
 from tests.operator.cluster import Cluster, sample_checkout, wait_until
@@ -655,3 +658,39 @@ def test_the_rotation_settings_come_from_the_operator_charts_environment(charts:
         OperatorConfig.from_env(
             {"CHECKOUT_CHARTS_DIR": str(charts.charts), "CHECKOUT_ROTATION_MARGIN_SECONDS": "-1"}
         )
+
+
+def test_what_the_request_annotations_ask_for() -> None:
+    views = {
+        "jwt": RingView(active="jwt-a", kids=("jwt-a", "jwt-b")),
+        "internal": RingView(active="api-a", kids=("api-a",)),
+    }
+    assert read_request({ROTATE_ANNOTATION: " JWT "}, views).rotate == {"jwt"}
+    assert read_request({ROTATE_ANNOTATION: "all"}, views).rotate == {"jwt", "internal"}
+    assert read_request({"other": "x"}, views) == Request()
+    both = read_request(
+        {ROTATE_ANNOTATION: "sometime", EMERGENCY_ANNOTATION: "jwt-b, api-a,nope"}, views
+    )
+    assert both.rotate == frozenset()
+    assert both.compromised == {"jwt": ("jwt-b",), "internal": ("api-a",)}
+    assert both.present == (ROTATE_ANNOTATION, EMERGENCY_ANNOTATION)
+    assert len(both.problems) == 2
+
+
+def test_a_pod_is_asked_at_its_ip_and_http_port_once_it_runs() -> None:
+    pod: dict[str, Any] = {
+        "spec": {"containers": [{"ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {"phase": "Running", "podIP": "10.1.2.3"},
+    }
+    assert pod_url(pod) == "http://10.1.2.3:8080"
+    assert pod_url({**pod, "status": {"phase": "Running", "podIP": "fd00::7"}}) == (
+        "http://[fd00::7]:8080"
+    )
+    assert pod_url({**pod, "status": {"phase": "Pending"}}) is None
+    assert pod_url({"status": {"phase": "Running", "podIP": "10.1.2.3"}}) == "http://10.1.2.3:8000"
+
+
+def test_a_key_id_says_when_it_was_made() -> None:
+    assert kid_time("jwt-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
+    assert kid_time("api-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
+    assert kid_time("k1") is None
