@@ -386,9 +386,8 @@ def ring_status(outcome: RingOutcome) -> dict[str, Any]:
         entry["newKeyId"] = state.new_kid
         entry["startedAt"] = iso(state.started_at)
         step = ""
-        if decision is not None:
-            if decision.waiting_for:
-                step = "waiting for " + _COUNTDOWN.sub("", decision.waiting_for)
+        if decision is not None and decision.waiting_for:
+            step = "waiting for " + _COUNTDOWN.sub("", decision.waiting_for)
         entry["step"] = step or state.phase
         policy = state.policy
         if state.phase == "promoting" and state.confirmed_at is not None and policy is not None:
@@ -647,18 +646,26 @@ class Rotator:
         state = record.state
         if state.in_progress:
             state = keep_longest_lifetime(state, ring_policy(record.ring, spec, self.config))
-        decision = plan_next(state, record.view, self.config.clock(), reports)
+        now = self.config.clock()
+        decision = plan_next(state, record.view, now, reports)
+        saved = decision.state
         document = None
         if decision.write is not None:
             document = apply_layout(record.document, decision.write, generate_key)
-        changed = decision.state.to_json() != record.stored
+            if saved.new_kid in decision.write.add and saved.added_at is None:
+                # State and ring are one write, so the state can say at once that the new key
+                # is in the ring: should it vanish before the next look, the rotation fails
+                # instead of making a second key under the same id.
+                saved = msgspec.structs.replace(saved, added_at=now)
+                decision = msgspec.structs.replace(decision, state=saved)
+        changed = saved.to_json() != record.stored
         # An idle ring that never rotated has nothing worth keeping: its Secret is not touched.
-        if document is not None or (changed and (record.stored or decision.state.phase != "idle")):
+        if document is not None or (changed and (record.stored or saved.phase != "idle")):
             updated = await self.kube.merge_patch(
                 SECRET,
                 record.namespace,
                 record.name,
-                secret_patch(record, decision.state, document),
+                secret_patch(record, saved, document),
             )
             record.resource_version = str(updated["metadata"]["resourceVersion"])
             record.stored = decision.state.to_json()

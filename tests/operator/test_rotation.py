@@ -694,3 +694,64 @@ def test_a_key_id_says_when_it_was_made() -> None:
     assert kid_time("jwt-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
     assert kid_time("api-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
     assert kid_time("k1") is None
+
+
+def test_a_new_key_removed_by_hand_fails_the_rotation_until_a_new_one_is_asked_for(
+    cluster: Cluster, namespace: str, operator: RunningOperator, clock: Clock
+) -> None:
+    before = idle(cluster, namespace)
+    old = before["jwt"][0]
+    clock.freeze()
+    annotate(cluster, namespace, ROTATE_ANNOTATION, "jwt")
+    added = wait_until(
+        lambda: len((ring := current(cluster, namespace, "jwt"))[1]) == 2 and ring,
+        what="the new key added",
+    )
+    (lost,) = added[1] - {old}
+    # Someone puts the old ring back by hand: still a ring a service accepts, without the new key.
+    secret = cluster.get("Secret", namespace, SECRET["jwt"])
+    assert secret is not None
+    document = json.loads(base64.b64decode(secret["data"]["keyring.json"]))
+    document["keys"] = [k for k in document["keys"] if k["kid"] != lost]
+    encoded = base64.b64encode(json.dumps(document).encode()).decode()
+    cluster.merge("Secret", namespace, SECRET["jwt"], {"data": {"keyring.json": encoded}})
+
+    failed = wait_until(
+        lambda: (
+            (c := cluster.condition(namespace, "SecretsRotated"))
+            and c["status"] == "False"
+            and c["reason"] == "RotationFailed"
+            and c
+        ),
+        what="SecretsRotated False, RotationFailed",
+    )
+    assert f"the new key {lost} disappeared from the ring" in failed["message"]
+    status = ring_status(cluster, namespace, "jwt")
+    assert status["phase"] == "failed" and lost in status["error"]
+    assert "nextRotation" not in status
+    wait_until(
+        lambda: [e for e in events(cluster, namespace) if e[:2] == ("RotationFailed", "Warning")],
+        what="a RotationFailed warning",
+    )
+    # The schedule does not retry it on its own, even once due.
+    clock.release()
+    clock.advance(1441 * 60)
+    time.sleep(1.0)
+    assert current(cluster, namespace, "jwt") == (old, frozenset({old}))
+
+    annotate(cluster, namespace, ROTATE_ANNOTATION, "jwt")
+    promoted = wait_until(
+        lambda: (s := ring_status(cluster, namespace, "jwt")).get("waitUntil") and s,
+        what="a new rotation promoted",
+    )
+    assert promoted["newKeyId"] not in (old, lost)  # a key id is never used twice
+    clock.advance(JWT_WAIT)
+    wait_until(
+        lambda: ring_status(cluster, namespace, "jwt").get("phase") == "idle",
+        what="the new rotation done",
+    )
+    assert current(cluster, namespace, "jwt") == (
+        promoted["newKeyId"],
+        frozenset({promoted["newKeyId"]}),
+    )
+    assert cluster.condition(namespace, "SecretsRotated")["status"] == "True"  # type: ignore[index]
