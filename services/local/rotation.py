@@ -226,6 +226,12 @@ class FileRotation:
                 if decision.write is not None:
                     self._write(decision)
                     layout = decision.write
+                    if state.new_kid in layout.add and state.added_at is None:
+                        # The ring file now holds the new key: say so at once, so that a key
+                        # removed by hand before the next look fails the rotation instead of
+                        # being made again under the same id with another secret.
+                        state = msgspec.structs.replace(state, added_at=self.clock())
+                        save_state(self.state_file, state)
                     added = f", added {', '.join(layout.add)}" if layout.add else ""
                     message = (
                         f"{self.ring}: wrote ring: {', '.join(layout.kids)} "

@@ -12,7 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.kit.keyring import KeyRing, KeyringDocument, generate_key, write_keyring_document
+from services.kit.keyring import (
+    KeyRing,
+    KeyringDocument,
+    generate_key,
+    read_keyring_document,
+    write_keyring_document,
+)
 from services.kit.rotation import RingSeen, RotationState
 from services.local.rotation import FileRotation, ReportPoller, RotationFailed, state_path
 from tests.infra.servers import free_port_url
@@ -248,3 +254,28 @@ async def test_the_poller_falls_back_to_older_keys_and_reports_a_service_that_re
         reports = await poller.all("internal")
     assert reports[pair.product.url] == RingSeen(active=None)
     assert list(reports.values())[1] is None
+
+
+async def test_a_new_key_removed_by_hand_fails_the_rotation_instead_of_being_made_again(
+    pair: Pair,
+) -> None:
+    rotation = pair.rotation("internal")
+    real_sleep = rotation.sleep
+    first_secret: dict[str, str] = {}
+
+    async def tamper_after_the_add(seconds: float) -> None:
+        document = read_keyring_document(rotation.ring_file)
+        if len(document.keys) == 2 and not first_secret:
+            old, new = document.keys
+            first_secret[new.kid] = new.secret
+            # Someone puts the old ring back by hand, dropping the key just added.
+            write_keyring_document(rotation.ring_file, KeyringDocument(active=old.kid, keys=[old]))
+        await real_sleep(seconds)
+
+    rotation.sleep = tamper_after_the_add
+    with pytest.raises(RotationFailed):
+        await asyncio.wait_for(rotation.run(), 30)
+    assert first_secret, "the rotation never added a key"
+    # The vanished key id was not made again with another secret.
+    kids = [entry.kid for entry in read_keyring_document(rotation.ring_file).keys]
+    assert not set(first_secret) & set(kids)
