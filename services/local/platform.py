@@ -24,6 +24,7 @@ import httpx
 
 from services.kit.files import write_atomically
 from services.kit.keyring import dump_keyring, generate_key
+from services.kit.rotation import RingName, make_kid
 from services.local.mongo_server import MongoServer, free_port, start_mongo
 
 SERVICES = ("auth", "product", "cart", "order")
@@ -38,10 +39,11 @@ class PlatformError(RuntimeError):
 def ensure_keyrings(keys_dir: Path) -> tuple[Path, Path]:
     """A JWT ring and an internal API-key ring, made once (fresh random keys) and then kept."""
     jwt_file, internal_file = keys_dir / "jwt.json", keys_dir / "internal.json"
-    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    for path, prefix in ((jwt_file, "jwt"), (internal_file, "api")):
+    ring: RingName
+    for path, ring in ((jwt_file, "jwt"), (internal_file, "internal")):
         if not path.exists():
-            kid = f"{prefix}-{stamp}-{secrets.token_hex(3)}"
+            # The same key-id format rotation uses, so a ring's age can be read from its kid.
+            kid = make_kid(ring, time.time(), secrets.token_hex(3))
             write_atomically(path, dump_keyring(kid, [generate_key(kid)]))
     return jwt_file, internal_file
 
