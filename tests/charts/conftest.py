@@ -18,7 +18,7 @@ SERVICES = ("auth", "product", "cart", "order")
 # The Kubernetes version every rendered object must be valid for, pinned here and nowhere else
 # for the schemas: kubernetes-validate ships the 1.35.0 OpenAPI schemas (its package version is
 # the newest Kubernetes it knows, not this one). The same minor runs everywhere else: kind's node
-# image (k8s/kind-cluster.yaml), the envtest API server (tests/infra/envtest/go.mod) and the
+# image (k8s/kind-cluster.yaml), the envtest API server (k8s/offline/kubernetes/go.mod) and the
 # kubectl of the pinned PyPI layer; test_one_kubernetes_minor_everywhere holds them together.
 KUBERNETES_VERSION = "1.35.0"
 

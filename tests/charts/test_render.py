@@ -83,7 +83,7 @@ def test_one_kubernetes_minor_everywhere() -> None:
     (image,) = images
     node_version = re.fullmatch(r"kindest/node:(v[\d.]+)@sha256:[a-f0-9]{64}", image)
     assert node_version, f"{image}: pin the kind node image by version and digest"
-    go_mod = repo_path("tests", "infra", "envtest", "go.mod").read_text()
+    go_mod = repo_path("k8s", "offline", "kubernetes", "go.mod").read_text()
     envtest = re.search(r"k8s\.io/kubernetes (v[\d.]+)", go_mod)
     assert envtest, "envtest pins no Kubernetes"
     minors = {

@@ -13,8 +13,9 @@ else of a cluster runs:
 - there is no scheduler and no kubelet, so Pods stay ``Pending``.
 
 Binaries come from ``KUBEBUILDER_ASSETS`` when it is set (the layout setup-envtest produces: a
-folder holding ``kube-apiserver`` and ``etcd``), else from ``envtest/build.sh``, which builds them
-once per machine from the Go modules pinned in ``envtest/go.mod`` and caches them.
+folder holding ``kube-apiserver`` and ``etcd``), else from ``k8s/offline/kubernetes/build.sh``,
+which builds them once per machine from the Go modules pinned in its ``go.mod`` (the same module
+builds the offline kind node's binaries) and caches them.
 
 Both processes log to files in the server's temporary folder; when start-up fails, the error
 message carries the last lines of both logs. The API server also writes an audit log (metadata of
@@ -47,7 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ENVTEST_DIR = Path(__file__).resolve().parent / "envtest"
+ENVTEST_DIR = Path(__file__).resolve().parents[2] / "k8s" / "offline" / "kubernetes"
 BUILD_SCRIPT = ENVTEST_DIR / "build.sh"
 
 ADMIN_USER = "checkout-envtest-admin"

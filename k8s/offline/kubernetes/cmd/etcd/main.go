@@ -1,5 +1,5 @@
 // Command etcd is the upstream etcd server, built from go.etcd.io/etcd/server/v3 at the version
-// the pinned Kubernetes release uses, for the operator's envtest-style tests.
+// the pinned Kubernetes release uses, for the operator's envtest-style tests and the offline kind node.
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Command kube-apiserver is the upstream Kubernetes API server, built from k8s.io/kubernetes at
-// the version pinned in go.mod, for the operator's envtest-style tests.
+// the version pinned in go.mod, for the operator's envtest-style tests and the offline kind node.
 package main
 
 import (
