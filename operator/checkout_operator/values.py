@@ -119,7 +119,7 @@ def service_values(
         },
         "ingress": {
             "enabled": bool(ingress.get("enabled", True)),
-            "className": str(ingress.get("className", "nginx")),
+            "className": str(ingress.get("className", "traefik")),
             "host": str(ingress.get("host", "")),
             "tls": {
                 "enabled": bool(tls.get("enabled", False)),

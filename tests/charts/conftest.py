@@ -69,7 +69,7 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
         "tls": {
             "ingress": {
                 "host": "shop.example.com",
-                "className": "nginx",
+                "className": "public",
                 "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
                 "tls": {"enabled": True, "secretName": "shop-example-tls"},
             }

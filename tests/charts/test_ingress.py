@@ -92,11 +92,12 @@ def test_umbrella_routes_every_public_path_to_its_service(
 
 def test_umbrella_ingress_takes_class_host_and_tls_from_values(rendered: Rendered) -> None:
     default = _ingress(rendered[("checkout", "default")])
-    assert default["spec"]["ingressClassName"] == "nginx"
+    assert default["spec"]["ingressClassName"] == "traefik"
     assert "tls" not in default["spec"]
     assert "host" not in default["spec"]["rules"][0]
 
     tls = _ingress(rendered[("checkout", "tls")])
+    assert tls["spec"]["ingressClassName"] == "public"
     assert tls["spec"]["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-example-tls"}]
     assert [r["host"] for r in tls["spec"]["rules"]] == ["shop.example.com"]
     assert tls["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}

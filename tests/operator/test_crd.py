@@ -41,7 +41,7 @@ def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> N
         "storage": {"size": "1Gi"},
         "keepDataOnDelete": True,
     }
-    assert spec["ingress"] == {"enabled": True, "className": "nginx", "tls": {"enabled": False}}
+    assert spec["ingress"] == {"enabled": True, "className": "traefik", "tls": {"enabled": False}}
     assert spec["secretRotation"] == {
         "intervalMinutes": 1440,
         "tokenLifetimeSeconds": 900,

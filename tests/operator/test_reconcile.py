@@ -69,7 +69,7 @@ def test_create_makes_owned_children_with_the_spec_values(
         },
         ingress={
             "host": "shop.example.com",
-            "className": "nginx",
+            "className": "public",
             "tls": {"enabled": True, "secretName": "shop-tls"},
         },
     )
@@ -135,7 +135,7 @@ def test_create_makes_owned_children_with_the_spec_values(
 
     ingress = cluster.get("Ingress", namespace, "shop-auth")
     assert ingress is not None
-    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["ingressClassName"] == "public"
     assert ingress["spec"]["rules"][0]["host"] == "shop.example.com"
     assert ingress["spec"]["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]
 

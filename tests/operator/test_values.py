@@ -110,7 +110,7 @@ def test_spec_fields_become_chart_values() -> None:
     }
     assert values["ingress"] == {
         "enabled": True,
-        "className": "nginx",
+        "className": "traefik",
         "host": "shop.example.com",
         "tls": {"enabled": True, "secretName": "tls"},
     }
