@@ -1,11 +1,17 @@
 """How an Ingress picks a backend for a request, by the Kubernetes rules for pathType Prefix:
 whole path elements match, the longest matching path wins, a rule with a host serves only that
-host. Used to check the charts' Ingress offline, and to stand in for the ingress controller in
-front of local processes."""
+host; and what the ingress controller (Traefik) answers when nothing matches. Used to check the
+charts' Ingress offline, and to stand in for the ingress controller in front of local processes;
+tests/charts/test_traefik_manifest.py holds both against a real Traefik."""
 
 from __future__ import annotations
 
 from typing import Any
+
+# Traefik's answer to a request no router matches (Go's http.NotFound): never a service's
+# problem+json, so a client can tell that no service saw the request.
+NOT_FOUND_BODY = "404 page not found\n"
+NOT_FOUND_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 def route(ingress: dict[str, Any], host: str | None, path: str) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ import pytest
 
 from services.local.mongo_server import MongoServer
 from services.local.platform import LocalPlatform
-from tests.charts.ingress_rules import route
+from tests.charts.ingress_rules import NOT_FOUND_BODY, NOT_FOUND_CONTENT_TYPE, route
 from tests.e2e_kind.journeys import (
     INTERNAL_PATHS,
     checkout_journey,
@@ -28,7 +28,8 @@ HOST = "checkout.localhost"
 
 
 class IngressTransport(httpx.BaseTransport):
-    """Sends each request where the Ingress would, or answers 404 as ingress-nginx does."""
+    """Sends each request where the Ingress would, or answers 404 as Traefik does for a request
+    no router matches (tests/charts/test_traefik_manifest.py checks that answer on the real one)."""
 
     def __init__(self, ingress: dict[str, Any], urls: dict[str, str]) -> None:
         self.ingress = ingress
@@ -38,7 +39,11 @@ class IngressTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         target = route(self.ingress, request.headers.get("host"), request.url.path)
         if target is None:
-            return httpx.Response(404, text="default backend - 404")
+            return httpx.Response(
+                404,
+                headers={"Content-Type": NOT_FOUND_CONTENT_TYPE},
+                text=NOT_FOUND_BODY,
+            )
         service = target[0].removeprefix(f"{RELEASE}-")
         upstream = httpx.URL(self.urls[service])
         request.url = request.url.copy_with(
