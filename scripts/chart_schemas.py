@@ -157,11 +157,49 @@ def ingress(paths: list[str]) -> Schema:
     )
 
 
+# The database engines a service chart can run (charts/checkout-lib/templates/_mongodb.tpl).
+DATABASE_ENGINES = ("mongodb", "ferretdb")
+
+
+def database_engines() -> Schema:
+    mongodb = obj(
+        {
+            "image": image("The official image, e.g. mongo.", tag_required=True),
+            "wiredTigerCacheSizeGB": {"type": "number", "minimum": 0.25},
+            "resources": resources(),
+        },
+        required=["image", "resources"],
+    )
+    ferretdb = obj(
+        {
+            "image": image(
+                "An image whose entrypoint is the ferretdb binary, e.g. ghcr.io/ferretdb/ferretdb.",
+                tag_required=True,
+            ),
+            "debugPort": {
+                "type": "integer",
+                "minimum": 1024,
+                "maximum": 65535,
+                "not_": {"const": 27017},
+            },
+            "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARN", "ERROR"]},
+            "resources": resources(),
+        },
+        required=["image", "debugPort", "logLevel", "resources"],
+    )
+    return obj({"mongodb": mongodb, "ferretdb": ferretdb}, required=list(DATABASE_ENGINES))
+
+
 def mongodb() -> Schema:
     return obj(
         {
             "enabled": {"type": "boolean"},
-            "image": image("The official image, e.g. mongo.", tag_required=True),
+            "engine": {
+                "type": "string",
+                "enum": list(DATABASE_ENGINES),
+                "description": "The database server: mongodb (the official image) or ferretdb "
+                "(FerretDB on SQLite).",
+            },
             "database": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{0,63}$"},
             "externalUri": {"type": "string", "pattern": r"^(mongodb(\+srv)?://.+)?$"},
             "auth": obj(
@@ -178,12 +216,11 @@ def mongodb() -> Schema:
                 },
                 required=["size"],
             ),
-            "wiredTigerCacheSizeGB": {"type": "number", "minimum": 0.25},
-            "resources": resources(),
             "podSecurityContext": pod_security_context(),
             "securityContext": container_security_context(),
+            "engines": database_engines(),
         },
-        required=["enabled", "image", "auth", "storage", "resources"],
+        required=["enabled", "engine", "auth", "storage", "engines"],
         allOf=[
             {
                 "if": {"properties": {"enabled": {"const": False}}},

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .values import SERVICES
+from .values import DATABASE_ENGINES, SERVICES
 
 FINALIZER = "checkout.platform.io/finalizer"
 FIELD_MANAGER = "checkout-operator"
@@ -41,6 +41,9 @@ class OperatorConfig:
     helm_binary: Path
     default_images: Mapping[str, str] = field(default_factory=dict)
     """Image per service ("repository:tag" or "repository@sha256:...") when a spec names none."""
+    default_database_images: Mapping[str, str] = field(default_factory=dict)
+    """Image per database engine when a spec names none; an engine left out takes the service
+    charts' default."""
     cluster_domain: str = "cluster.local"
     kubeconfig: Path | None = None
     """An explicit kubeconfig; otherwise the in-cluster service account, then $KUBECONFIG."""
@@ -89,11 +92,17 @@ class OperatorConfig:
             for service in SERVICES
             if (image := env.get(f"CHECKOUT_DEFAULT_IMAGE_{service.upper()}", ""))
         }
+        database_images = {
+            engine: image
+            for engine in DATABASE_ENGINES
+            if (image := env.get(f"CHECKOUT_DEFAULT_DATABASE_IMAGE_{engine.upper()}", ""))
+        }
         kubeconfig = env.get("CHECKOUT_KUBECONFIG")
         return cls(
             charts_dir=charts_dir,
             helm_binary=helm,
             default_images=images,
+            default_database_images=database_images,
             cluster_domain=env.get("CHECKOUT_CLUSTER_DOMAIN") or "cluster.local",
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             drift_interval=_seconds(env, "CHECKOUT_DRIFT_INTERVAL_SECONDS", 60.0, minimum=0.1),

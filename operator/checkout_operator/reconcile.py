@@ -120,6 +120,7 @@ class Runtime:
                 spec=spec,
                 default_images=self.config.default_images,
                 cluster_domain=self.config.cluster_domain,
+                default_database_images=self.config.default_database_images,
             )
             rendered = await self.renderer.render_many(
                 values, release=owner.name, namespace=owner.namespace

@@ -19,6 +19,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "Checkout"
 
 SERVICES = ("auth", "product", "cart", "order")
+DATABASE_ENGINES = ("mongodb", "ferretdb")
+"""The values of ``spec.mongodb.engine`` and of the charts' ``mongodb.engine``; the first is the
+default."""
 OWNER_LABEL = f"{GROUP}/owner"
 """Every child carries it (value: the Checkout's name); pruning and deletion select by it."""
 HASH_ANNOTATION = f"{GROUP}/config-hash"
@@ -81,6 +84,36 @@ def ingress_url(spec: Mapping[str, Any]) -> str | None:
     return f"{scheme}://{ingress['host']}"
 
 
+def database_values(
+    service: str,
+    *,
+    release: str,
+    spec: Mapping[str, Any],
+    default_database_images: Mapping[str, str],
+) -> dict[str, Any]:
+    """The chart's ``mongodb`` values: the engine, and its image when the spec or the operator's
+    settings name one (else the chart's default for that engine stands)."""
+    mongodb = _map(spec.get("mongodb"))
+    storage = _map(mongodb.get("storage"))
+    engine = str(mongodb.get("engine") or DATABASE_ENGINES[0])
+    values: dict[str, Any] = {
+        "engine": engine,
+        "auth": {"existingSecret": Names(release).mongodb_secret(service)},
+        "storage": {
+            "size": str(storage.get("size", "1Gi")),
+            "className": str(storage.get("className", "")),
+            "retainOnDelete": bool(mongodb.get("keepDataOnDelete", True)),
+        },
+    }
+    reference = mongodb.get("image") or default_database_images.get(engine)
+    if reference:
+        image = parse_image(str(reference))
+        if "tag" in image:
+            image["digest"] = ""  # the chart's default digest would win over this tag
+        values["engines"] = {engine: {"image": image}}
+    return values
+
+
 def service_values(
     service: str,
     *,
@@ -89,12 +122,11 @@ def service_values(
     spec: Mapping[str, Any],
     default_images: Mapping[str, str],
     cluster_domain: str,
+    default_database_images: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Values for one service chart, rendered as release ``release`` in ``namespace``."""
     names = Names(release)
     own = _map(_map(spec.get("services")).get(service))
-    mongodb = _map(spec.get("mongodb"))
-    storage = _map(mongodb.get("storage"))
     ingress = _map(spec.get("ingress"))
     tls = _map(ingress.get("tls"))
     autoscaling = _map(own.get("autoscaling"))
@@ -126,15 +158,12 @@ def service_values(
                 "secretName": str(tls.get("secretName", "")),
             },
         },
-        "mongodb": {
-            "image": parse_image(str(mongodb.get("image", "mongo:7.0.14"))),
-            "auth": {"existingSecret": names.mongodb_secret(service)},
-            "storage": {
-                "size": str(storage.get("size", "1Gi")),
-                "className": str(storage.get("className", "")),
-                "retainOnDelete": bool(mongodb.get("keepDataOnDelete", True)),
-            },
-        },
+        "mongodb": database_values(
+            service,
+            release=release,
+            spec=spec,
+            default_database_images=default_database_images or {},
+        ),
     }
     image = _map(own.get("image"))
     default = parse_image(default_images[service]) if service in default_images else {}
@@ -161,6 +190,7 @@ def all_service_values(
     spec: Mapping[str, Any],
     default_images: Mapping[str, str],
     cluster_domain: str,
+    default_database_images: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     return {
         service: service_values(
@@ -170,6 +200,7 @@ def all_service_values(
             spec=spec,
             default_images=default_images,
             cluster_domain=cluster_domain,
+            default_database_images=default_database_images,
         )
         for service in SERVICES
     }

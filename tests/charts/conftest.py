@@ -29,7 +29,31 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
         "replicas-and-images": {
             "replicaCount": 3,
             "image": {"repository": "registry.example.com/shop/auth", "tag": "1.2.3"},
-            "mongodb": {"image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14"}},
+            "mongodb": {
+                "engines": {
+                    "mongodb": {
+                        "image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14"}
+                    }
+                }
+            },
+        },
+        "ferretdb": {"mongodb": {"engine": "ferretdb"}},
+        "ferretdb-mirror-existing-secret": {
+            "mongodb": {
+                "engine": "ferretdb",
+                "auth": {"existingSecret": "auth-db-root"},
+                "storage": {"size": "5Gi", "className": "fast"},
+                "engines": {
+                    "ferretdb": {
+                        "image": {
+                            "repository": "mirror.example.com/ferretdb",
+                            "digest": "sha256:" + "f" * 64,
+                        },
+                        "debugPort": 9088,
+                        "logLevel": "INFO",
+                    }
+                },
+            }
         },
         "existing-secrets": {
             "keyrings": {"jwt": {"secretName": "jwt-ring"}, "internal": {"secretName": "api-ring"}},
@@ -96,6 +120,7 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
             "order": {"mongodb": {"auth": {"existingSecret": "order-db"}}},
         },
         "no-ingress": {"ingress": {"enabled": False}, "global": {"clusterDomain": "corp.local"}},
+        "ferretdb": {service: {"mongodb": {"engine": "ferretdb"}} for service in SERVICES},
     },
     "checkout-operator": {
         "default": {},
@@ -108,14 +133,19 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
                 "cart": {"repository": "r.example.com/cart", "tag": "0.2.0"},
                 "order": {"repository": "r.example.com/order", "tag": "0.2.0"},
             },
+            "databaseImages": {
+                "mongodb": {"repository": "r.example.com/mongo", "tag": "7.0.14"},
+                "ferretdb": {"repository": "r.example.com/ferretdb", "tag": "1.24.2"},
+            },
         },
     },
 }
 
 
-def operator_values() -> dict[str, dict[str, Any]]:
-    """The values the operator gives each service chart for k8s/checkout-sample.yaml (its own
-    pure function, operator/checkout_operator/values.py): the charts' side of that contract."""
+def operator_values(**mongodb: Any) -> dict[str, dict[str, Any]]:
+    """The values the operator gives each service chart for k8s/checkout-sample.yaml, with
+    ``mongodb`` keys replaced (its own pure function, operator/checkout_operator/values.py): the
+    charts' side of that contract."""
     path = ROOT / "operator" / "checkout_operator" / "values.py"
     spec = importlib.util.spec_from_file_location("checkout_operator_values", path)
     assert spec and spec.loader, path
@@ -123,6 +153,7 @@ def operator_values() -> dict[str, dict[str, Any]]:
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     sample = yaml.safe_load((ROOT / "k8s" / "checkout-sample.yaml").read_text())
+    sample["spec"]["mongodb"].update(mongodb)
     values: dict[str, dict[str, Any]] = module.all_service_values(
         release="shop",
         namespace="checkout",
@@ -135,6 +166,8 @@ def operator_values() -> dict[str, dict[str, Any]]:
 
 for _service, _values in operator_values().items():
     VALUE_SETS[_service]["operator-sample"] = _values
+for _service, _values in operator_values(engine="ferretdb").items():
+    VALUE_SETS[_service]["operator-ferretdb"] = _values
 
 CASES = [(chart, name) for chart in ALL_CHARTS for name in VALUE_SETS[chart]]
 CASE_IDS = [f"{chart}:{name}" for chart, name in CASES]

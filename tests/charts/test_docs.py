@@ -33,7 +33,7 @@ def test_pinned_versions_are_the_documented_ones() -> None:
     _in_doc(f"helm {ensure_helm_module.HELM_VERSION}")
     _in_doc(f"kubectl {ensure_helm_module.KUBECTL_VERSION}")
     values = yaml.safe_load(repo_path("charts", "auth", "values.yaml").read_text())
-    _in_doc(f"mongo:{values['mongodb']['image']['tag']}")
+    _in_doc(f"mongo:{values['mongodb']['engines']['mongodb']['image']['tag']}")
 
 
 def test_documented_names_are_the_real_ones() -> None:

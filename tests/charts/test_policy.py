@@ -170,7 +170,9 @@ def test_images_are_pinned(rendered: Rendered, chart: str, value_set: str) -> No
     for deployment in objects_of(rendered[(chart, value_set)], "Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             for env in container.get("env", []):
-                if env["name"].startswith("CHECKOUT_DEFAULT_IMAGE_"):
+                if env["name"].startswith(
+                    ("CHECKOUT_DEFAULT_IMAGE_", "CHECKOUT_DEFAULT_DATABASE_IMAGE_")
+                ):
                     assert ":" in env["value"].rsplit("/", 1)[-1], env
                     assert not env["value"].endswith(":latest"), env
 
@@ -394,7 +396,7 @@ def test_the_services_accept_the_settings_their_chart_gives_them(
     module = importlib.import_module(f"services.{service}.settings")
     settings_class = getattr(module, f"{service.capitalize()}Settings")
     fields = {f.name.upper() for f in msgspec.structs.fields(settings_class)}
-    for value_set in ("default", "operator-sample"):
+    for value_set in ("default", "operator-sample", "operator-ferretdb"):
         objects = rendered[(service, value_set)]
         (deployment,) = objects_of(objects, "Deployment")
         (container,) = deployment["spec"]["template"]["spec"]["containers"]

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.local.mongo_server import FERRETDB_VERSION
 from tests.charts.conftest import CASE_IDS, CASES, KUBERNETES_VERSION, VALUE_SETS, repo_path
 from tests.infra.helm import ALL_CHARTS, Helm
 
@@ -99,23 +100,32 @@ def test_library_chart_lints_strict(helm: Helm) -> None:
     assert "0 chart(s) failed" in output
 
 
-def test_one_mongodb_image_everywhere() -> None:
-    """The service charts, the CRD's default and the sample Checkout run the same MongoDB."""
-    images = set()
+def test_one_image_per_database_engine_everywhere() -> None:
+    """The service charts default each engine to one image pinned to a patch version (FerretDB's
+    the version the tests build and run); the CRD defaults no image, so the chosen engine's
+    default stands, and its description and docs/operator.md name those defaults."""
+    images: dict[str, set[str]] = {}
     for service in ("auth", "product", "cart", "order"):
         values = yaml.safe_load(repo_path("charts", service, "values.yaml").read_text())
-        image = values["mongodb"]["image"]
-        assert image["repository"] == "mongo", service
-        images.add(f"mongo:{image['tag']}")
+        for engine, settings in values["mongodb"]["engines"].items():
+            image = settings["image"]
+            images.setdefault(engine, set()).add(f"{image['repository']}:{image['tag']}")
+    (mongo,) = images.pop("mongodb")
+    (ferretdb,) = images.pop("ferretdb")
+    assert not images, images
+    assert re.fullmatch(r"mongo:\d+\.\d+\.\d+", mongo), f"{mongo} is not pinned to a patch version"
+    assert ferretdb == f"ghcr.io/ferretdb/ferretdb:{FERRETDB_VERSION.removeprefix('v')}"
     crd = yaml.safe_load(
         repo_path(
             "charts", "checkout-operator", "crds", "checkouts.checkout.platform.io.yaml"
         ).read_text()
     )
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    images.add(spec["properties"]["mongodb"]["properties"]["image"]["default"])
+    crd_image = spec["properties"]["mongodb"]["properties"]["image"]
+    assert "default" not in crd_image
+    operator_doc = repo_path("docs", "operator.md").read_text()
+    for image in (mongo, ferretdb):
+        assert image in crd_image["description"], image
+        assert image in operator_doc, image
     sample = yaml.safe_load(repo_path("k8s", "checkout-sample.yaml").read_text())
-    images.add(sample["spec"]["mongodb"]["image"])
-    assert len(images) == 1, images
-    (image,) = images
-    assert re.fullmatch(r"mongo:\d+\.\d+\.\d+", image), f"{image} is not pinned to a patch version"
+    assert "image" not in sample["spec"]["mongodb"]

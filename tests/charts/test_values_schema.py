@@ -26,7 +26,22 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("auth", {"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
     ("auth", {"securityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
     ("auth", {"mongodb": {"storage": {"size": "big"}}}, "/mongodb/storage/size"),
-    ("auth", {"mongodb": {"image": {"tag": ""}}}, "/mongodb/image/tag"),
+    (
+        "auth",
+        {"mongodb": {"engines": {"mongodb": {"image": {"tag": ""}}}}},
+        "/mongodb/engines/mongodb/image/tag",
+    ),
+    ("auth", {"mongodb": {"engine": "postgresql"}}, "at '/mongodb/engine': value must be one of"),
+    ("cart", {"mongodb": {"engine": "FerretDB"}}, "at '/mongodb/engine': value must be one of"),
+    (
+        "product",
+        {"mongodb": {"engines": {"ferretdb": {"image": {"tag": "latest"}}}}},
+        "/mongodb/engines/ferretdb/image/tag",
+    ),
+    ("order", {"mongodb": {"engines": {"ferretdb": {"debugPort": 27017}}}}, "debugPort"),
+    ("order", {"mongodb": {"engines": {"ferretdb": {"logLevel": "LOUD"}}}}, "logLevel"),
+    # The key before engines existed: refused, not silently ignored.
+    ("auth", {"mongodb": {"image": {"tag": "7.0.15"}}}, "'image'"),
     ("auth", {"mongodb": {"enabled": False}}, "/mongodb"),
     ("auth", {"ingress": {"paths": ["/internal/users"]}}, "/ingress/paths/0"),
     ("auth", {"ingress": {"enabled": True, "tls": {"enabled": True}}}, "/ingress"),
@@ -44,9 +59,16 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("checkout", {"auth": {"replicaCount": 0}}, "/replicaCount"),
     ("checkout", {"global": {"keyrings": {"jwt": {"existingSecret": "Bad_Name"}}}}, "/global"),
     ("checkout", {"ingres": {}}, "ingres"),
+    ("checkout", {"order": {"mongodb": {"engine": "sqlite"}}}, "/mongodb/engine"),
     ("checkout-operator", {"image": {"tag": "latest"}}, "/image/tag"),
     ("checkout-operator", {"watchNamespaces": ["Not A Namespace"]}, "/watchNamespaces/0"),
     ("checkout-operator", {"resources": {"limits": {"memory": "a lot"}}}, "/resources/limits"),
+    (
+        "checkout-operator",
+        {"databaseImages": {"ferretdb": {"repository": "r.example.com/ferretdb"}}},
+        "/databaseImages/ferretdb",
+    ),
+    ("checkout-operator", {"databaseImages": {"postgres": {}}}, "postgres"),
 ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.operator.cluster import CRD_FILE, REPO_ROOT, Cluster, sample_checkout
+from tests.operator.cluster import CRD_FILE, MERGE, REPO_ROOT, Cluster, sample_checkout
 
 
 def test_k8s_crd_is_the_chart_crd_not_a_copy() -> None:
@@ -36,8 +36,9 @@ def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> N
             "maxReplicas": 5,
             "targetCPUUtilizationPercentage": 75,
         }
+    # No image: each engine's default lives in the charts (or the operator's settings).
     assert spec["mongodb"] == {
-        "image": "mongo:7.0.14",
+        "engine": "mongodb",
         "storage": {"size": "1Gi"},
         "keepDataOnDelete": True,
     }
@@ -94,6 +95,16 @@ BAD_SPECS = [
     ),
     ("mongodb.image", "mongo:latest", "spec.mongodb.image"),
     ("mongodb.image", "mongo", "spec.mongodb.image"),
+    ("mongodb.engine", "postgresql", "spec.mongodb.engine"),
+    ("mongodb.engine", "FerretDB", "spec.mongodb.engine"),
+    ("mongodb", {"engine": "ferretdb", "image": "mongo:7.0.14"}, "spec.mongodb.image"),
+    (
+        "mongodb",
+        {"engine": "ferretdb", "image": "mirror.example.com/mongo:7"},
+        "spec.mongodb.image",
+    ),
+    ("mongodb", {"image": "ghcr.io/ferretdb/ferretdb:1.24.2"}, "spec.mongodb.image"),
+    ("mongodb.image", "ghcr.io/ferretdb/ferretdb:latest", "spec.mongodb.image"),
     ("mongodb.storage.size", "big", "spec.mongodb.storage.size"),
     ("mongodb.storage.className", "Fast SSD", "spec.mongodb.storage.className"),
     ("mongodb.keepDataOnDelete", "yes", "spec.mongodb.keepDataOnDelete"),
@@ -121,6 +132,47 @@ def test_a_bad_spec_is_refused_naming_the_field(
     body = response.json()
     assert field in body["message"], body["message"]
     assert any(cause.get("field") == field for cause in body["details"]["causes"]), body
+
+
+GOOD_DATABASES = [
+    {"engine": "ferretdb"},
+    {"engine": "ferretdb", "image": "ghcr.io/ferretdb/ferretdb:1.24.2"},
+    {"engine": "ferretdb", "image": "mirror.example.com/db/ferretdb@sha256:" + "f" * 64},
+    {"engine": "mongodb", "image": "mirror.example.com/mongo:7.0.14"},
+    {"image": "mongo:7.0.14"},
+]
+
+
+@pytest.mark.parametrize("mongodb", GOOD_DATABASES, ids=[str(m) for m in GOOD_DATABASES])
+def test_each_engine_is_accepted_with_its_own_image_or_none(
+    cluster: Cluster, namespace: str, kube: httpx.Client, mongodb: dict[str, Any]
+) -> None:
+    response = kube.post(
+        cluster.path("Checkout", namespace),
+        json=with_spec("mongodb", mongodb, name="db"),
+        params={"dryRun": "All", "fieldValidation": "Strict"},
+    )
+    assert response.status_code == 201, response.text
+    stored = response.json()["spec"]["mongodb"]
+    assert stored["engine"] == mongodb.get("engine", "mongodb")
+    assert stored.get("image") == mongodb.get("image")
+
+
+def test_a_checkout_from_before_engines_switches_only_without_the_old_image(
+    cluster: Cluster, namespace: str, kube: httpx.Client
+) -> None:
+    """A Checkout made under the old CRD carries its default image, mongo:7.0.14: it stays valid,
+    and asking it for FerretDB is refused until that image goes."""
+    cluster.create_checkout(namespace, with_spec("mongodb", {"image": "mongo:7.0.14"}, "old"))
+    path = cluster.path("Checkout", namespace, "old")
+    response = kube.patch(path, json={"spec": {"mongodb": {"engine": "ferretdb"}}}, headers=MERGE)
+    assert response.status_code == 422, response.text
+    assert "which cannot run engine ferretdb" in response.json()["message"]
+    switched = cluster.merge(
+        "Checkout", namespace, "old", {"spec": {"mongodb": {"engine": "ferretdb", "image": None}}}
+    )
+    assert switched["spec"]["mongodb"]["engine"] == "ferretdb"
+    assert "image" not in switched["spec"]["mongodb"]
 
 
 def test_an_unknown_field_is_refused_under_strict_validation(

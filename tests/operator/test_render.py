@@ -42,6 +42,42 @@ async def test_every_rendered_kind_is_one_the_operator_manages(renderer: ChartRe
         assert not [o for o in objects if o["kind"] == "Secret"]
 
 
+@pytest.mark.parametrize(
+    ("mongodb", "image", "container"),
+    [
+        ({}, "mongo:7.0.14", "mongodb"),
+        ({"engine": "ferretdb"}, "ghcr.io/ferretdb/ferretdb:1.24.2", "ferretdb"),
+        (
+            {"engine": "ferretdb", "image": "r.example.com/fdb:1.24.2"},
+            "r.example.com/fdb:1.24.2",
+            "ferretdb",
+        ),
+    ],
+)
+async def test_the_spec_picks_the_database_engine(
+    renderer: ChartRenderer, mongodb: dict[str, str], image: str, container: str
+) -> None:
+    spec = {**sample_checkout("demo")["spec"], "mongodb": mongodb}
+    values = all_service_values(
+        release="demo",
+        namespace="shop",
+        spec=spec,
+        default_images={},
+        cluster_domain="cluster.local",
+    )
+    rendered = await renderer.render_many(values, release="demo", namespace="shop")
+    for service, objects in rendered.items():
+        (statefulset,) = [o for o in objects if o["kind"] == "StatefulSet"]
+        (database,) = statefulset["spec"]["template"]["spec"]["containers"]
+        assert (database["name"], database["image"]) == (container, image), service
+        # The service's side never changes with the engine.
+        (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
+        assert config["data"]["MONGO_URI"] == (
+            f"mongodb://demo-{service}-mongodb-0.demo-{service}-mongodb-headless"
+            ".shop.svc.cluster.local:27017/?authSource=admin"
+        )
+
+
 async def test_rendering_is_deterministic(renderer: ChartRenderer) -> None:
     values = sample_values()
     first = await renderer.render_many(values, release="demo", namespace="shop")

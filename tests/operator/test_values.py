@@ -104,9 +104,14 @@ def test_spec_fields_become_chart_values() -> None:
         "targetCPUUtilizationPercentage": 75,
     }
     assert values["mongodb"] == {
-        "image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14"},
+        "engine": "mongodb",
         "auth": {"existingSecret": "shop-auth-mongodb"},
         "storage": {"size": "5Gi", "className": "fast", "retainOnDelete": False},
+        "engines": {
+            "mongodb": {
+                "image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14", "digest": ""}
+            }
+        },
     }
     assert values["ingress"] == {
         "enabled": True,
@@ -129,6 +134,52 @@ def test_without_an_image_anywhere_the_chart_default_stands() -> None:
         cluster_domain="cluster.local",
     )
     assert "image" not in values
+
+
+def test_without_a_database_image_the_charts_default_for_the_engine_stands() -> None:
+    for engine in (None, "mongodb", "ferretdb"):
+        spec = {"mongodb": {"engine": engine}} if engine else {}
+        values = values_for(spec)["mongodb"]
+        assert values["engine"] == (engine or "mongodb")
+        assert "engines" not in values
+
+
+def test_a_ferretdb_spec_becomes_the_charts_engine() -> None:
+    digest = "sha256:" + "e" * 64
+    spec = {"mongodb": {"engine": "ferretdb", "image": f"mirror.example.com/ferretdb@{digest}"}}
+    for service in SERVICES:
+        values = values_for(spec, service)["mongodb"]
+        assert values["engine"] == "ferretdb"
+        # The same Secret as with MongoDB: the services' credentials do not depend on the engine.
+        assert values["auth"] == {"existingSecret": f"shop-{service}-mongodb"}
+        assert values["engines"] == {
+            "ferretdb": {"image": {"repository": "mirror.example.com/ferretdb", "digest": digest}}
+        }
+
+
+def test_the_operators_database_image_for_the_engine_fills_in_for_the_spec() -> None:
+    defaults = {"ferretdb": "mirror.example.com/ferretdb:1.24.2"}
+
+    def database(spec: dict[str, Any]) -> dict[str, Any]:
+        values = service_values(
+            "order",
+            release="shop",
+            namespace="prod",
+            spec=spec,
+            default_images={},
+            cluster_domain="cluster.local",
+            default_database_images=defaults,
+        )
+        return dict(values["mongodb"])
+
+    mirrored = {"repository": "mirror.example.com/ferretdb", "tag": "1.24.2", "digest": ""}
+    assert database({"mongodb": {"engine": "ferretdb"}})["engines"] == {
+        "ferretdb": {"image": mirrored}
+    }
+    # Another engine's default is not used; the spec's own image wins.
+    assert "engines" not in database({"mongodb": {"engine": "mongodb"}})
+    own = database({"mongodb": {"engine": "ferretdb", "image": "r.example.com/fdb:1.24.2"}})
+    assert own["engines"]["ferretdb"]["image"]["repository"] == "r.example.com/fdb"
 
 
 @pytest.mark.parametrize(
@@ -227,10 +278,12 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
             "CHECKOUT_CHARTS_DIR": str(tmp_path),
             "HELM_BINARY": "/usr/local/bin/helm",
             "CHECKOUT_DEFAULT_IMAGE_AUTH": "checkout/auth:0.1.0",
+            "CHECKOUT_DEFAULT_DATABASE_IMAGE_FERRETDB": "mirror.example.com/ferretdb:1.24.2",
             "CHECKOUT_DRIFT_INTERVAL_SECONDS": "15",
         }
     )
     assert config.default_images == {"auth": "checkout/auth:0.1.0"}
+    assert config.default_database_images == {"ferretdb": "mirror.example.com/ferretdb:1.24.2"}
     assert config.drift_interval == 15.0
     assert config.finalizer == "checkout.platform.io/finalizer"
     with pytest.raises(ConfigError, match="CHECKOUT_CHARTS_DIR"):

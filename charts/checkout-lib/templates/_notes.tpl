@@ -9,7 +9,17 @@
   Keyrings:        Secrets {{ include "checkout-lib.keyrings.secretName" (dict "ctx" . "kind" "jwt") }} and {{ include "checkout-lib.keyrings.secretName" (dict "ctx" . "kind" "internal") }} (key keyring.json) must exist;
                    the pods stay in ContainerCreating until they do.
 {{- if .Values.mongodb.enabled }}
+{{- $engine := include "checkout-lib.mongodb.engine" . }}
+{{- $image := include "checkout-lib.image" (dict "image" (index .Values.mongodb.engines $engine).image "ctx" .) }}
   MongoDB:         {{ include "checkout-lib.mongodb.fullname" . }} (StatefulSet), root credentials in Secret {{ include "checkout-lib.mongodb.secretName" . }}
+{{- if eq $engine "ferretdb" }}
+  Engine:          FerretDB on SQLite, {{ $image }}
+                   SCRAM authentication on; data on the volume claim at /state;
+                   probes and Prometheus metrics on port {{ .Values.mongodb.engines.ferretdb.debugPort }} (/debug/livez, /debug/readyz, /debug/metrics)
+{{- else }}
+  Engine:          MongoDB, {{ $image }}
+                   authentication on; data on the volume claim at /data/db
+{{- end }}
 {{- else }}
   MongoDB:         external, {{ .Values.mongodb.externalUri }}
 {{- end }}
