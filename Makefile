@@ -38,8 +38,10 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# pytest runs with a Docker engine when this machine has one, or can start a private one (it is
+# stopped afterwards); the cluster tests build what they need and skip, saying why, without one.
 test: venv lint typecheck
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	bash k8s/offline/engine/engine.sh run $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: venv
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -x

@@ -1,35 +1,45 @@
 #!/usr/bin/env bash
 # The Checkout Platform on a local kind cluster (docs/kubernetes.md).
 #
-#   scripts/cluster.sh up        kind cluster + ingress-nginx, build the images and load them into
-#                                kind, install the operator chart, apply the sample Checkout, wait
-#                                until it is Ready, load the sample catalogue, print the URL
-#   scripts/cluster.sh cluster   only the kind cluster and ingress-nginx (for skaffold)
+#   scripts/cluster.sh up        kind cluster + Traefik, build the images and load them into kind,
+#                                install the operator chart, apply the sample Checkout, wait until
+#                                it is Ready, load the sample catalogue, print the URL
+#   scripts/cluster.sh cluster   only the kind cluster and Traefik (for skaffold and the tests)
+#   scripts/cluster.sh images    only build the images the cluster needs (offline path)
+#   scripts/cluster.sh load IMAGE...   load local images into the cluster's node
 #   scripts/cluster.sh url       print the platform's URL
 #   scripts/cluster.sh down      delete the kind cluster
 #
-# Needs Docker (a running engine) and kind. helm and kubectl are taken from PATH, else the pinned
-# binaries of scripts/ensure_helm.py (linux/amd64). Creating the cluster makes kind-<cluster> the
-# current kube-context (as kind does, for skaffold); every command here names that context
-# explicitly, so it never touches another cluster. Safe to run again: every step checks first.
+# Two ways to get images, one script (CHECKOUT_IMAGES):
+#   upstream  the stock kind node image and upstream images, pulled from their registries;
+#   offline   every image built on this machine from Debian packages and Go modules
+#             (k8s/offline/build.sh), for machines without a registry and air-gapped sites;
+#   auto      (default) upstream when a Docker engine answers; where none does but Debian's
+#             dockerd is installed, a private engine (k8s/offline/engine/engine.sh) and offline.
 #
-# Settings (environment): CHECKOUT_CLUSTER (default checkout, the name in k8s/kind-cluster.yaml),
-# CHECKOUT_HTTP_PORT (default 8080, the host port k8s/kind-cluster.yaml maps to the ingress),
-# CHECKOUT_IMAGE_TAG (default: the git commit, plus a timestamp when the tree has changes),
-# CHECKOUT_READY_TIMEOUT (default 900s).
+# Needs Docker (an engine, or dockerd to start one) and kind (built from its Go module when missing
+# and Go is there). helm and kubectl are taken from PATH, else the pinned binaries of
+# scripts/ensure_helm.py (linux/amd64). Creating the cluster makes kind-<cluster> the current
+# kube-context (as kind does, for skaffold); every command here names that context explicitly, so
+# it never touches another cluster. Safe to run again: every step checks first.
+#
+# Settings (environment): CHECKOUT_CLUSTER (default checkout), CHECKOUT_HTTP_PORT (default 8080)
+# and CHECKOUT_HTTPS_PORT (default 8443), the host ports on 127.0.0.1 kind maps to the ingress,
+# CHECKOUT_IMAGES (auto), CHECKOUT_IMAGE_TAG (default: the git commit, plus a timestamp when the
+# tree has changes), CHECKOUT_READY_TIMEOUT (default 900s).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CLUSTER="${CHECKOUT_CLUSTER:-checkout}"
 CONTEXT="kind-${CLUSTER}"
 HTTP_PORT="${CHECKOUT_HTTP_PORT:-8080}"
+HTTPS_PORT="${CHECKOUT_HTTPS_PORT:-8443}"
 READY_TIMEOUT="${CHECKOUT_READY_TIMEOUT:-900s}"
-KIND_CONFIG="${ROOT}/k8s/kind-cluster.yaml"
+IMAGES="${CHECKOUT_IMAGES:-auto}"
 SAMPLE="${ROOT}/k8s/checkout-sample.yaml"
 CRD="${ROOT}/k8s/crd.yaml"
-# ingress-nginx's manifest for kind: hostPorts 80/443 on the node labelled ingress-ready=true.
-INGRESS_NGINX_VERSION="controller-v1.14.3"
-INGRESS_NGINX_MANIFEST="https://raw.githubusercontent.com/kubernetes/ingress-nginx/${INGRESS_NGINX_VERSION}/deploy/static/provider/kind/deploy.yaml"
+TRAEFIK="${ROOT}/k8s/ingress/traefik.yaml"
+OFFLINE="${ROOT}/k8s/offline"
 OPERATOR_RELEASE="checkout-operator"
 OPERATOR_NAMESPACE="checkout-system"
 SERVICES=(auth product cart order)
@@ -42,14 +52,30 @@ die() {
 
 # -- prerequisites ----------------------------------------------------------------------------------
 
+engine_answers() { command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; }
+
+# Decide upstream or offline, and make sure an engine answers (starting the private one if that
+# is how this machine works). Exits 2, naming what is missing, when there is no way.
 require_docker_and_kind() {
   local missing=()
+  if [[ "${IMAGES}" == "auto" ]]; then
+    if engine_answers && [[ "${DOCKER_HOST:-}" != "unix:///run/checkout-docker/docker.sock" ]]; then
+      IMAGES="upstream"
+    elif command -v dockerd >/dev/null 2>&1; then
+      IMAGES="offline"
+    fi
+  fi
+  if [[ "${IMAGES}" == "offline" ]] && ! engine_answers && command -v dockerd >/dev/null 2>&1; then
+    eval "$(bash "${OFFLINE}/engine/engine.sh" start)"
+  fi
   if ! command -v docker >/dev/null 2>&1; then
     missing+=("Docker (no docker command)")
-  elif ! docker info >/dev/null 2>&1; then
+  elif ! engine_answers; then
     missing+=("a running Docker engine (docker info fails)")
   fi
-  command -v kind >/dev/null 2>&1 || missing+=("kind (https://kind.sigs.k8s.io)")
+  if ! command -v kind >/dev/null 2>&1 && ! command -v go >/dev/null 2>&1; then
+    missing+=("kind (https://kind.sigs.k8s.io), or Go to build it")
+  fi
   if ((${#missing[@]})); then
     {
       printf 'cluster.sh: a kind cluster needs Docker and kind; missing here:\n'
@@ -57,6 +83,16 @@ require_docker_and_kind() {
       printf 'Without them, run the platform as local processes instead: make dev\n'
     } >&2
     exit 2
+  fi
+  [[ "${IMAGES}" == "auto" ]] && IMAGES="upstream"
+  case "${IMAGES}" in
+    upstream | offline) ;;
+    *) die "CHECKOUT_IMAGES must be auto, upstream or offline (got '${IMAGES}')" ;;
+  esac
+  if command -v kind >/dev/null 2>&1; then
+    KIND_BIN="$(command -v kind)"
+  else
+    KIND_BIN="$(bash "${OFFLINE}/build.sh" kind)"
   fi
 }
 
@@ -78,30 +114,77 @@ setup_tools() {
   HELM_BIN="$(tool helm)"
 }
 
-# kubectl and helm, always against the kind cluster's context.
+# kind, kubectl and helm, always against the kind cluster's context.
+kind_() { "${KIND_BIN}" "$@"; }
 kube() { "${KUBECTL_BIN}" --context "${CONTEXT}" "$@"; }
 kube_helm() { "${HELM_BIN}" --kube-context "${CONTEXT}" "$@"; }
 
-cluster_exists() { kind get clusters 2>/dev/null | grep -qx "${CLUSTER}"; }
+cluster_exists() { kind_ get clusters 2>/dev/null | grep -qx "${CLUSTER}"; }
+
+# The images of the offline path: names from k8s/offline/build.sh, one place.
+offline_name() { bash "${OFFLINE}/build.sh" names | sed -n "s/^$1=//p"; }
 
 # -- steps ------------------------------------------------------------------------------------------
+
+build_offline_images() {
+  [[ "${IMAGES}" == "offline" ]] || return 0
+  say "building (or taking from the cache) every image of the offline path"
+  bash "${OFFLINE}/build.sh" all
+}
+
+kind_config() {
+  # The config with this run's name and host ports; the offline one names the node image built
+  # here.
+  local source="${ROOT}/k8s/kind-cluster.yaml"
+  [[ "${IMAGES}" == "offline" ]] && source="${OFFLINE}/kind-cluster.yaml"
+  sed -e "s/^name: .*/name: ${CLUSTER}/" -e "s/hostPort: 8080$/hostPort: ${HTTP_PORT}/" \
+    -e "s/hostPort: 8443$/hostPort: ${HTTPS_PORT}/" "${source}"
+}
 
 create_cluster() {
   if cluster_exists; then
     say "kind cluster ${CLUSTER} exists"
   else
-    say "creating kind cluster ${CLUSTER} from k8s/kind-cluster.yaml"
-    kind create cluster --name "${CLUSTER}" --config "${KIND_CONFIG}" --wait 180s
+    say "creating kind cluster ${CLUSTER} (${IMAGES} images)"
+    local config
+    config="$(mktemp)"
+    kind_config >"${config}"
+    kind_ create cluster --name "${CLUSTER}" --config "${config}" --wait 180s || {
+      rm -f "${config}"
+      die "kind create cluster failed"
+    }
+    rm -f "${config}"
   fi
-  kind export kubeconfig --name "${CLUSTER}" >/dev/null
+  kind_ export kubeconfig --name "${CLUSTER}" >/dev/null
+}
+
+# Cluster DNS answers for the cluster only: the forward plugin (which would send every other name
+# to the node's resolver, and so off this machine) is removed from CoreDNS's Corefile.
+close_cluster_dns() {
+  local corefile closed
+  corefile="$(kube -n kube-system get configmap coredns -o 'jsonpath={.data.Corefile}')"
+  closed="$(python3 -c 'import re, sys; print(re.sub(r"\n[ \t]*forward [^\n{]*\{[^}]*\}|\n[ \t]*forward [^\n]*", "", sys.stdin.read()))' <<<"${corefile}")"
+  if [[ "${closed}" != "${corefile}" ]]; then
+    say "removing the forward plugin from CoreDNS (no query leaves the machine)"
+    kube -n kube-system create configmap coredns --from-literal="Corefile=${closed}" \
+      --dry-run=client -o yaml | kube apply -f - >/dev/null
+    kube -n kube-system rollout restart deployment/coredns >/dev/null
+  fi
+  kube -n kube-system rollout status deployment/coredns --timeout=180s >/dev/null
+}
+
+load_images() {
+  # kind load skips images the node already has with the same id.
+  kind_ load docker-image --name "${CLUSTER}" "$@" >&2
 }
 
 install_ingress_controller() {
-  say "installing ingress-nginx ${INGRESS_NGINX_VERSION}"
-  kube apply -f "${INGRESS_NGINX_MANIFEST}" >/dev/null
-  kube -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
-  # The admission webhook must answer before any Ingress can be created.
-  kube -n ingress-nginx wait --for=condition=Complete job --all --timeout=300s >/dev/null
+  if [[ "${IMAGES}" == "offline" ]]; then
+    load_images "$(offline_name INGRESS_IMAGE)"
+  fi
+  say "installing Traefik (k8s/ingress/traefik.yaml)"
+  kube apply -f "${TRAEFIK}" >/dev/null
+  kube -n traefik rollout status deployment/traefik --timeout=300s >&2
 }
 
 image_tag() {
@@ -118,19 +201,33 @@ image_tag() {
   printf '%s\n' "${rev}"
 }
 
+docker_build() {
+  # The offline path builds on the Python base made here, over the host's network (the private
+  # engine has no bridge), with the host's CA bundle handed to the build steps that download
+  # packages (a BuildKit secret: never stored in an image).
+  local args=()
+  if [[ "${IMAGES}" == "offline" ]]; then
+    args+=(--network host --build-arg "PYTHON_IMAGE=$(offline_name PYTHON_IMAGE)")
+  fi
+  local bundle="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+  [[ -f "${bundle}" ]] && args+=(--secret "id=ca-certificates,src=${bundle}")
+  DOCKER_BUILDKIT=1 "${CHECKOUT_DOCKER:-docker}" build "${args[@]}" "$@" >&2
+}
+
 build_and_load_images() {
   local tag="$1" images=() service
   for service in "${SERVICES[@]}"; do
     say "building checkout/${service}:${tag}"
-    docker build --file "${ROOT}/services/Dockerfile" --build-arg "SERVICE=${service}" \
+    docker_build --file "${ROOT}/services/Dockerfile" --build-arg "SERVICE=${service}" \
       --tag "checkout/${service}:${tag}" "${ROOT}"
     images+=("checkout/${service}:${tag}")
   done
   say "building checkout/operator:${tag}"
-  docker build --file "${ROOT}/operator/Dockerfile" --tag "checkout/operator:${tag}" "${ROOT}"
+  docker_build --file "${ROOT}/operator/Dockerfile" --tag "checkout/operator:${tag}" "${ROOT}"
   images+=("checkout/operator:${tag}")
+  [[ "${IMAGES}" == "offline" ]] && images+=("$(offline_name FERRETDB_IMAGE)")
   say "loading the images into kind"
-  kind load docker-image --name "${CLUSTER}" "${images[@]}"
+  load_images "${images[@]}"
 }
 
 install_operator() {
@@ -180,7 +277,7 @@ platform_url() {
   host="$(sample_field '{.spec.ingress.host}')"
   if [[ "$(sample_field '{.spec.ingress.tls.enabled}')" == "true" ]]; then
     scheme="https"
-    port="${CHECKOUT_HTTPS_PORT:-8443}"
+    port="${HTTPS_PORT}"
   fi
   printf '%s://%s:%s\n' "${scheme}" "${host:-localhost}" "${port}"
 }
@@ -202,9 +299,24 @@ wait_for_ingress() {
 cmd_cluster() {
   require_docker_and_kind
   setup_tools
+  build_offline_images
   create_cluster
+  close_cluster_dns
   install_ingress_controller
   say "cluster ready: kube-context ${CONTEXT}; ingress on http://127.0.0.1:${HTTP_PORT}"
+}
+
+cmd_images() {
+  require_docker_and_kind
+  [[ "${IMAGES}" == "offline" ]] || die "upstream images are pulled, not built: nothing to do (CHECKOUT_IMAGES=offline builds them)"
+  build_offline_images
+}
+
+cmd_load() {
+  (($#)) || die "load: name at least one image"
+  require_docker_and_kind
+  cluster_exists || die "no kind cluster ${CLUSTER}; run: scripts/cluster.sh cluster"
+  load_images "$@"
 }
 
 cmd_up() {
@@ -232,7 +344,7 @@ cmd_down() {
   require_docker_and_kind
   if cluster_exists; then
     say "deleting kind cluster ${CLUSTER}"
-    kind delete cluster --name "${CLUSTER}"
+    kind_ delete cluster --name "${CLUSTER}"
   else
     say "no kind cluster ${CLUSTER}"
   fi
@@ -241,6 +353,8 @@ cmd_down() {
 case "${1:-}" in
   up) cmd_up ;;
   cluster) cmd_cluster ;;
+  images) cmd_images ;;
+  load) shift && cmd_load "$@" ;;
   url) cmd_url ;;
   down) cmd_down ;;
   *)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,24 @@ from litestar import Litestar
 from services.kit.settings import ServiceSettings
 from services.local.mongo_server import MongoServer, start_mongo
 from tests.infra.keys import Keyrings
+from tests.infra.kind import RUN_ID_VARIABLE, delete_if_created
 from tests.infra.servers import serve_app
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One id per run, set before pytest-xdist starts its workers (they inherit the environment):
+    # the worker that makes the kind cluster records it, and the controller deletes that cluster.
+    if _is_controller(config):
+        os.environ.setdefault(RUN_ID_VARIABLE, uuid.uuid4().hex)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_controller(session.config):
+        delete_if_created(os.environ[RUN_ID_VARIABLE])
 
 
 @pytest.fixture(scope="session")
