@@ -19,10 +19,17 @@ def _in_doc(text: str) -> None:
 
 
 def test_pinned_versions_are_the_documented_ones() -> None:
-    script = repo_path("scripts", "cluster.sh").read_text()
-    ingress = re.search(r'INGRESS_NGINX_VERSION="([^"]+)"', script)
-    assert ingress
-    _in_doc(ingress.group(1))
+    # Every version the offline path pins, and the Kubernetes and etcd it builds.
+    for line in repo_path("k8s", "offline", "versions.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("=", 1)
+            if name != "DEBIAN_SUITE":
+                _in_doc(version)
+    go_mod = repo_path("k8s", "offline", "kubernetes", "go.mod").read_text()
+    for module in ("k8s.io/kubernetes", "go.etcd.io/etcd/server/v3"):
+        found = re.search(rf"^\s*{re.escape(module)} v(\S+)$", go_mod, re.M)
+        assert found
+        _in_doc(found.group(1))
     kind = yaml.safe_load(repo_path("k8s", "kind-cluster.yaml").read_text())
     (node,) = kind["nodes"]
     _in_doc(node["image"].split("@")[0])
