@@ -15,9 +15,9 @@ help:
 	@echo "make dev      run the four services as local processes (no Docker needed)"
 	@echo "make test     install everything, then lint, type-check and run every test"
 	@echo "make lint     ruff check + ruff format --check"
-	@echo "make up       the platform on a kind cluster (needs Docker, kind, kubectl, helm)"
+	@echo "make up       the platform on a kind cluster (a Docker engine, or Debian's dockerd; prints the URL)"
 	@echo "make down     delete the kind cluster"
-	@echo "make e2e      the end-to-end test on kind (skipped, with the reason, without Docker and kind)"
+	@echo "make e2e      only the cluster tests: tests/cluster and tests/e2e_kind on a kind cluster"
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 
 $(UV):

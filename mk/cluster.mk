@@ -2,20 +2,20 @@
 # Needs Docker and kind; where they are missing these targets say so and point to `make dev`.
 .PHONY: up down cluster url e2e
 
-up:      ## kind cluster + ingress-nginx, images built and loaded, operator, sample Checkout; prints the URL
+up:      ## kind cluster + Traefik, images built and loaded, operator, sample Checkout; prints the URL
 	@bash scripts/cluster.sh up
 
 down:    ## delete the kind cluster
 	@bash scripts/cluster.sh down
 
-cluster: ## only the kind cluster and ingress-nginx, e.g. for skaffold dev
+cluster: ## only the kind cluster and Traefik, e.g. for skaffold dev
 	@bash scripts/cluster.sh cluster
 
 url:     ## the URL of the platform on the kind cluster
 	@bash scripts/cluster.sh url
 
-# Register, sign in, add to cart and check out through the ingress of a kind cluster (made by
-# `make up` when there is none, and deleted afterwards unless CHECKOUT_E2E_KEEP=1). Skips, with
-# the reason, where Docker or kind is missing.
+# Only the cluster tests (tests/cluster, tests/e2e_kind; `make test` runs them too) on the test
+# cluster checkout-test, deleted afterwards unless CHECKOUT_KEEP_CLUSTER=1. Skips, with the
+# reason, where no Docker engine can be had.
 e2e: venv
-	CHECKOUT_E2E=1 $(VENV)/bin/pytest tests/e2e_kind -m e2e -p no:xdist -v -s
+	bash k8s/offline/engine/engine.sh run $(VENV)/bin/pytest tests/cluster tests/e2e_kind -n 2 --dist loadfile -v

@@ -5,6 +5,8 @@
 #                                install the operator chart, apply the sample Checkout, wait until
 #                                it is Ready, load the sample catalogue, print the URL
 #   scripts/cluster.sh cluster   only the kind cluster and Traefik (for skaffold and the tests)
+#   scripts/cluster.sh operator  the cluster, the images built and loaded, and the operator
+#                                installed by its chart: everything but the sample (the tests)
 #   scripts/cluster.sh images    only build the images the cluster needs (offline path)
 #   scripts/cluster.sh load IMAGE...   load local images into the cluster's node
 #   scripts/cluster.sh url       print the platform's URL
@@ -26,7 +28,8 @@
 # Settings (environment): CHECKOUT_CLUSTER (default checkout), CHECKOUT_HTTP_PORT (default 8080)
 # and CHECKOUT_HTTPS_PORT (default 8443), the host ports on 127.0.0.1 kind maps to the ingress,
 # CHECKOUT_IMAGES (auto), CHECKOUT_IMAGE_TAG (default: the git commit, plus a timestamp when the
-# tree has changes), CHECKOUT_READY_TIMEOUT (default 900s).
+# tree has changes), CHECKOUT_READY_TIMEOUT (default 900s), CHECKOUT_ADMIN_FILE (where `up` keeps
+# the sample's admin credentials; default .local/kind-admin.json).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -319,13 +322,38 @@ cmd_load() {
   load_images "$@"
 }
 
-cmd_up() {
+create_admin() {
+  # The first admin of the sample, made once; its credentials go to .local/kind-admin.json (like
+  # make dev's .local/admin.json), never into the cluster's logs.
+  local file="${CHECKOUT_ADMIN_FILE:-${ROOT}/.local/kind-admin.json}" namespace name email password
+  namespace="$(sample_field '{.metadata.namespace}')"
+  name="$(sample_field '{.metadata.name}')"
+  email="admin@$(sample_field '{.spec.ingress.host}')"
+  if [[ -f "${file}" ]] && grep -q "\"${email}\"" "${file}"; then
+    say "admin credentials: ${file}"
+    return
+  fi
+  password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
+  kube -n "${namespace}" exec -i "deployment/${name}-auth" -- \
+    python -m services.auth create-admin --email "${email}" <<<"${password}" >&2
+  mkdir -p "$(dirname "${file}")"
+  (umask 077 && printf '{"email": "%s", "password": "%s"}\n' "${email}" "${password}" >"${file}")
+  say "admin credentials: ${file}"
+}
+
+cmd_operator() {
   cmd_cluster
-  local tag url
+  local tag
   tag="$(image_tag)"
   build_and_load_images "${tag}"
   install_operator "${tag}"
+}
+
+cmd_up() {
+  cmd_operator
+  local url
   apply_sample_and_wait
+  create_admin
   url="$(platform_url)"
   wait_for_ingress "${url}"
   say "the Checkout Platform is up"
@@ -353,6 +381,7 @@ cmd_down() {
 case "${1:-}" in
   up) cmd_up ;;
   cluster) cmd_cluster ;;
+  operator) cmd_operator ;;
   images) cmd_images ;;
   load) shift && cmd_load "$@" ;;
   url) cmd_url ;;

@@ -20,7 +20,14 @@ from litestar import Litestar
 from services.kit.settings import ServiceSettings
 from services.local.mongo_server import MongoServer, start_mongo
 from tests.infra.keys import Keyrings
-from tests.infra.kind import RUN_ID_VARIABLE, delete_if_created
+from tests.infra.kind import (
+    RUN_ID_VARIABLE,
+    KindCluster,
+    delete_if_created,
+    ensure_cluster,
+    figures,
+    missing_prerequisites,
+)
 from tests.infra.servers import serve_app
 
 
@@ -38,6 +45,47 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _is_controller(session.config):
         delete_if_created(os.environ[RUN_ID_VARIABLE])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # The figures the cluster tests measured (time to Ready, requests and failures under load),
+    # whichever worker measured them, printed once at the end of the run.
+    lines = figures(os.environ.get(RUN_ID_VARIABLE, ""))
+    if lines:
+        terminalreporter.section("cluster figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def kind_cluster() -> KindCluster:
+    """The run's kind cluster (tests/infra/kind.py), shared by every worker."""
+    reason = missing_prerequisites()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the cluster tests cannot run under CI=true: {reason}")
+        pytest.skip(f"no kind cluster here: {reason}")
+    return ensure_cluster()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def namespace(kind_cluster: KindCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace on the kind cluster; its pods, events and logs are printed when the
+    test fails, and it is deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kind_cluster.kubectl("create", "namespace", name)
+    yield name
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(f"\n=== namespace {name} after the failure ===\n{kind_cluster.describe(name)}")
+    kind_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")

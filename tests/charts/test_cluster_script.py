@@ -114,6 +114,7 @@ def _bin_with(tmp_path: Path, tools: dict[str, str]) -> Path:
         "timeout",
         "mktemp",
         "rm",
+        "mkdir",
     ):
         # python3: this interpreter, not a version-manager shim that needs more of PATH.
         found = sys.executable if tool == "python3" else shutil.which(tool)
@@ -211,8 +212,13 @@ def _run_faked(
 
 
 def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) -> None:
-    result, log = _run_faked(tmp_path, "up", CHECKOUT_IMAGE_TAG="t1")
+    admin_file = tmp_path / "admin.json"
+    result, log = _run_faked(
+        tmp_path, "up", CHECKOUT_IMAGE_TAG="t1", CHECKOUT_ADMIN_FILE=str(admin_file)
+    )
     assert result.returncode == 0, result.stderr
+    assert f"admin credentials: {admin_file}" in result.stderr
+    assert '"email": "admin@checkout.localhost"' in admin_file.read_text()
     assert result.stdout.strip() == "http://checkout.localhost:8080"
 
     def first(prefix: str) -> int:
@@ -234,6 +240,8 @@ def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) ->
         "kubectl --context kind-checkout -n default wait checkout/demo --for=condition=Ready",
         "kubectl --context kind-checkout -n default exec deployment.apps/demo-product -- "
         "python -m services.product load-catalogue",
+        "kubectl --context kind-checkout -n default exec -i deployment/demo-auth -- "
+        "python -m services.auth create-admin --email admin@checkout.localhost",
         "curl ",
     ]
     positions = [first(step) for step in steps]
@@ -254,7 +262,13 @@ def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) ->
 
 
 def test_up_explains_a_checkout_that_never_gets_ready(tmp_path: Path) -> None:
-    result, log = _run_faked(tmp_path, "up", CHECKOUT_IMAGE_TAG="t1", NEVER_READY="1")
+    result, log = _run_faked(
+        tmp_path,
+        "up",
+        CHECKOUT_IMAGE_TAG="t1",
+        NEVER_READY="1",
+        CHECKOUT_ADMIN_FILE=str(tmp_path / "admin.json"),
+    )
     assert result.returncode == 1
     assert "did not become Ready" in result.stderr
     assert "logs deploy/checkout-operator" in result.stderr

@@ -1,17 +1,12 @@
-"""Fixtures of the cluster tests: the run's kind cluster (tests/infra/kind.py), a fresh namespace
-per test (its pods, events and logs printed when the test fails), and a small HTTP server
-workload made from the Python image the node already holds."""
+"""Helpers of the cluster tests: a small HTTP server workload made from the Python image the node
+already holds. The fixtures `kind_cluster` and `namespace` live in tests/conftest.py, shared with
+the platform's end-to-end tests (tests/e2e_kind)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.infra.kind import KindCluster, ensure_cluster, missing_prerequisites
+from tests.infra.kind import KindCluster
 
 # Answers every GET with "<pod name> <path>", so a test can tell which pod served it.
 ECHO_SERVER = """
@@ -37,34 +32,6 @@ RESTRICTED = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-
-
-@pytest.fixture(scope="session")
-def kind_cluster() -> KindCluster:
-    reason = missing_prerequisites()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the cluster tests cannot run under CI=true: {reason}")
-        pytest.skip(f"no kind cluster here: {reason}")
-    return ensure_cluster()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
-@pytest.fixture
-def namespace(kind_cluster: KindCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kind_cluster.kubectl("create", "namespace", name)
-    yield name
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        print(f"\n=== namespace {name} after the failure ===\n{kind_cluster.describe(name)}")
-    kind_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def echo_deployment(

@@ -1,103 +1,197 @@
-"""The platform on a kind cluster, for the end-to-end tests: made by `scripts/cluster.sh up` (the
-same path as `make up`), reached through its ingress on the host.
+"""The platform on the run's kind cluster, the way people use it: the images built from the
+project's Dockerfiles and loaded into kind, the operator installed by its chart
+(`scripts/cluster.sh operator`), then `kubectl apply -f k8s/checkout-sample.yaml` until the
+Checkout is Ready, the sample catalogue loaded and an admin made. REST goes through Traefik on
+127.0.0.1 (kind's port mapping) with the sample's host.
 
-The tests run only when asked (`make e2e` sets CHECKOUT_E2E=1) and only where Docker and kind
-exist; anywhere else they are skipped, and the skip says which of the two is missing. A cluster
-made here is deleted afterwards unless CHECKOUT_E2E_KEEP=1; one that already existed is kept.
+Made once per run under a machine-wide lock (the pytest-xdist workers share it), like the
+cluster itself; the time to Ready is measured and printed. When something fails, the Checkout's
+status, events and the logs of its pods are printed (`explain`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import base64
+import fcntl
+import json
+import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from tests.infra.kind import CLUSTER_SCRIPT, KindCluster, record_figure, state_dir
+
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_SCRIPT = ROOT / "scripts" / "cluster.sh"
 SAMPLE = ROOT / "k8s" / "checkout-sample.yaml"
-CLUSTER = os.environ.get("CHECKOUT_CLUSTER", "checkout")
-HTTP_PORT = int(os.environ.get("CHECKOUT_HTTP_PORT", "8080"))
-UP_TIMEOUT_SECONDS = 40 * 60
-
-
-def missing_prerequisites() -> list[str]:
-    """What a kind cluster needs that this machine lacks (empty: nothing)."""
-    missing = []
-    docker = shutil.which("docker")
-    if docker is None:
-        missing.append("Docker (no docker command)")
-    else:
-        try:
-            info = subprocess.run(
-                [docker, "info"], capture_output=True, text=True, timeout=60, check=False
-            )
-            if info.returncode != 0:
-                missing.append("a running Docker engine (docker info fails)")
-        except subprocess.TimeoutExpired:
-            missing.append("a Docker engine that answers (docker info hangs)")
-    if shutil.which("kind") is None:
-        missing.append("kind")
-    return missing
-
-
-@pytest.fixture(scope="session")
-def e2e_enabled() -> None:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"needs Docker and kind, missing here: {', '.join(missing)} (try make dev)")
-    if os.environ.get("CHECKOUT_E2E") != "1":
-        pytest.skip("builds images and runs a kind cluster: run it with make e2e")
-
-
-def _cluster_exists() -> bool:
-    clusters = subprocess.run(
-        ["kind", "get", "clusters"], capture_output=True, text=True, timeout=60, check=True
-    )
-    return CLUSTER in clusters.stdout.split()
+OPERATOR_NAMESPACE = "checkout-system"
+SERVICES = ("auth", "product", "cart", "order")
+READY_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
 class Platform:
-    """The platform behind the kind ingress: requests go to 127.0.0.1 with the sample's host."""
+    """The sample Checkout behind the kind ingress: requests go to 127.0.0.1 with its host."""
 
+    cluster: KindCluster
+    name: str
+    namespace: str
     host: str
     port: int
+    admin_email: str
+    admin_password: str
 
-    def client(self) -> httpx.Client:
+    def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(
             base_url=f"http://127.0.0.1:{self.port}",
             headers={"Host": self.host},
             timeout=30.0,
+            **kwargs,
         )
+
+    def checkout(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.cluster.get("checkout", self.name, "-n", self.namespace)
+        return result
+
+    def pods(self, service: str | None = None) -> list[dict[str, Any]]:
+        selector = f"app.kubernetes.io/instance={self.name}"
+        if service:
+            selector += f",app.kubernetes.io/name={service}"
+        items: list[dict[str, Any]] = self.cluster.get(
+            "pods", "-n", self.namespace, "-l", selector
+        )["items"]
+        return items
+
+    def explain(self) -> str:
+        """The Checkout's status, its events and its pods' logs, for a failure message."""
+        parts = [
+            self.cluster.kubectl(
+                "-n", self.namespace, "get", "checkout", self.name, "-o", "yaml", check=False
+            ).stdout,
+            self.cluster.describe(self.namespace),
+            self.cluster.kubectl(
+                "-n",
+                OPERATOR_NAMESPACE,
+                "logs",
+                "deployment/checkout-operator-checkout-operator",
+                "--tail=60",
+                check=False,
+            ).stdout,
+        ]
+        return "\n".join(parts)
+
+
+def _ready(cluster: KindCluster, name: str, namespace: str) -> bool:
+    checkout = cluster.get("checkout", name, "-n", namespace)
+    conditions = {c["type"]: c["status"] for c in checkout.get("status", {}).get("conditions", [])}
+    return conditions.get("Ready") == "True"
+
+
+def apply_and_wait_ready(
+    cluster: KindCluster, manifest: dict[str, Any], timeout: float = READY_TIMEOUT_SECONDS
+) -> float:
+    """`kubectl apply` a Checkout and wait for its Ready condition; returns the seconds it took."""
+    name = manifest["metadata"]["name"]
+    namespace = manifest["metadata"].get("namespace", "default")
+    began = time.monotonic()
+    cluster.apply(yaml.safe_dump(manifest))
+    cluster.wait_for(
+        lambda: _ready(cluster, name, namespace),
+        timeout=timeout,
+        what=f"Checkout {namespace}/{name} Ready",
+    )
+    return time.monotonic() - began
+
+
+def _install_operator(cluster: KindCluster) -> None:
+    result = subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), "operator"],
+        env=cluster.script_env(),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"scripts/cluster.sh operator failed:\n{result.stderr[-6000:]}")
+
+
+def _make_admin(cluster: KindCluster, name: str, namespace: str, host: str) -> tuple[str, str]:
+    """The sample's admin, made once per cluster; its credentials are kept in a Secret there, so
+    they live and die with the cluster."""
+    secret = f"{name}-test-admin"
+    found = cluster.kubectl("-n", namespace, "get", "secret", secret, "-o", "json", check=False)
+    if found.returncode == 0:
+        data = json.loads(found.stdout)["data"]
+        return tuple(base64.b64decode(data[k]).decode() for k in ("email", "password"))  # type: ignore[return-value]
+    email, password = f"admin@{host}", secrets.token_urlsafe(18)
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "exec",
+        "-i",
+        f"deployment/{name}-auth",
+        "--",
+        "python",
+        "-m",
+        "services.auth",
+        "create-admin",
+        "--email",
+        email,
+        input=password + "\n",
+    )
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "secret",
+        "generic",
+        secret,
+        f"--from-literal=email={email}",
+        f"--from-literal=password={password}",
+    )
+    return email, password
 
 
 @pytest.fixture(scope="session")
-def platform(e2e_enabled: None) -> Iterator[Platform]:
-    existed = _cluster_exists()
-    began = time.monotonic()
-    # Progress goes to stderr as it happens (make e2e runs pytest with -s); stdout is the URL.
-    up = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), "up"],
-        cwd=ROOT,
-        timeout=UP_TIMEOUT_SECONDS,
-        check=False,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    if up.returncode != 0:
-        pytest.fail(f"scripts/cluster.sh up failed ({up.returncode}); its output is above")
-    print(f"platform up in {time.monotonic() - began:.0f}s at {up.stdout.strip()}")
+def platform(kind_cluster: KindCluster) -> Platform:
     sample = yaml.safe_load(SAMPLE.read_text())
-    try:
-        yield Platform(host=sample["spec"]["ingress"]["host"], port=HTTP_PORT)
-    finally:
-        if not existed and os.environ.get("CHECKOUT_E2E_KEEP") != "1":
-            subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], cwd=ROOT, check=False)
+    name = sample["metadata"]["name"]
+    namespace = sample["metadata"]["namespace"]
+    host = sample["spec"]["ingress"]["host"]
+    with open(state_dir() / f"{kind_cluster.name}-platform.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        exists = (
+            kind_cluster.kubectl("-n", namespace, "get", "checkout", name, check=False).returncode
+            == 0
+        )
+        if not exists:
+            began = time.monotonic()
+            _install_operator(kind_cluster)
+            record_figure(
+                f"images built and loaded, operator installed in {time.monotonic() - began:.0f}s"
+            )
+            try:
+                seconds = apply_and_wait_ready(kind_cluster, sample)
+            except AssertionError:
+                partial = Platform(kind_cluster, name, namespace, host, 0, "", "")
+                pytest.fail(f"the sample Checkout never got Ready:\n{partial.explain()}")
+            record_figure(f"checkout time to Ready: {seconds:.1f} s (kubectl apply of the sample)")
+            kind_cluster.kubectl(
+                "-n",
+                namespace,
+                "exec",
+                f"deployment/{name}-product",
+                "--",
+                "python",
+                "-m",
+                "services.product",
+                "load-catalogue",
+            )
+        email, password = _make_admin(kind_cluster, name, namespace, host)
+    return Platform(kind_cluster, name, namespace, host, kind_cluster.http_port, email, password)

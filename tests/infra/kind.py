@@ -275,11 +275,33 @@ def ensure_cluster() -> KindCluster:
             cluster.load_images(cluster.python_image)
         marker = folder / f"{CLUSTER_NAME}.run"
         run_id = os.environ.get(RUN_ID_VARIABLE, "")
-        if "creating kind cluster" in result.stderr and run_id:
-            marker.write_text(run_id)
-        print(f"kind cluster {CLUSTER_NAME} ready in {time.monotonic() - began:.0f}s")
+        if "creating kind cluster" in result.stderr:
+            if run_id:
+                marker.write_text(run_id)
+            record_figure(
+                f"kind cluster {CLUSTER_NAME}: images and cluster ready in "
+                f"{time.monotonic() - began:.0f}s"
+            )
     cluster.kubectl_path = kubectl_binary()
     return cluster
+
+
+def record_figure(line: str) -> None:
+    """Keep a measured figure for the end-of-run summary (tests/conftest.py prints it), since a
+    pytest-xdist worker's own output is not shown for passing tests. Printed here as well."""
+    print(line)
+    run_id = os.environ.get(RUN_ID_VARIABLE, "local")
+    with open(state_dir() / f"figures-{run_id}.txt", "a") as handle:
+        handle.write(line + "\n")
+
+
+def figures(run_id: str) -> list[str]:
+    path = state_dir() / f"figures-{run_id}.txt"
+    if not run_id or not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    path.unlink()
+    return lines
 
 
 def delete_if_created(run_id: str) -> None:

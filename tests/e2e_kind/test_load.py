@@ -1,0 +1,49 @@
+"""A load smoke through the ingress after the deploy, as the reference shops run one: a mixed
+shopper load that must end with zero failed requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.e2e_kind.conftest import Platform
+from tests.e2e_kind.load import ShopperLoad
+from tests.infra.kind import record_figure
+
+pytestmark = pytest.mark.e2e
+
+LOAD_SECONDS = 45
+
+
+def load_products(platform: Platform, count: int = 6) -> list[str]:
+    """Products for the load (from the end of the catalogue, so the journeys' first product keeps
+    its stock to themselves), restocked by the admin so checkouts never run out."""
+    with platform.client() as http:
+        signed = http.post(
+            "/api/v1/auth/token",
+            json={"email": platform.admin_email, "password": platform.admin_password},
+        )
+        assert signed.status_code == 200, signed.text
+        admin = {"Authorization": f"Bearer {signed.json()['accessToken']}"}
+        listed = http.get("/api/v1/products", params={"pageSize": 50})
+        assert listed.status_code == 200, listed.text
+        ids = [item["id"] for item in listed.json()["items"]][-count:]
+        for product_id in ids:
+            patched = http.patch(
+                f"/api/v1/products/{product_id}", headers=admin, json={"stock": 1_000_000}
+            )
+            assert patched.status_code == 200, patched.text
+    return ids
+
+
+def test_a_shopper_load_through_the_ingress_has_no_failed_request(platform: Platform) -> None:
+    load = ShopperLoad(
+        f"http://127.0.0.1:{platform.port}", platform.host, load_products(platform), shoppers=6
+    )
+    report = asyncio.run(load.run(LOAD_SECONDS))
+    record_figure(f"cluster load: {report.sent} requests, {report.failed} failed")
+    print(report.summary())
+    assert report.failed == 0, report.summary()
+    checkouts = sum(n for op, n in report.by_operation.items() if op == "check out 201")
+    assert report.sent >= 200 and checkouts >= 10, report.summary()

@@ -1,0 +1,104 @@
+"""`kubectl apply` of the sample Checkout on a real cluster: the operator runs under its own
+ServiceAccount and RBAC (no cluster-admin), the Checkout is Ready because real pods became ready,
+`kubectl get checkouts` says so, and the pods run as the charts say."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e_kind.conftest import OPERATOR_NAMESPACE, SERVICES, Platform
+
+pytestmark = pytest.mark.e2e
+
+
+def _operator_pod(platform: Platform) -> dict:
+    pods = platform.cluster.get(
+        "pods", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=checkout-operator"
+    )["items"]
+    assert len(pods) == 1, pods
+    return pods[0]
+
+
+def test_the_operator_runs_under_its_own_service_account_only(platform: Platform) -> None:
+    pod = _operator_pod(platform)
+    account = pod["spec"]["serviceAccountName"]
+    assert account not in ("", "default")
+    subject = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{account}"
+
+    def can(*args: str) -> bool:
+        answer = platform.cluster.kubectl("auth", "can-i", *args, "--as", subject, check=False)
+        return answer.stdout.strip() == "yes"
+
+    # What it needs ...
+    assert can("patch", "checkouts.checkout.platform.io/status", "-n", platform.namespace)
+    assert can("create", "deployments.apps", "-n", platform.namespace)
+    assert can("create", "secrets", "-n", platform.namespace)
+    # ... and not what it does not: no cluster-admin shortcut.
+    assert not can("*", "*")
+    assert not can("create", "clusterrolebindings.rbac.authorization.k8s.io")
+    assert not can("delete", "nodes")
+    bindings = platform.cluster.get("clusterrolebindings")["items"]
+    for binding in bindings:
+        subjects = binding.get("subjects") or []
+        if any(s.get("name") == account for s in subjects):
+            assert binding["roleRef"]["name"] != "cluster-admin", binding["metadata"]["name"]
+
+
+def test_the_checkout_is_ready_because_its_pods_are(platform: Platform) -> None:
+    checkout = platform.checkout()
+    status = checkout["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert status["phase"] == "Ready"
+    assert status["observedGeneration"] == checkout["metadata"]["generation"]
+    for service in SERVICES:
+        assert conditions[f"{service.capitalize()}Available"]["status"] == "True"
+        deployment = platform.cluster.get(
+            "deployment", f"{platform.name}-{service}", "-n", platform.namespace
+        )
+        wanted = deployment["spec"]["replicas"]
+        assert deployment["status"].get("availableReplicas") == wanted
+        database = platform.cluster.get(
+            "statefulset", f"{platform.name}-{service}-mongodb", "-n", platform.namespace
+        )
+        assert database["status"].get("readyReplicas") == 1
+    table = platform.cluster.kubectl("get", "checkouts", "-n", platform.namespace).stdout
+    header, *rows = table.splitlines()
+    assert header.split()[:4] == ["NAME", "READY", "PHASE", "HOST"]
+    assert any(row.split()[:4] == [platform.name, "True", "Ready", platform.host] for row in rows)
+
+
+def test_pods_run_as_the_charts_say(platform: Platform) -> None:
+    pods = platform.pods()
+    assert len(pods) == 2 * len(SERVICES)  # one service pod and one database pod each
+    for pod in pods:
+        spec, status = pod["spec"], pod["status"]
+        assert status["phase"] == "Running"
+        assert spec["securityContext"].get("runAsNonRoot") is True, pod["metadata"]["name"]
+        for container in spec["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert "readinessProbe" in container and "livenessProbe" in container
+        assert all(c["ready"] for c in status["containerStatuses"])
+    for service in SERVICES:
+        api = [p for p in platform.pods(service) if "mongodb" not in p["metadata"]["name"]]
+        assert api, f"no {service} pod"
+        image = api[0]["spec"]["containers"][0]["image"]
+        assert image.startswith(f"checkout/{service}:")
+        # The process really runs as the unprivileged user, on a read-only root filesystem.
+        name = api[0]["metadata"]["name"]
+        probe = platform.cluster.kubectl(
+            "-n",
+            platform.namespace,
+            "exec",
+            name,
+            "--",
+            "python",
+            "-c",
+            "import os\n"
+            "try:\n    open('/written-by-test', 'w')\n    print(os.getuid(), 'writable')\n"
+            "except OSError:\n    print(os.getuid(), 'read-only')",
+        ).stdout.split()
+        assert probe == ["10001", "read-only"]

