@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv lint typecheck test test-fast dev bench clean
+.PHONY: help venv lint typecheck test pytest-phases test-fast dev bench clean
 
 help:
 	@echo "make dev      run the four services as local processes (no Docker needed)"
@@ -40,8 +40,17 @@ typecheck: venv
 
 # pytest runs with a Docker engine when this machine has one, or can start a private one (it is
 # stopped afterwards); the cluster tests build what they need and skip, saying why, without one.
+# Two phases: everything else first, then the tests on the kind cluster with two workers, so the
+# cluster's pods do not compete with four test workers for the two cores (both always run).
+CLUSTER_TESTS := tests/cluster tests/e2e_kind
 test: venv lint typecheck
-	bash k8s/offline/engine/engine.sh run $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	bash k8s/offline/engine/engine.sh run $(MAKE) --no-print-directory pytest-phases
+
+pytest-phases:
+	@status=0; \
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(CLUSTER_TESTS:%=--ignore=%) || status=$$?; \
+	$(VENV)/bin/pytest -n 2 --dist loadfile $(CLUSTER_TESTS) || status=$$?; \
+	exit $$status
 
 test-fast: venv
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -x

@@ -257,6 +257,7 @@ def service_schema(service: str) -> Schema:
         "imagePullSecrets": {"type": "array", "items": obj({"name": {"type": "string"}})},
         "replicaCount": {"type": "integer", "minimum": 1, "maximum": 20},
         "containerPort": {"type": "integer", "minimum": 1024, "maximum": 65535},
+        "shutdownDelaySeconds": {"type": "integer", "minimum": 0, "maximum": 60},
         "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
         "jwt": obj(jwt, required=["issuer", "audience"]),
         "serviceUrls": service_urls(),

@@ -190,6 +190,14 @@ spec:
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 3
+          {{- with .Values.shutdownDelaySeconds }}
+          # Endpoints leave the Service (and the ingress's view of it) while the pod is told to
+          # stop; serving a few seconds longer first means no request meets a closed port.
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: {{ . }}
+          {{- end }}
           resources:
             {{- toYaml .Values.resources | nindent 12 }}
           securityContext:
