@@ -44,9 +44,14 @@ class PasswordHashing:
         )
         # Verifying against this when the email is unknown keeps both failures equally slow.
         self.dummy_hash = self.hasher.hash("not-a-real-password")
+        # Each hash or check holds argon2_memory_kib (64 MiB by default) while it runs: bounding
+        # how many run at once bounds the pod's memory. Unbounded, six sign-ups at once took the
+        # auth pod past its 256 MiB limit on the kind cluster (502s through the ingress).
+        self.slots = asyncio.Semaphore(settings.password_hash_concurrency)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hasher.hash, password)
+        async with self.slots:
+            return await asyncio.to_thread(self.hasher.hash, password)
 
     async def verify(self, password_hash: str, password: str) -> bool:
         def check() -> bool:
@@ -55,7 +60,8 @@ class PasswordHashing:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        async with self.slots:
+            return await asyncio.to_thread(check)
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self.hasher.check_needs_rehash(password_hash)

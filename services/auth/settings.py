@@ -14,6 +14,9 @@ class AuthSettings(ServiceSettings, kw_only=True, frozen=True):
     signin_window_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
     argon2_time_cost: Annotated[int, Meta(ge=1, le=10)] = 3
     argon2_memory_kib: Annotated[int, Meta(ge=1024, le=1_048_576)] = 65_536
+    # Password hashes computed at once; the pod's memory limit must hold this many times
+    # argon2_memory_kib on top of the service itself (about 100 MiB).
+    password_hash_concurrency: Annotated[int, Meta(ge=1, le=64)] = 2
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: str | None = None
     cascade_retry_max_seconds: Annotated[float, Meta(gt=0)] = 30.0
