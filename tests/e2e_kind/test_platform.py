@@ -102,3 +102,43 @@ def test_pods_run_as_the_charts_say(platform: Platform) -> None:
             "except OSError:\n    print(os.getuid(), 'read-only')",
         ).stdout.split()
         assert probe == ["10001", "read-only"]
+
+
+def _tree_digest() -> str:
+    """sha256 over every .py file of services/, by relative path (the code the images carry)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "services"
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+DIGEST_IN_POD = """
+import hashlib, pathlib, services
+root = pathlib.Path(services.__file__).parent
+digest = hashlib.sha256()
+for path in sorted(root.rglob("*.py")):
+    digest.update(str(path.relative_to(root)).encode() + b"\\0" + path.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def test_every_service_pod_runs_the_code_of_this_tree(platform: Platform) -> None:
+    # An image build that reused a stale cached wheel would run old code under a new tag.
+    expected = _tree_digest()
+    for service in SERVICES:
+        (pod,) = [p for p in platform.pods(service) if "mongodb" not in p["metadata"]["name"]]
+        found = platform.cluster.kubectl(
+            "-n",
+            platform.namespace,
+            "exec",
+            pod["metadata"]["name"],
+            "--",
+            "python",
+            "-c",
+            DIGEST_IN_POD,
+        ).stdout.strip()
+        assert found == expected, f"{service} runs other code than this tree"
