@@ -50,6 +50,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     # The figures the cluster tests measured (time to Ready, requests and failures under load),
     # whichever worker measured them, printed once at the end of the run.
+    if not _is_controller(terminalreporter.config):
+        return
     lines = figures(os.environ.get(RUN_ID_VARIABLE, ""))
     if lines:
         terminalreporter.section("cluster figures")
