@@ -323,6 +323,12 @@ def test_checkouts_in_two_namespaces_do_not_interfere(
     ]
     assert keyrings[0] != keyrings[1]  # each installation has its own keys
 
+    # The rotation daemon publishes its part of the status a moment after Ready: let it, so the
+    # snapshot is of a settled status.
+    wait_until(
+        lambda: "secretRotation" in cluster.checkout(other_namespace).get("status", {}),
+        what="the other Checkout's rotation status",
+    )
     others = cluster.children(other_namespace)
     other_status = cluster.checkout(other_namespace)["status"]
     cluster.delete("Checkout", namespace, "shop")

@@ -240,7 +240,12 @@ async def running(traffic: Traffic) -> AsyncIterator[Traffic]:
     stop = asyncio.Event()
     task = asyncio.create_task(traffic.run(stop))
     try:
-        await asyncio.sleep(0.5)  # some traffic before the rotation starts
+        # Some traffic before the rotation starts: at least one token signed with the old key
+        # (on a loaded machine the first sign-in can take longer than a fixed pause).
+        deadline = time.monotonic() + 30
+        await asyncio.sleep(0.5)
+        while not traffic.issued_kids and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         yield traffic
     finally:
         stop.set()
