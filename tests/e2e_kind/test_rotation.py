@@ -91,11 +91,12 @@ def _idle(platform: Platform) -> bool:
 
 
 def _service_pods(platform: Platform) -> dict[str, tuple[str, int]]:
-    """Every service pod (not the databases): name -> (uid, restarts)."""
+    """Every serving service pod: name -> (uid, restarts)."""
     pods = {}
     for service in SERVICES:
         for pod in platform.pods(service):
-            if "mongodb" in pod["metadata"]["name"]:
+            # Not the databases, and not a pod still draining from the token-lifetime rollout.
+            if "mongodb" in pod["metadata"]["name"] or pod["metadata"].get("deletionTimestamp"):
                 continue
             restarts = sum(c["restartCount"] for c in pod["status"]["containerStatuses"])
             pods[pod["metadata"]["name"]] = (pod["metadata"]["uid"], restarts)
