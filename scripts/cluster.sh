@@ -238,7 +238,7 @@ install_operator() {
   # Helm installs crds/ only on first install and never upgrades it: apply the one CRD directly.
   say "applying the Checkout CRD"
   kube apply --server-side --force-conflicts -f "${CRD}" >/dev/null
-  kube wait --for=condition=Established crd/checkouts.checkout.platform.io --timeout=120s >/dev/null
+  wait_for_condition crd/checkouts.checkout.platform.io Established 120
   for service in "${SERVICES[@]}"; do
     args+=(--set "serviceImages.${service}.repository=checkout/${service}")
     args+=(--set "serviceImages.${service}.tag=${tag}")
@@ -248,6 +248,22 @@ install_operator() {
     --namespace "${OPERATOR_NAMESPACE}" --create-namespace \
     --set image.repository=checkout/operator --set "image.tag=${tag}" "${args[@]}" \
     --wait --timeout 5m >/dev/null
+}
+
+# wait_for_condition OBJECT TYPE SECONDS [kubectl args]: until the object's condition TYPE is True.
+# A loop rather than `kubectl wait`, which some kubectl versions end with an error ("status.conditions
+# accessor error") when the object has no status yet, as a CRD or Checkout just applied has not.
+wait_for_condition() {
+  local object="$1" type="$2" seconds="$3" status=""
+  shift 3
+  local deadline=$((SECONDS + seconds))
+  while ((SECONDS < deadline)); do
+    status="$(kube "$@" get "${object}" -o "jsonpath={.status.conditions[?(@.type==\"${type}\")].status}" 2>/dev/null || true)"
+    [[ "${status}" == "True" ]] && return 0
+    sleep 2
+  done
+  say "${object}: condition ${type} is '${status:-unset}' after ${seconds}s"
+  return 1
 }
 
 sample_field() {
@@ -261,7 +277,7 @@ apply_sample_and_wait() {
   name="$(sample_field '{.metadata.name}')"
   namespace="$(sample_field '{.metadata.namespace}')"
   say "waiting until Checkout ${namespace}/${name} is Ready (up to ${READY_TIMEOUT})"
-  if ! kube -n "${namespace}" wait "checkout/${name}" --for=condition=Ready --timeout="${READY_TIMEOUT}"; then
+  if ! wait_for_condition "checkout/${name}" Ready "${READY_TIMEOUT%s}" -n "${namespace}"; then
     kube -n "${namespace}" get "checkout/${name}" -o wide >&2 || true
     kube -n "${namespace}" get pods -l "app.kubernetes.io/instance=${name}" >&2 || true
     die "Checkout ${namespace}/${name} did not become Ready; see: kubectl -n ${OPERATOR_NAMESPACE} logs deploy/${OPERATOR_RELEASE}"
