@@ -123,6 +123,12 @@ build_tools() {
 
 image_key() { "$DOCKER" image inspect -f '{{ index .Config.Labels "checkout.offline.key" }}' "$1" 2>/dev/null || true; }
 
+# up_to_date NAME KEY: true (and says so) when the image NAME was made from inputs with this key.
+up_to_date() {
+    [[ "$(image_key "$1")" == "$2" ]] || return 1
+    say "$1 is up to date"
+}
+
 # context_key DIR [EXTRA...]: the sha256 of every file in a staged build context plus EXTRA words
 # (e.g. the base image's id), so an image is rebuilt exactly when something it is made of changed.
 context_key() {
@@ -142,10 +148,7 @@ build_image() {
     local key base_id=""
     base_id="$("$DOCKER" image inspect -f '{{.Id}}' "$DEBIAN_IMAGE" 2>/dev/null || true)"
     key="$(context_key "$dir" "$base_id" "$@")"
-    if [[ "$(image_key "$name")" == "$key" ]]; then
-        say "$name is up to date"
-        return
-    fi
+    up_to_date "$name" "$key" && return
     say "building $name"
     local start
     start=$(date +%s)
@@ -179,10 +182,7 @@ debian_mirror() {
 # that needs packages starts from it.
 build_debian() {
     local rootfs_key="${DEBIAN_SUITE}-minbase-1"
-    if [[ "$("$DOCKER" image inspect -f '{{ index .Config.Labels "checkout.offline.key" }}' "$DEBIAN_IMAGE" 2>/dev/null)" == "$rootfs_key" ]]; then
-        say "$DEBIAN_IMAGE is up to date"
-        return
-    fi
+    up_to_date "$DEBIAN_IMAGE" "$rootfs_key" && return
     local tarball="$cache/rootfs/debian-$rootfs_key.tar"
     if [[ ! -f "$tarball" ]]; then
         command -v debootstrap >/dev/null || die "debootstrap is needed (apt-get install debootstrap)"
@@ -278,10 +278,7 @@ build_node() {
     mapfile -t images < <(node_preloaded_images)
     ids="$("$DOCKER" image inspect -f '{{.Id}}' "$base" "${images[@]}")" || die "an image for the node is missing"
     key="$(printf '%s\n' "$ids" "${images[@]}" | sha256sum | cut -c1-64)"
-    if [[ "$(image_key "$NODE_IMAGE")" == "$key" ]]; then
-        say "$NODE_IMAGE is up to date"
-        return
-    fi
+    up_to_date "$NODE_IMAGE" "$key" && return
     say "importing ${#images[@]} images into the node's containerd"
     local start
     start=$(date +%s)

@@ -4,6 +4,9 @@ ServiceAccount and RBAC (no cluster-admin), the Checkout is Ready because real p
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 
 from tests.e2e_kind.conftest import OPERATOR_NAMESPACE, SERVICES, Platform
@@ -106,9 +109,6 @@ def test_pods_run_as_the_charts_say(platform: Platform) -> None:
 
 def _tree_digest() -> str:
     """sha256 over every .py file of services/, by relative path (the code the images carry)."""
-    import hashlib
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2] / "services"
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from services.local.mongo_server import cache_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "scripts" / "cluster.sh"
 OFFLINE_BUILD = ROOT / "k8s" / "offline" / "build.sh"
@@ -40,13 +42,6 @@ HTTPS_PORT = int(os.environ.get("CHECKOUT_TEST_HTTPS_PORT", "18443"))
 # The cold path builds every image first (about 20 minutes on two cores); warm, a minute or two.
 CREATE_TIMEOUT_SECONDS = 60 * 60
 RUN_ID_VARIABLE = "CHECKOUT_TEST_RUN_ID"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("CHECKOUT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "checkout-platform"
-    )
-    return Path(base)
 
 
 def state_dir() -> Path:
