@@ -41,6 +41,8 @@ DIGEST = {"type": "string", "pattern": r"^(sha256:[a-f0-9]{64})?$"}
 PULL_POLICY = {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]}
 DNS_NAME = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", "maxLength": 63}
 URL = {"type": "string", "pattern": r"^(https?://[^\s/]+(/[^\s]*)?)?$"}
+# An IPv4 or IPv6 address, optionally with a prefix length (the services check the value itself).
+IP_OR_CIDR = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"
 ANY_OBJECT: Schema = {"type": "object"}
 HOST = {
     "type": "string",
@@ -115,6 +117,14 @@ def container_security_context() -> Schema:
 
 def service_urls() -> Schema:
     return obj({name: URL for name in SERVICES})
+
+
+def trusted_proxies() -> Schema:
+    return {
+        "type": "array",
+        "items": {"type": "string", "pattern": IP_OR_CIDR},
+        "description": "IP addresses or CIDR networks whose X-Forwarded-For names the client.",
+    }
 
 
 def keyrings() -> Schema:
@@ -261,6 +271,7 @@ def service_schema(service: str) -> Schema:
         "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
         "jwt": obj(jwt, required=["issuer", "audience"]),
         "serviceUrls": service_urls(),
+        "trustedProxies": trusted_proxies(),
         "keyrings": keyrings(),
         "config": {
             "type": "object",

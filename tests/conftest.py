@@ -154,7 +154,10 @@ def service_settings(
 async def run_service(settings: ServiceSettings) -> AsyncIterator[RunningService]:
     _, create_app = factory(settings.service_name)
     app = create_app(settings)
-    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with (
+        serve_app(app, settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
         await wait_ready(client)
         yield RunningService(settings.service_name, url, client, app, settings)
 

@@ -149,6 +149,8 @@ def service_values(
                 autoscaling.get("targetCPUUtilizationPercentage", 75)
             ),
         },
+        # The services read X-Forwarded-For only from these (the ingress controller's pods).
+        "trustedProxies": [str(entry) for entry in ingress.get("trustedProxies") or []],
         "ingress": {
             "enabled": bool(ingress.get("enabled", True)),
             "className": str(ingress.get("className", "traefik")),

@@ -109,6 +109,8 @@ class RequestContextMiddleware:
                     "request",
                     extra={
                         "method": scope.get("method"),
+                        # The client's address: the proxy's X-Forwarded-For when it is trusted.
+                        "client": (scope.get("client") or ("unknown",))[0],
                         "path": path,
                         "status": status_holder["status"],
                         "durationMs": round((time.perf_counter() - started) * 1000, 2),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from litestar import Litestar
@@ -14,6 +15,19 @@ from services.kit.observability import configure_logging
 from services.kit.settings import ServiceSettings, SettingsError, load_settings
 
 S = TypeVar("S", bound=ServiceSettings)
+
+
+def proxy_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's options for the proxy headers: X-Forwarded-For and -Proto are read only from
+    the configured trusted proxies (uvicorn's own default would trust 127.0.0.1, or whatever
+    FORWARDED_ALLOW_IPS says). In a chain, the client is the right-most address that is not a
+    trusted proxy, so a value the client sent itself is never taken for its address."""
+    # uvicorn reads "10.244.0.1/16" (host bits set) as a name, never matched: pass the network.
+    trusted = [
+        str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else entry
+        for entry in settings.trusted_proxies
+    ]
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 def run(settings_cls: type[S], app_factory: Callable[[S], Litestar], service: str) -> None:
@@ -34,4 +48,5 @@ def run(settings_cls: type[S], app_factory: Callable[[S], Litestar], service: st
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **proxy_options(settings),
     )

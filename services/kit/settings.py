@@ -7,8 +7,10 @@ bad start-up names the exact variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -50,6 +52,32 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     http_timeout_seconds: PositiveFloat = 3.0
     http_retries: Annotated[int, Meta(ge=0, le=10)] = 3
     http_backoff_seconds: PositiveFloat = 0.05
+    # Proxies in front of the service (IP addresses or CIDR networks, comma-separated in the
+    # environment), e.g. the ingress controller's pods: a request arriving from one of them is
+    # taken to come from the address it puts in X-Forwarded-For (and the scheme in
+    # X-Forwarded-Proto). Rate limits and logs use that address. Empty: no proxy is trusted, and
+    # the address is the connection's own.
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [entry for entry in self.trusted_proxies if not _is_ip_network(entry)]
+        if bad:
+            raise SettingsError(
+                "invalid settings: TRUSTED_PROXIES: not an IP address or CIDR network: "
+                + ", ".join(repr(entry) for entry in bad)
+            )
+
+
+def _is_ip_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_sequence(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (tuple, list)
 
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -87,8 +115,11 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
             if field.required:
                 problems.append(f"{field.name.upper()}: required but not set")
             continue
+        value: Any = raw
+        if _is_sequence(field.type):
+            value = [part.strip() for part in raw.split(",") if part.strip()]
         try:
-            values[field.name] = msgspec.convert(raw, field.type, strict=False)
+            values[field.name] = msgspec.convert(value, field.type, strict=False)
         except msgspec.ValidationError as exc:
             reason = str(exc).split(" - at ")[0]
             shown = "<hidden>" if _SECRET_NAME.search(field.name) else repr(raw)

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.kit.settings import ServiceSettings, load_settings
 from services.local.mongo_server import FERRETDB_VERSION
 from tests.charts.conftest import CASE_IDS, CASES, KUBERNETES_VERSION, VALUE_SETS, repo_path
 from tests.infra.helm import ALL_CHARTS, Helm
@@ -129,3 +130,27 @@ def test_one_image_per_database_engine_everywhere() -> None:
         assert image in operator_doc, image
     sample = yaml.safe_load(repo_path("k8s", "checkout-sample.yaml").read_text())
     assert "image" not in sample["spec"]["mongodb"]
+
+
+def _trusted_proxies(objects: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """What each service's process makes of its rendered ConfigMap's TRUSTED_PROXIES."""
+    found = {}
+    for doc in objects:
+        if doc["kind"] == "ConfigMap" and "SERVICE_NAME" in doc["data"]:
+            data = doc["data"]
+            environ = {**data, "MONGO_URI": "mongodb://db:27017/"}
+            found[data["SERVICE_NAME"]] = load_settings(ServiceSettings, environ).trusted_proxies
+    return found
+
+
+def test_trusted_proxies_reach_every_service_as_a_setting(helm: Helm) -> None:
+    assert set(_trusted_proxies(helm.template("checkout")).values()) == {()}
+    shared = {"global": {"trustedProxies": ["10.244.0.0/16", "fd00::/8"]}}
+    assert set(_trusted_proxies(helm.template("checkout", shared)).values()) == {
+        ("10.244.0.0/16", "fd00::/8")
+    }
+    # A service's own list wins over the shared one.
+    own = {**shared, "cart": {"trustedProxies": ["192.0.2.10"]}}
+    rendered = _trusted_proxies(helm.template("checkout", own))
+    assert rendered["cart"] == ("192.0.2.10",)
+    assert rendered["order"] == ("10.244.0.0/16", "fd00::/8")

@@ -59,6 +59,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("checkout", {"auth": {"replicaCount": 0}}, "/replicaCount"),
     ("checkout", {"global": {"keyrings": {"jwt": {"existingSecret": "Bad_Name"}}}}, "/global"),
     ("checkout", {"ingres": {}}, "ingres"),
+    ("checkout", {"global": {"trustedProxies": ["ingress"]}}, "/global/trustedProxies/0"),
+    ("auth", {"trustedProxies": "10.0.0.0/8"}, "/trustedProxies"),
     ("checkout", {"order": {"mongodb": {"engine": "sqlite"}}}, "/mongodb/engine"),
     ("checkout-operator", {"image": {"tag": "latest"}}, "/image/tag"),
     ("checkout-operator", {"watchNamespaces": ["Not A Namespace"]}, "/watchNamespaces/0"),

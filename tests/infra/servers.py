@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 import uvicorn
 from litestar import Litestar
 
+from services.kit.serve import proxy_options
+from services.kit.settings import ServiceSettings
+
 
 class _QuietServer(uvicorn.Server):
     # Ctrl-C must stop pytest, not be swallowed by a test server.
@@ -18,13 +21,15 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Litestar) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 and a free port; yields its base URL."""
+async def serve_app(app: Litestar, settings: ServiceSettings | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 and a free port; yields its base URL. The proxy
+    headers are read as the service's own process reads them (``settings``; none: no proxy)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    proxies = proxy_options(settings) if settings else {"forwarded_allow_ips": []}
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", **proxies)
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

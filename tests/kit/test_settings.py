@@ -68,3 +68,11 @@ def test_a_service_refuses_to_start_with_bad_settings() -> None:
     assert done.returncode == 2
     assert "MONGO_URI: required but not set" in done.stderr
     assert "PORT: Expected `int` <= 65535" in done.stderr
+
+
+def test_trusted_proxies_are_a_comma_separated_list_of_addresses_and_networks() -> None:
+    assert load_settings(AuthSettings, BASE).trusted_proxies == ()
+    settings = load_settings(AuthSettings, {**BASE, "TRUSTED_PROXIES": "10.244.0.0/16, 127.0.0.1,"})
+    assert settings.trusted_proxies == ("10.244.0.0/16", "127.0.0.1")
+    with pytest.raises(SettingsError, match=r"TRUSTED_PROXIES: .*'10\.0\.0\.0/33', 'ingress'"):
+        load_settings(AuthSettings, {**BASE, "TRUSTED_PROXIES": "::1,10.0.0.0/33,ingress"})

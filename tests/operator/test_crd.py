@@ -115,6 +115,8 @@ BAD_SPECS = [
         "spec.ingress.host",
     ),
     ("ingress.tls", {"enabled": True}, "spec.ingress.tls.secretName"),
+    ("ingress.trustedProxies", ["10.244.0.0/16", "traefik"], "spec.ingress.trustedProxies"),
+    ("ingress.trustedProxies", ["10.0.0.0/33"], "spec.ingress.trustedProxies"),
     ("secretRotation.intervalMinutes", 1, "spec.secretRotation.intervalMinutes"),
     ("secretRotation.schedule", "every day", "spec.secretRotation.schedule"),
     ("secretRotation.tokenLifetimeSeconds", 10, "spec.secretRotation.tokenLifetimeSeconds"),

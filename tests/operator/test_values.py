@@ -89,10 +89,18 @@ def test_spec_fields_become_chart_values() -> None:
             "storage": {"size": "5Gi", "className": "fast"},
             "keepDataOnDelete": False,
         },
-        "ingress": {"host": "shop.example.com", "tls": {"enabled": True, "secretName": "tls"}},
+        "ingress": {
+            "host": "shop.example.com",
+            "tls": {"enabled": True, "secretName": "tls"},
+            "trustedProxies": ["10.244.0.0/16", "fd00::1"],
+        },
         "secretRotation": {"tokenLifetimeSeconds": 600},
     }
     values = values_for(spec)
+    # Every service trusts the ingress controller's X-Forwarded-For, and nothing else does.
+    assert values["trustedProxies"] == values_for(spec, "order")["trustedProxies"]
+    assert values["trustedProxies"] == ["10.244.0.0/16", "fd00::1"]
+    assert values_for({})["trustedProxies"] == []
     assert values["replicaCount"] == 3
     # A tag alone keeps the operator's default repository.
     assert values["image"] == {"repository": "registry.example.com/auth", "tag": "2.0.0"}

@@ -33,6 +33,10 @@ JWT_AUDIENCE: {{ .Values.jwt.audience | quote }}
 {{- with .Values.jwt.accessTokenTtlSeconds }}
 ACCESS_TOKEN_TTL_SECONDS: {{ . | quote }}
 {{- end }}
+{{- $proxies := .Values.trustedProxies | default (.Values.global | default dict).trustedProxies }}
+{{- with $proxies }}
+TRUSTED_PROXIES: {{ join "," . | quote }}
+{{- end }}
 {{- range $service := list "auth" "product" "cart" "order" }}
 {{ upper $service }}_URL: {{ include "checkout-lib.serviceUrl" (dict "ctx" $ "service" $service) | quote }}
 {{- end }}
