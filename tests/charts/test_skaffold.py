@@ -1,13 +1,16 @@
 """skaffold.yaml agrees with the repository: artifacts build from files that exist, every built
 image is the one a chart deploys, value overrides name real values, port-forwards name real
-objects, the dev profile syncs .py files into the dev image, and the operator profile deploys the
-operator chart and the sample Checkout. Profiles are applied the way skaffold applies them (JSON
-patches, then the profile's own sections replace the base ones)."""
+objects, the dev profile syncs .py files into the dev image, the operator profile deploys the
+operator chart and the sample Checkout, and the offline profile builds every artifact the way
+scripts/cluster.sh builds on a machine without a registry. Profiles are applied the way skaffold
+applies them, in the order named (the profile's own sections replace the base ones, then its
+patches: RFC 6902, plus the `key=value` selector of skaffold's patch library)."""
 
 from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -27,44 +30,79 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
 
 
+def _expand_selectors(document: Any, path: str) -> list[str]:
+    """The paths a pointer names. A `key=value` segment (skaffold's patch library,
+    krishicks/yaml-patch) selects every element of the list there whose `key` is `value`; it is
+    an error when none is, as it is for skaffold ("invalid path")."""
+    paths: list[tuple[str, Any]] = [("", document)]
+    for segment in _pointer(path):
+        if "=" not in segment:
+            paths = [(f"{prefix}/{segment}", _child(node, segment)) for prefix, node in paths]
+            continue
+        key, _, value = segment.partition("=")
+        selected = [
+            (f"{prefix}/{index}", element)
+            for prefix, node in paths
+            if isinstance(node, list)
+            for index, element in enumerate(node)
+            if isinstance(element, dict) and element.get(key) == value
+        ]
+        assert selected, f"invalid path: {path} (no element with {key}={value})"
+        paths = selected
+    return [prefix for prefix, _ in paths]
+
+
+def _child(node: Any, key: str) -> Any:
+    if isinstance(node, list):
+        return node[int(key)] if key.isdigit() and int(key) < len(node) else None
+    return node.get(key) if isinstance(node, dict) else None
+
+
 def apply_patch(document: dict[str, Any], patches: list[dict[str, Any]]) -> dict[str, Any]:
     """RFC 6902 add/replace/remove: the operations skaffold profiles use."""
     result = copy.deepcopy(document)
     for patch in patches:
-        *parents, last = _pointer(patch["path"])
-        node: Any = result
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        op = patch["op"]
-        if isinstance(node, list):
-            index = len(node) if last == "-" else int(last)
-            if op == "add":
-                node.insert(index, copy.deepcopy(patch["value"]))
-            elif op == "replace":
-                node[index] = copy.deepcopy(patch["value"])
-            else:
-                assert op == "remove", op
-                del node[index]
-        elif op in ("add", "replace"):
-            assert op == "add" or last in node, f"replace of missing {patch['path']}"
-            node[last] = copy.deepcopy(patch["value"])
-        else:
-            assert op == "remove", op
-            del node[last]
+        for path in _expand_selectors(result, patch["path"]):
+            _apply_one(result, {**patch, "path": path})
     return result
 
 
+def _apply_one(result: dict[str, Any], patch: dict[str, Any]) -> None:
+    *parents, last = _pointer(patch["path"])
+    node: Any = result
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    op = patch["op"]
+    if isinstance(node, list):
+        index = len(node) if last == "-" else int(last)
+        if op == "add":
+            node.insert(index, copy.deepcopy(patch["value"]))
+        elif op == "replace":
+            node[index] = copy.deepcopy(patch["value"])
+        else:
+            assert op == "remove", op
+            del node[index]
+    elif op in ("add", "replace"):
+        assert op == "add" or last in node, f"replace of missing {patch['path']}"
+        node[last] = copy.deepcopy(patch["value"])
+    else:
+        assert op == "remove", op
+        del node[last]
+
+
 def effective(profile: str | None) -> dict[str, Any]:
-    """The configuration `skaffold -p <profile>` runs with."""
+    """The configuration `skaffold -p <profile>` runs with; `profile` may name several, comma
+    separated, applied in that order as skaffold does."""
     config = copy.deepcopy(CONFIG)
     config.pop("profiles")
     if profile is None:
         return config
-    spec = PROFILES[profile]
-    config = apply_patch(config, spec.get("patches", []))
-    for section in ("build", "deploy", "manifests", "portForward"):
-        if section in spec:
-            config[section] = copy.deepcopy(spec[section])
+    for name in profile.split(","):
+        spec = PROFILES[name]
+        for section in ("build", "deploy", "manifests", "portForward"):
+            if section in spec:
+                config[section] = copy.deepcopy(spec[section])
+        config = apply_patch(config, spec.get("patches", []))
     return config
 
 
@@ -100,13 +138,17 @@ def image_value(chart: str, prefix: str) -> str:
     return str(node["repository"])
 
 
-profile_params = pytest.mark.parametrize("profile", [None, *PROFILES], ids=["base", *PROFILES])
+# Every profile alone, and the combination the offline machines run (tests/e2e_skaffold).
+OFFLINE_OPERATOR = "operator,offline"
+profile_params = pytest.mark.parametrize(
+    "profile", [None, *PROFILES, OFFLINE_OPERATOR], ids=["base", *PROFILES, OFFLINE_OPERATOR]
+)
 
 
 def test_schema_version_and_known_profiles() -> None:
     assert CONFIG["apiVersion"].startswith("skaffold/v4")
     assert CONFIG["kind"] == "Config"
-    assert set(PROFILES) == {"dev", "operator"}
+    assert set(PROFILES) == {"dev", "operator", "offline"}
 
 
 @profile_params
@@ -123,7 +165,8 @@ def test_artifacts_build_from_files_that_exist(profile: str | None) -> None:
         if target:
             assert target in {s.name for s in parse(dockerfile).stages}, artifact
         for arg in artifact["docker"].get("buildArgs", {}):
-            args = [
+            # A stage's ARG, or a global one (before the first FROM, as the base image's).
+            args = [*parse(dockerfile).global_args] + [
                 rest.partition("=")[0]
                 for s in parse(dockerfile).stages
                 for k, rest in s.instructions
@@ -301,3 +344,77 @@ def test_injected_image_references_render_as_pinned_images(
     built = {f"localhost:5000/{a['image']}" for a in effective(profile)["build"]["artifacts"]}
     assert images and all(image.endswith(":" + suffix) for image in images), images
     assert {image[: -len(suffix) - 1] for image in images} == built
+
+
+def _offline_python_image() -> str:
+    names = subprocess.run(
+        ["bash", str(ROOT / "k8s" / "offline" / "build.sh"), "names"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    (image,) = [
+        line.split("=", 1)[1] for line in names.splitlines() if line.startswith("PYTHON_IMAGE=")
+    ]
+    return image
+
+
+@pytest.mark.parametrize("profile", ["offline", OFFLINE_OPERATOR, "dev,operator,offline"])
+def test_offline_profile_builds_every_artifact_as_cluster_script_does(profile: str) -> None:
+    # As scripts/cluster.sh's docker_build on the offline path: the Python base built here, the
+    # host's network (the private engine has no bridge) and the CA bundle as a BuildKit secret.
+    config = effective(profile)
+    artifacts = config["build"]["artifacts"]
+    assert len(artifacts) == (5 if "operator" in profile else 4)
+    # The docker CLI's own BuildKit (DOCKER_BUILDKIT=1), not buildx: skaffold's useBuildkit
+    # would add buildx's --load, which Debian's client refuses.
+    assert config["build"]["local"] == {"push": False, "useDockerCLI": True}
+    python_image = _offline_python_image()
+    script = (ROOT / "scripts" / "cluster.sh").read_text()
+    assert "--network host" in script and "PYTHON_IMAGE=" in script
+    for artifact in artifacts:
+        docker = artifact["docker"]
+        assert docker["network"] == "host", artifact["image"]
+        assert docker["buildArgs"]["PYTHON_IMAGE"] == python_image, artifact["image"]
+        (secret,) = docker["secrets"]
+        assert f'--secret "id={secret["id"]},src=' in script
+        assert secret["src"].startswith("/"), secret
+        dockerfile = (ROOT / docker["dockerfile"]).read_text()
+        assert f"--mount=type=secret,id={secret['id']}" in dockerfile, artifact["image"]
+    # The other profiles' settings survive: the operator's release, the dev target.
+    if "operator" in profile:
+        (release,) = config["deploy"]["helm"]["releases"]
+        assert release["name"] == "checkout-operator"
+    if profile.startswith("dev"):
+        assert all(a["docker"].get("target") == "dev" for a in artifacts[:4])
+
+
+def test_operator_artifact_names_the_dockerfiles_default_python_image() -> None:
+    # Named so the offline profile has build args to patch; it must not change the default build.
+    (operator,) = [
+        a for a in effective("operator")["build"]["artifacts"] if "operator" in a["image"]
+    ]
+    dockerfile = parse(ROOT / operator["docker"]["dockerfile"])
+    assert operator["docker"]["buildArgs"] == {
+        "PYTHON_IMAGE": dockerfile.global_args["PYTHON_IMAGE"]
+    }
+
+
+def test_offline_goes_after_the_profiles_that_add_artifacts() -> None:
+    # Named first, it patches only the artifacts there at that point: the operator's would then be
+    # built from the upstream Python image. The comment and the docs say to name it last.
+    operator = effective("offline,operator")["build"]["artifacts"]
+    assert "network" not in operator[-1]["docker"]
+    assert "`skaffold run -p operator,offline`" in (ROOT / "skaffold.yaml").read_text()
+    assert "skaffold run -p operator,offline" in (ROOT / "docs" / "kubernetes.md").read_text()
+
+
+def test_selector_patches_fail_where_nothing_matches() -> None:
+    with pytest.raises(AssertionError, match="invalid path"):
+        apply_patch({"a": [{"k": "x"}]}, [{"op": "add", "path": "/a/k=y/v", "value": 1}])
+    patched = apply_patch(
+        {"a": [{"k": "x"}, {"k": "y"}, {"k": "x"}]},
+        [{"op": "add", "path": "/a/k=x/v", "value": 1}],
+    )
+    assert patched == {"a": [{"k": "x", "v": 1}, {"k": "y"}, {"k": "x", "v": 1}]}
