@@ -17,7 +17,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make up       the platform on a kind cluster (a Docker engine, or Debian's dockerd; prints the URL)"
 	@echo "make down     delete the kind cluster"
-	@echo "make e2e      only the cluster tests: tests/cluster and tests/e2e_kind on a kind cluster"
+	@echo "make e2e      only the cluster tests: tests/cluster, tests/e2e_kind, then tests/e2e_skaffold"
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 
 $(UV):
@@ -40,16 +40,23 @@ typecheck: venv
 
 # pytest runs with a Docker engine when this machine has one, or can start a private one (it is
 # stopped afterwards); the cluster tests build what they need and skip, saying why, without one.
-# Two phases: everything else first, then the tests on the kind cluster with two workers, so the
-# cluster's pods do not compete with four test workers for the two cores (both always run).
+# Three phases: everything else first, then the tests on the kind cluster with two workers, so the
+# cluster's pods do not compete with four test workers for the two cores, then skaffold on that
+# cluster alone (it upgrades the operator and the sample the platform tests share). All three
+# always run, as one run (one CHECKOUT_TEST_RUN_ID): the cluster made in the second phase is kept
+# for the third, which deletes it unless CHECKOUT_KEEP_CLUSTER=1.
 CLUSTER_TESTS := tests/cluster tests/e2e_kind
+SKAFFOLD_TESTS := tests/e2e_skaffold
 test: venv lint typecheck
 	bash k8s/offline/engine/engine.sh run $(MAKE) --no-print-directory pytest-phases
 
 pytest-phases:
 	@status=0; \
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(CLUSTER_TESTS:%=--ignore=%) || status=$$?; \
-	$(VENV)/bin/pytest -n 2 --dist loadfile $(CLUSTER_TESTS) || status=$$?; \
+	export CHECKOUT_TEST_RUN_ID="$${CHECKOUT_TEST_RUN_ID:-$$(date +%s)-$$$$}"; \
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	    $(CLUSTER_TESTS:%=--ignore=%) $(SKAFFOLD_TESTS:%=--ignore=%) || status=$$?; \
+	CHECKOUT_KEEP_CLUSTER=1 $(VENV)/bin/pytest -n 2 --dist loadfile $(CLUSTER_TESTS) || status=$$?; \
+	$(VENV)/bin/pytest -p no:xdist $(SKAFFOLD_TESTS) || status=$$?; \
 	exit $$status
 
 test-fast: venv

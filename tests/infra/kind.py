@@ -300,13 +300,15 @@ def figures(run_id: str) -> list[str]:
 
 
 def delete_if_created(run_id: str) -> None:
-    """Delete the test cluster when this run made it (called once, by the controller)."""
+    """Delete the test cluster when this run made it (called once, by the controller). A kept
+    cluster keeps its marker: a later pytest of the same run (the same CHECKOUT_TEST_RUN_ID, as
+    the Makefile's phases share) deletes it then; another run's id never matches it."""
     marker = state_dir() / f"{CLUSTER_NAME}.run"
     if not marker.exists() or marker.read_text() != run_id:
         return
-    marker.unlink()
     if os.environ.get("CHECKOUT_KEEP_CLUSTER") == "1":
         return
+    marker.unlink()
     subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), "down"],
         env={**engine_env(), "CHECKOUT_CLUSTER": CLUSTER_NAME},
