@@ -102,7 +102,10 @@ def database_values(
         "storage": {
             "size": str(storage.get("size", "1Gi")),
             "className": str(storage.get("className", "")),
-            "retainOnDelete": bool(mongodb.get("keepDataOnDelete", True)),
+            # The StatefulSet always keeps its claims when it is deleted: one deleted by hand (and
+            # put back by the operator) must find its data again. keepDataOnDelete: false is
+            # carried out by the operator itself, which deletes the claims with the Checkout.
+            "retainOnDelete": True,
         },
     }
     reference = mongodb.get("image") or default_database_images.get(engine)

@@ -67,6 +67,24 @@ class Platform:
         )["items"]
         return items
 
+    def settled(self) -> bool:
+        """No rollout in progress: every Deployment at its replicas, all of them updated and
+        available, and no pod terminating."""
+        deployments = self.cluster.get(
+            "deployments", "-n", self.namespace, "-l", f"app.kubernetes.io/instance={self.name}"
+        )["items"]
+        for item in deployments:
+            wanted, status = item["spec"]["replicas"], item["status"]
+            if item["metadata"]["generation"] != status.get("observedGeneration"):
+                return False
+            counts = (status.get(k) for k in ("replicas", "updatedReplicas", "availableReplicas"))
+            if any(count != wanted for count in counts):
+                return False
+        return not any(p["metadata"].get("deletionTimestamp") for p in self.pods())
+
+    def wait_settled(self, timeout: float = 300) -> None:
+        self.cluster.wait_for(self.settled, timeout=timeout, what="no rollout running")
+
     def explain(self) -> str:
         """The Checkout's status, its events and its pods' logs, for a failure message."""
         parts = [
@@ -158,6 +176,36 @@ def _make_admin(cluster: KindCluster, name: str, namespace: str, host: str) -> t
     return email, password
 
 
+def _load_catalogue(cluster: KindCluster, name: str, namespace: str) -> None:
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "exec",
+        f"deployment/{name}-product",
+        "--",
+        "python",
+        "-m",
+        "services.product",
+        "load-catalogue",
+    )
+
+
+def provision(cluster: KindCluster, manifest: dict[str, Any]) -> tuple[Platform, float]:
+    """`kubectl apply` a Checkout (the operator must be installed), wait until it is Ready, load
+    the sample catalogue and make its admin; returns it and the seconds to Ready."""
+    name = manifest["metadata"]["name"]
+    namespace = manifest["metadata"].get("namespace", "default")
+    host = manifest["spec"]["ingress"]["host"]
+    try:
+        seconds = apply_and_wait_ready(cluster, manifest)
+    except AssertionError:
+        partial = Platform(cluster, name, namespace, host, 0, "", "")
+        pytest.fail(f"Checkout {namespace}/{name} never got Ready:\n{partial.explain()}")
+    _load_catalogue(cluster, name, namespace)
+    email, password = _make_admin(cluster, name, namespace, host)
+    return Platform(cluster, name, namespace, host, cluster.http_port, email, password), seconds
+
+
 @pytest.fixture(scope="session")
 def platform(kind_cluster: KindCluster) -> Platform:
     sample = yaml.safe_load(SAMPLE.read_text())
@@ -170,28 +218,15 @@ def platform(kind_cluster: KindCluster) -> Platform:
             kind_cluster.kubectl("-n", namespace, "get", "checkout", name, check=False).returncode
             == 0
         )
-        if not exists:
-            began = time.monotonic()
-            _install_operator(kind_cluster)
-            record_figure(
-                f"images built and loaded, operator installed in {time.monotonic() - began:.0f}s"
-            )
-            try:
-                seconds = apply_and_wait_ready(kind_cluster, sample)
-            except AssertionError:
-                partial = Platform(kind_cluster, name, namespace, host, 0, "", "")
-                pytest.fail(f"the sample Checkout never got Ready:\n{partial.explain()}")
-            record_figure(f"checkout time to Ready: {seconds:.1f} s (kubectl apply of the sample)")
-            kind_cluster.kubectl(
-                "-n",
-                namespace,
-                "exec",
-                f"deployment/{name}-product",
-                "--",
-                "python",
-                "-m",
-                "services.product",
-                "load-catalogue",
-            )
-        email, password = _make_admin(kind_cluster, name, namespace, host)
-    return Platform(kind_cluster, name, namespace, host, kind_cluster.http_port, email, password)
+        if exists:
+            email, password = _make_admin(kind_cluster, name, namespace, host)
+            port = kind_cluster.http_port
+            return Platform(kind_cluster, name, namespace, host, port, email, password)
+        began = time.monotonic()
+        _install_operator(kind_cluster)
+        record_figure(
+            f"images built and loaded, operator installed in {time.monotonic() - began:.0f}s"
+        )
+        made, seconds = provision(kind_cluster, sample)
+        record_figure(f"checkout time to Ready: {seconds:.1f} s (kubectl apply of the sample)")
+        return made

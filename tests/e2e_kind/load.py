@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
+
+if TYPE_CHECKING:
+    from tests.e2e_kind.conftest import Platform
 
 PASSWORD = "load shopper password"
 
@@ -94,7 +98,9 @@ class ShopperLoad:
             return None
         self.report.by_operation[f"{op} {response.status_code}"] += 1
         if response.status_code not in expect:
-            self.report.failures[str(response.status_code)] += 1
+            # A 503 that says when to come back is told apart from one that does not.
+            retry = response.status_code == 503 and "retry-after" in response.headers
+            self.report.failures[f"{response.status_code}{' retry-after' if retry else ''}"] += 1
             self.report.samples.append(f"{op}: {response.status_code} {response.text[:200]}")
             return None
         return response
@@ -163,3 +169,59 @@ class ShopperLoad:
             await asyncio.gather(*(self._shopper(http, deadline) for _ in range(self.shoppers)))
         self.report.seconds = time.monotonic() - began
         return self.report
+
+
+class BackgroundLoad:
+    """The shopper load on ``platform`` in a thread of its own, for as long as a test needs it:
+    ``with BackgroundLoad(platform) as load: ...; report = load.stop()``."""
+
+    def __init__(self, platform: Platform, *, shoppers: int = 4) -> None:
+        self.load = ShopperLoad(
+            f"http://127.0.0.1:{platform.port}",
+            platform.host,
+            load_products(platform),
+            shoppers=shoppers,
+            max_requests=200_000,
+            think_time=0.05,
+        )
+        self.report: LoadReport | None = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.report = self.loop.run_until_complete(self.load.run(1800))
+
+    def __enter__(self) -> BackgroundLoad:
+        self.thread.start()
+        return self
+
+    def stop(self) -> LoadReport:
+        self.loop.call_soon_threadsafe(self.load.stop)
+        self.thread.join(timeout=120)
+        assert self.report is not None, "the load did not stop"
+        return self.report
+
+    def __exit__(self, *exc: object) -> None:
+        if self.thread.is_alive():
+            self.stop()
+
+
+def load_products(platform: Platform, count: int = 6) -> list[str]:
+    """Products for the load (from the end of the catalogue, so the journeys' first product keeps
+    its stock to themselves), restocked by the admin so checkouts never run out."""
+    with platform.client() as http:
+        signed = http.post(
+            "/api/v1/auth/token",
+            json={"email": platform.admin_email, "password": platform.admin_password},
+        )
+        assert signed.status_code == 200, signed.text
+        admin = {"Authorization": f"Bearer {signed.json()['accessToken']}"}
+        listed = http.get("/api/v1/products", params={"pageSize": 50})
+        assert listed.status_code == 200, listed.text
+        ids = [item["id"] for item in listed.json()["items"]][-count:]
+        for product_id in ids:
+            patched = http.patch(
+                f"/api/v1/products/{product_id}", headers=admin, json={"stock": 1_000_000}
+            )
+            assert patched.status_code == 200, patched.text
+    return ids

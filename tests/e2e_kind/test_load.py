@@ -8,33 +8,12 @@ import asyncio
 import pytest
 
 from tests.e2e_kind.conftest import Platform
-from tests.e2e_kind.load import ShopperLoad
+from tests.e2e_kind.load import ShopperLoad, load_products
 from tests.infra.kind import record_figure
 
 pytestmark = pytest.mark.e2e
 
 LOAD_SECONDS = 45
-
-
-def load_products(platform: Platform, count: int = 6) -> list[str]:
-    """Products for the load (from the end of the catalogue, so the journeys' first product keeps
-    its stock to themselves), restocked by the admin so checkouts never run out."""
-    with platform.client() as http:
-        signed = http.post(
-            "/api/v1/auth/token",
-            json={"email": platform.admin_email, "password": platform.admin_password},
-        )
-        assert signed.status_code == 200, signed.text
-        admin = {"Authorization": f"Bearer {signed.json()['accessToken']}"}
-        listed = http.get("/api/v1/products", params={"pageSize": 50})
-        assert listed.status_code == 200, listed.text
-        ids = [item["id"] for item in listed.json()["items"]][-count:]
-        for product_id in ids:
-            patched = http.patch(
-                f"/api/v1/products/{product_id}", headers=admin, json={"stock": 1_000_000}
-            )
-            assert patched.status_code == 200, patched.text
-    return ids
 
 
 def test_a_shopper_load_through_the_ingress_has_no_failed_request(platform: Platform) -> None:

@@ -14,24 +14,6 @@ from tests.e2e_kind.conftest import OPERATOR_NAMESPACE, SERVICES, Platform
 pytestmark = pytest.mark.e2e
 
 
-def _settled(platform: Platform) -> bool:
-    """No rollout in progress (the rotation test rolls auth when it changes the token lifetime):
-    every Deployment at its replicas, all updated and available, and no pod terminating."""
-    deployments = platform.cluster.get(
-        "deployments", "-n", platform.namespace, "-l", f"app.kubernetes.io/instance={platform.name}"
-    )["items"]
-    for item in deployments:
-        wanted, status = item["spec"]["replicas"], item["status"]
-        counts = (status.get(k) for k in ("replicas", "updatedReplicas", "availableReplicas"))
-        if any(count != wanted for count in counts):
-            return False
-    return not any(p["metadata"].get("deletionTimestamp") for p in platform.pods())
-
-
-def wait_settled(platform: Platform) -> None:
-    platform.cluster.wait_for(lambda: _settled(platform), timeout=300, what="no rollout running")
-
-
 def _operator_pod(platform: Platform) -> dict:
     pods = platform.cluster.get(
         "pods", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=checkout-operator"
@@ -66,7 +48,7 @@ def test_the_operator_runs_under_its_own_service_account_only(platform: Platform
 
 
 def test_the_checkout_is_ready_because_its_pods_are(platform: Platform) -> None:
-    wait_settled(platform)
+    platform.wait_settled()
     checkout = platform.checkout()
     status = checkout["status"]
     conditions = {c["type"]: c for c in status["conditions"]}
@@ -91,7 +73,7 @@ def test_the_checkout_is_ready_because_its_pods_are(platform: Platform) -> None:
 
 
 def test_pods_run_as_the_charts_say(platform: Platform) -> None:
-    wait_settled(platform)
+    platform.wait_settled()
     pods = platform.pods()
     assert len(pods) == 2 * len(SERVICES)  # one service pod and one database pod each
     for pod in pods:
@@ -147,7 +129,7 @@ print(digest.hexdigest())
 
 
 def test_every_service_pod_runs_the_code_of_this_tree(platform: Platform) -> None:
-    wait_settled(platform)
+    platform.wait_settled()
     # An image build that reused a stale cached wheel would run old code under a new tag.
     expected = _tree_digest()
     for service in SERVICES:

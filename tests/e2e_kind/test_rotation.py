@@ -6,10 +6,8 @@ rotation resumes it; zero failed requests; the old keys are gone everywhere at t
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
-import threading
 import time
 from typing import Any
 
@@ -17,8 +15,7 @@ import jwt
 import pytest
 
 from tests.e2e_kind.conftest import OPERATOR_NAMESPACE, SERVICES, Platform
-from tests.e2e_kind.load import LoadReport, ShopperLoad
-from tests.e2e_kind.test_load import load_products
+from tests.e2e_kind.load import BackgroundLoad
 from tests.infra.kind import record_figure
 
 pytestmark = pytest.mark.e2e
@@ -26,40 +23,6 @@ pytestmark = pytest.mark.e2e
 RINGS = ("jwt", "internal")
 MOUNTS = {"jwt": "/var/run/secrets/checkout/jwt", "internal": "/var/run/secrets/checkout/internal"}
 TOKEN_LIFETIME = 60  # the CRD's minimum: the old JWT key may leave 60 s + leeway after promotion
-
-
-class BackgroundLoad:
-    """The shopper load in a thread of its own, for as long as the test needs it."""
-
-    def __init__(self, platform: Platform) -> None:
-        self.load = ShopperLoad(
-            f"http://127.0.0.1:{platform.port}",
-            platform.host,
-            load_products(platform),
-            shoppers=4,
-            max_requests=200_000,
-            think_time=0.05,
-        )
-        self.report: LoadReport | None = None
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.report = self.loop.run_until_complete(self.load.run(1800))
-
-    def __enter__(self) -> BackgroundLoad:
-        self.thread.start()
-        return self
-
-    def stop(self) -> LoadReport:
-        self.loop.call_soon_threadsafe(self.load.stop)
-        self.thread.join(timeout=120)
-        assert self.report is not None, "the load did not stop"
-        return self.report
-
-    def __exit__(self, *exc: object) -> None:
-        if self.thread.is_alive():
-            self.stop()
 
 
 def _token_lifetime(platform: Platform) -> int | None:

@@ -114,7 +114,9 @@ def test_spec_fields_become_chart_values() -> None:
     assert values["mongodb"] == {
         "engine": "mongodb",
         "auth": {"existingSecret": "shop-auth-mongodb"},
-        "storage": {"size": "5Gi", "className": "fast", "retainOnDelete": False},
+        # keepDataOnDelete: false is the operator's to carry out (with the Checkout); the
+        # StatefulSet keeps its claims when it alone is deleted.
+        "storage": {"size": "5Gi", "className": "fast", "retainOnDelete": True},
         "engines": {
             "mongodb": {
                 "image": {"repository": "mirror.example.com/mongo", "tag": "7.0.14", "digest": ""}
