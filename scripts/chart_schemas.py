@@ -81,6 +81,29 @@ def resources() -> Schema:
     )
 
 
+def network_policy() -> Schema:
+    labels = {"type": "object", "additionalProperties": {"type": "string"}}
+
+    def pods(what: str) -> Schema:
+        return obj(
+            {"namespace": DNS_NAME, "podLabels": labels},
+            description=f"{what}: pods with these labels in this namespace (empty: the release's).",
+        )
+
+    rules = {"type": "array", "items": {"type": "object"}}
+    return obj(
+        {
+            "enabled": {"type": "boolean"},
+            "ingressController": pods("The ingress controller"),
+            "operator": pods("The operator"),
+            "dns": pods("Cluster DNS"),
+            "extraIngress": rules,
+            "extraEgress": rules,
+        },
+        required=["enabled"],
+    )
+
+
 def pod_security_context() -> Schema:
     return {
         "type": "object",
@@ -289,6 +312,7 @@ def service_schema(service: str) -> Schema:
             },
             required=["enabled"],
         ),
+        "networkPolicy": network_policy(),
         "podDisruptionBudget": obj(
             {
                 "enabled": {"type": "boolean"},

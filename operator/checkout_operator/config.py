@@ -45,6 +45,9 @@ class OperatorConfig:
     """Image per database engine when a spec names none; an engine left out takes the service
     charts' default."""
     cluster_domain: str = "cluster.local"
+    namespace: str | None = None
+    """The operator's own namespace (POD_NAMESPACE): the services' NetworkPolicies let its pods
+    read their key reports. None (run outside a cluster): the charts' default stands."""
     kubeconfig: Path | None = None
     """An explicit kubeconfig; otherwise the in-cluster service account, then $KUBECONFIG."""
     drift_interval: float = 60.0
@@ -104,6 +107,7 @@ class OperatorConfig:
             default_images=images,
             default_database_images=database_images,
             cluster_domain=env.get("CHECKOUT_CLUSTER_DOMAIN") or "cluster.local",
+            namespace=env.get("POD_NAMESPACE") or None,
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             drift_interval=_seconds(env, "CHECKOUT_DRIFT_INTERVAL_SECONDS", 60.0, minimum=0.1),
             wait_delay=_seconds(env, "CHECKOUT_WAIT_DELAY_SECONDS", 10.0, minimum=0.1),

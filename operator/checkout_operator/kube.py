@@ -43,6 +43,7 @@ MANAGED_KINDS: tuple[Kind, ...] = (
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Kind("networking.k8s.io/v1", "Ingress", "ingresses"),
+    Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
 )
 KINDS: dict[tuple[str, str], Kind] = {(k.api_version, k.kind): k for k in MANAGED_KINDS}
 SECRET = KINDS[("v1", "Secret")]

@@ -121,6 +121,7 @@ class Runtime:
                 default_images=self.config.default_images,
                 cluster_domain=self.config.cluster_domain,
                 default_database_images=self.config.default_database_images,
+                operator_namespace=self.config.namespace,
             )
             rendered = await self.renderer.render_many(
                 values, release=owner.name, namespace=owner.namespace

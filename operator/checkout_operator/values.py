@@ -117,6 +117,28 @@ def database_values(
     return values
 
 
+def network_policy_values(
+    spec: Mapping[str, Any], operator_namespace: str | None
+) -> dict[str, Any]:
+    policy = _map(spec.get("networkPolicy"))
+    controller = _map(policy.get("ingressController"))
+    values: dict[str, Any] = {
+        "enabled": bool(policy.get("enabled", True)),
+        "ingressController": {
+            "namespace": str(controller.get("namespace") or "traefik"),
+            "podLabels": {
+                str(k): str(v)
+                for k, v in _map(
+                    controller.get("podLabels", {"app.kubernetes.io/name": "traefik"})
+                ).items()
+            },
+        },
+    }
+    if operator_namespace:
+        values["operator"] = {"namespace": operator_namespace}
+    return values
+
+
 def service_values(
     service: str,
     *,
@@ -126,8 +148,10 @@ def service_values(
     default_images: Mapping[str, str],
     cluster_domain: str,
     default_database_images: Mapping[str, str] | None = None,
+    operator_namespace: str | None = None,
 ) -> dict[str, Any]:
-    """Values for one service chart, rendered as release ``release`` in ``namespace``."""
+    """Values for one service chart, rendered as release ``release`` in ``namespace``
+    (``operator_namespace``: where the operator's own pods run, let in by the NetworkPolicy)."""
     names = Names(release)
     own = _map(_map(spec.get("services")).get(service))
     ingress = _map(spec.get("ingress"))
@@ -163,6 +187,7 @@ def service_values(
                 "secretName": str(tls.get("secretName", "")),
             },
         },
+        "networkPolicy": network_policy_values(spec, operator_namespace),
         "mongodb": database_values(
             service,
             release=release,
@@ -196,6 +221,7 @@ def all_service_values(
     default_images: Mapping[str, str],
     cluster_domain: str,
     default_database_images: Mapping[str, str] | None = None,
+    operator_namespace: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     return {
         service: service_values(
@@ -206,6 +232,7 @@ def all_service_values(
             default_images=default_images,
             cluster_domain=cluster_domain,
             default_database_images=default_database_images,
+            operator_namespace=operator_namespace,
         )
         for service in SERVICES
     }

@@ -40,6 +40,9 @@ def test_every_chart_installs_on_a_real_api_server(
     values = VALUE_SETS[chart][value_set]
     expected = helm.template(chart, values, release=release, namespace=namespace)
     with kube_client(apiserver) as client:
+        # The chart's namespace enforces the `restricted` Pod Security Standard.
+        created = client.post("/api/v1/namespaces", json={"metadata": _restricted(namespace)})
+        assert created.status_code == 201, created.text
         # Namespaces the chart puts objects into besides its own (the operator's watched ones).
         for other in {o["metadata"].get("namespace") for o in expected} - {None, namespace}:
             created = client.post("/api/v1/namespaces", json={"metadata": {"name": other}})
@@ -64,6 +67,60 @@ def test_every_chart_installs_on_a_real_api_server(
                 path += f"/namespaces/{obj['metadata'].get('namespace', namespace)}"
             response = client.get(f"{path}/{_PLURALS[obj['kind']]}/{obj['metadata']['name']}")
             assert response.status_code == 200, f"{name} was not stored: {response.text}"
+        # There are no controllers to make the workloads' pods: each pod template is sent as a
+        # Pod (a server-side dry run, through admission), which Pod Security admits or refuses.
+        for obj in expected:
+            if obj["kind"] in ("Deployment", "StatefulSet"):
+                spec = dict(obj["spec"]["template"]["spec"])
+                # As the StatefulSet controller does: a volume for each claim template.
+                claims = obj["spec"].get("volumeClaimTemplates", [])
+                spec["volumes"] = spec.get("volumes", []) + [
+                    {
+                        "name": claim["metadata"]["name"],
+                        "persistentVolumeClaim": {
+                            "claimName": f"{claim['metadata']['name']}-{obj['metadata']['name']}-0"
+                        },
+                    }
+                    for claim in claims
+                ]
+                pod = {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": f"{obj['metadata']['name']}-probe"},
+                    "spec": spec,
+                }
+                answer = client.post(
+                    f"/api/v1/namespaces/{namespace}/pods", params={"dryRun": "All"}, json=pod
+                )
+                assert answer.status_code == 201, f"{obj['metadata']['name']}: {answer.text}"
+
+
+def _restricted(namespace: str) -> dict[str, Any]:
+    return {
+        "name": namespace,
+        "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+        },
+    }
+
+
+def test_pod_security_admission_refuses_what_restricted_forbids(apiserver: KubeAPIServer) -> None:
+    """The control for the install test: this API server enforces the namespace label."""
+    with kube_client(apiserver) as client:
+        created = client.post("/api/v1/namespaces", json={"metadata": _restricted("psa-control")})
+        assert created.status_code == 201, created.text
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "root"},
+            "spec": {"containers": [{"name": "c", "image": "checkout/auth:1"}]},
+        }
+        answer = client.post(
+            "/api/v1/namespaces/psa-control/pods", params={"dryRun": "All"}, json=pod
+        )
+        assert answer.status_code == 403, answer.text
+        assert "violates PodSecurity" in answer.json()["message"]
 
 
 _PLURALS = {
@@ -71,6 +128,7 @@ _PLURALS = {
     "Deployment": "deployments",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "Ingress": "ingresses",
+    "NetworkPolicy": "networkpolicies",
     "PodDisruptionBudget": "poddisruptionbudgets",
     "Role": "roles",
     "RoleBinding": "rolebindings",

@@ -37,6 +37,7 @@ PATHS = {
     "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
     "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
     "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
     "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
     "Event": "/api/v1/namespaces/{ns}/events",
 }
@@ -166,6 +167,7 @@ class Cluster:
                 "PodDisruptionBudget",
                 "HorizontalPodAutoscaler",
                 "Ingress",
+                "NetworkPolicy",
             )
             for item in self.list(kind, namespace, selector)
         }

@@ -43,6 +43,13 @@ def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> N
         "keepDataOnDelete": True,
     }
     assert spec["ingress"] == {"enabled": True, "className": "traefik", "tls": {"enabled": False}}
+    assert spec["networkPolicy"] == {
+        "enabled": True,
+        "ingressController": {
+            "namespace": "traefik",
+            "podLabels": {"app.kubernetes.io/name": "traefik"},
+        },
+    }
     assert spec["secretRotation"] == {
         "intervalMinutes": 1440,
         "tokenLifetimeSeconds": 900,
@@ -117,6 +124,12 @@ BAD_SPECS = [
     ("ingress.tls", {"enabled": True}, "spec.ingress.tls.secretName"),
     ("ingress.trustedProxies", ["10.244.0.0/16", "traefik"], "spec.ingress.trustedProxies"),
     ("ingress.trustedProxies", ["10.0.0.0/33"], "spec.ingress.trustedProxies"),
+    ("networkPolicy.enabled", "yes", "spec.networkPolicy.enabled"),
+    (
+        "networkPolicy.ingressController.namespace",
+        "Ingress NS",
+        "spec.networkPolicy.ingressController.namespace",
+    ),
     ("secretRotation.intervalMinutes", 1, "spec.secretRotation.intervalMinutes"),
     ("secretRotation.schedule", "every day", "spec.secretRotation.schedule"),
     ("secretRotation.tokenLifetimeSeconds", 10, "spec.secretRotation.tokenLifetimeSeconds"),

@@ -418,12 +418,13 @@ def test_two_checkouts_in_one_namespace_keep_to_their_own_children(
 ) -> None:
     cluster.create_checkout(namespace, sample_checkout("blue"))
     cluster.create_checkout(namespace, sample_checkout("green"))
+    # NetworkPolicies are the last kind the operator applies (two per service).
     for name in ("blue", "green"):
         wait_until(
             lambda name=name: (
-                len(cluster.names("Ingress", namespace, f"{OWNER_LABEL}={name}")) == 4
+                len(cluster.names("NetworkPolicy", namespace, f"{OWNER_LABEL}={name}")) == 8
             ),
-            what=f"{name}'s Ingresses",
+            what=f"{name}'s NetworkPolicies",
         )
     green = cluster.children(namespace, "green")
     assert not green & cluster.children(namespace, "blue")

@@ -22,6 +22,7 @@ EXPECTED_KINDS_PER_SERVICE = {
     "StatefulSet",
     "PodDisruptionBudget",
     "Ingress",
+    "NetworkPolicy",
 }
 
 
@@ -130,7 +131,9 @@ def test_create_makes_owned_children_with_the_spec_values(
         claim = database["spec"]["volumeClaimTemplates"][0]["spec"]
         assert claim["resources"]["requests"]["storage"] == "5Gi"
         assert claim["storageClassName"] == "fast"
-        assert database["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+        # keepDataOnDelete: false is the operator's to carry out when the Checkout goes; the
+        # StatefulSet alone, deleted by hand, keeps its claims.
+        assert database["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
         assert database["spec"]["template"]["spec"]["containers"][0]["image"] == "mongo:7.0.14"
 
     ingress = cluster.get("Ingress", namespace, "shop-auth")

@@ -101,6 +101,25 @@ def test_spec_fields_become_chart_values() -> None:
     assert values["trustedProxies"] == values_for(spec, "order")["trustedProxies"]
     assert values["trustedProxies"] == ["10.244.0.0/16", "fd00::1"]
     assert values_for({})["trustedProxies"] == []
+    # NetworkPolicies: on by default, letting in Traefik's pods; the operator's namespace only
+    # when it knows it (else the charts' default stands).
+    assert values_for({})["networkPolicy"] == {
+        "enabled": True,
+        "ingressController": {
+            "namespace": "traefik",
+            "podLabels": {"app.kubernetes.io/name": "traefik"},
+        },
+    }
+    policy = {"enabled": False, "ingressController": {"namespace": "edge", "podLabels": {"a": "b"}}}
+    assert service_values(
+        "cart",
+        release="shop",
+        namespace="prod",
+        spec={"networkPolicy": policy},
+        default_images=DEFAULT_IMAGES,
+        cluster_domain="cluster.local",
+        operator_namespace="ops",
+    )["networkPolicy"] == {**policy, "operator": {"namespace": "ops"}}
     assert values["replicaCount"] == 3
     # A tag alone keeps the operator's default repository.
     assert values["image"] == {"repository": "registry.example.com/auth", "tag": "2.0.0"}
@@ -290,8 +309,10 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
             "CHECKOUT_DEFAULT_IMAGE_AUTH": "checkout/auth:0.1.0",
             "CHECKOUT_DEFAULT_DATABASE_IMAGE_FERRETDB": "mirror.example.com/ferretdb:1.24.2",
             "CHECKOUT_DRIFT_INTERVAL_SECONDS": "15",
+            "POD_NAMESPACE": "checkout-system",
         }
     )
+    assert config.namespace == "checkout-system"
     assert config.default_images == {"auth": "checkout/auth:0.1.0"}
     assert config.default_database_images == {"ferretdb": "mirror.example.com/ferretdb:1.24.2"}
     assert config.drift_interval == 15.0

@@ -1,0 +1,190 @@
+"""The charts' NetworkPolicies, read the way a NetworkPolicy implementation reads them: every pod
+the charts render (the umbrella's four services and their databases, the operator's pod) plus the
+pods around them (Traefik, cluster DNS, a pod of another namespace, an unrelated pod of the same
+namespace), and for every pair and port whether the policies let the connection through (the
+source's egress and the destination's ingress). The whole matrix must be exactly the expected one:
+deny by default; the ingress controller and the operator to the public port; the services that
+call each other on that port; each service to its own database and to DNS; nothing else.
+
+The kind test cluster's network plugin (static ptp, see k8s/offline) does not enforce
+NetworkPolicies, so this is where their selectors are tested (docs/kubernetes.md)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.charts.conftest import SERVICES
+from tests.infra.helm import Helm
+
+NAMESPACE = "shop"
+CALLS = {("auth", "cart"), ("auth", "order"), ("cart", "product"), ("order", "product"),
+         ("order", "cart")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    labels: dict[str, str] = field(hash=False)
+    ports: dict[str, int] = field(hash=False, default_factory=dict)  # named container ports
+
+
+def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+NAMESPACE_LABELS = {
+    ns: {"kubernetes.io/metadata.name": ns}
+    for ns in (NAMESPACE, "traefik", "checkout-system", "kube-system", "elsewhere")
+}
+
+
+def _peer_matches(peer: dict[str, Any], pod: Pod, policy_namespace: str) -> bool:
+    if "ipBlock" in peer:
+        return False  # no rule here is by address
+    if "namespaceSelector" in peer:
+        if not _matches(peer["namespaceSelector"], NAMESPACE_LABELS[pod.namespace]):
+            return False
+    elif pod.namespace != policy_namespace:
+        return False
+    return _matches(peer.get("podSelector", {}), pod.labels)
+
+
+def _port_matches(rule_ports: list[dict[str, Any]] | None, destination: Pod, port: int) -> bool:
+    if not rule_ports:
+        return True
+    for entry in rule_ports:
+        wanted = entry.get("port")
+        if wanted is None or wanted == port or destination.ports.get(str(wanted)) == port:
+            return True
+    return False
+
+
+def _allowed(policies: list[dict[str, Any]], source: Pod, destination: Pod, port: int) -> bool:
+    def direction(pod: Pod, kind: str, peers_key: str, other: Pod) -> bool:
+        selecting = [
+            p
+            for p in policies
+            if p["metadata"]["namespace"] == pod.namespace
+            and _matches(p["spec"]["podSelector"], pod.labels)
+            and kind in p["spec"].get("policyTypes", ["Ingress"])
+        ]
+        if not selecting:
+            return True
+        rules_key = kind.lower()
+        for policy in selecting:
+            for rule in policy["spec"].get(rules_key) or []:
+                peers = rule.get(peers_key)
+                if peers and not any(
+                    _peer_matches(peer, other, policy["metadata"]["namespace"]) for peer in peers
+                ):
+                    continue
+                if _port_matches(rule.get("ports"), destination, port):
+                    return True
+        return False
+
+    return direction(source, "Egress", "to", destination) and direction(
+        destination, "Ingress", "from", source
+    )
+
+
+def _rendered_pods(objects: list[dict[str, Any]], namespace: str) -> list[Pod]:
+    pods = []
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        template = obj["spec"]["template"]
+        ports = {
+            p["name"]: p["containerPort"]
+            for c in template["spec"]["containers"]
+            for p in c.get("ports", [])
+            if "name" in p
+        }
+        pods.append(Pod(obj["metadata"]["name"], namespace, template["metadata"]["labels"], ports))
+    return pods
+
+
+@pytest.fixture(scope="module")
+def world(helm: Helm) -> tuple[list[dict[str, Any]], dict[str, Pod]]:
+    platform = helm.template("checkout", release="shop", namespace=NAMESPACE)
+    operator = helm.template("checkout-operator", release="ops", namespace="checkout-system")
+    policies = [o for o in platform + operator if o["kind"] == "NetworkPolicy"]
+    pods = _rendered_pods(platform, NAMESPACE) + _rendered_pods(operator, "checkout-system")
+    pods += [
+        Pod("traefik", "traefik", {"app.kubernetes.io/name": "traefik"}, {"web": 8000}),
+        Pod("coredns", "kube-system", {"k8s-app": "kube-dns"}, {"dns": 53}),
+        Pod("intruder", "elsewhere", {"app.kubernetes.io/name": "traefik"}, {"http": 8000}),
+        Pod("neighbour", NAMESPACE, {"app": "something-else"}, {"http": 8000}),
+    ]
+    return policies, {pod.name: pod for pod in pods}
+
+
+def _expected(source: str, destination: str, port: int) -> bool:
+    api = {f"shop-{s}": s for s in SERVICES}
+    database = {f"shop-{s}-mongodb": s for s in SERVICES}
+    charted = api.keys() | database.keys()
+    if source not in charted and destination not in charted:
+        return True  # no policy selects either pod
+    if destination in api:
+        caller = api.get(source)
+        return port == 8000 and (
+            source in ("traefik", "ops-checkout-operator")
+            or (caller is not None and (caller, api[destination]) in CALLS)
+        )
+    if destination in database:
+        return port == 27017 and api.get(source) == database[destination]
+    # From a chart's pod to a pod outside the charts: only a service asking cluster DNS.
+    return source in api and destination == "coredns" and port == 53
+
+
+def test_every_connection_is_exactly_the_expected_one(
+    world: tuple[list[dict[str, Any]], dict[str, Pod]],
+) -> None:
+    policies, pods = world
+    assert len(policies) == 2 * len(SERVICES)
+    wrong = []
+    for source, destination in itertools.permutations(pods, 2):
+        for port in (8000, 27017, 53):
+            got = _allowed(policies, pods[source], pods[destination], port)
+            if got != _expected(source, destination, port):
+                wrong.append(f"{source} -> {destination}:{port} {'allowed' if got else 'denied'}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_policy_selects_rendered_pods(
+    world: tuple[list[dict[str, Any]], dict[str, Pod]],
+) -> None:
+    policies, pods = world
+    for policy in policies:
+        selected = [
+            p.name
+            for p in pods.values()
+            if p.namespace == NAMESPACE and _matches(policy["spec"]["podSelector"], p.labels)
+        ]
+        assert selected == [policy["metadata"]["name"]], (policy["metadata"]["name"], selected)
+
+
+def test_policies_can_be_turned_off(helm: Helm) -> None:
+    values = {s: {"networkPolicy": {"enabled": False}} for s in SERVICES}
+    objects = helm.template("checkout", values, release="shop", namespace=NAMESPACE)
+    assert not [o for o in objects if o["kind"] == "NetworkPolicy"]
