@@ -58,7 +58,12 @@ def client_pod(platform: Platform, name: str) -> dict[str, Any]:
                     "image": cluster.python_image,
                     "imagePullPolicy": cluster.pull_policy,
                     "command": ["python", "-c", "import time; time.sleep(1800)"],
-                    "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
+                    # Small requests: the node's two CPUs are mostly requested by the platforms
+                    # (a CI run saw one client pod Pending on "Insufficient cpu").
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "32Mi"},
+                        "limits": {"cpu": "200m", "memory": "64Mi"},
+                    },
                     "securityContext": RESTRICTED,
                 }
             ],
