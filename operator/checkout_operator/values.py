@@ -114,6 +114,12 @@ def database_values(
         if "tag" in image:
             image["digest"] = ""  # the chart's default digest would win over this tag
         values["engines"] = {engine: {"image": image}}
+    resources = _map(mongodb.get("resources"))
+    if resources:
+        chosen = values.setdefault("engines", {}).setdefault(engine, {})
+        chosen["resources"] = {
+            part: _map(resources[part]) for part in ("requests", "limits") if part in resources
+        }
     return values
 
 

@@ -26,6 +26,7 @@ def _checkout(name: str, namespace: str, keep_data: bool) -> dict[str, Any]:
         "requests": {"cpu": "10m", "memory": "96Mi"},
         "limits": {"cpu": "500m", "memory": "256Mi"},
     }
+    manifest["spec"]["mongodb"]["resources"] = small
     for service in manifest["spec"]["services"].values():
         service["resources"] = small
     return manifest

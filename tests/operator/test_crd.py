@@ -115,6 +115,7 @@ BAD_SPECS = [
     ("mongodb.storage.size", "big", "spec.mongodb.storage.size"),
     ("mongodb.storage.className", "Fast SSD", "spec.mongodb.storage.className"),
     ("mongodb.keepDataOnDelete", "yes", "spec.mongodb.keepDataOnDelete"),
+    ("mongodb.resources.requests", {"cpu": "a lot"}, "spec.mongodb.resources.requests.cpu"),
     ("ingress.host", "Shop_Example", "spec.ingress.host"),
     (
         "ingress",
@@ -151,6 +152,7 @@ def test_a_bad_spec_is_refused_naming_the_field(
 
 GOOD_DATABASES = [
     {"engine": "ferretdb"},
+    {"engine": "ferretdb", "resources": {"requests": {"cpu": "10m"}, "limits": {"memory": 1e9}}},
     {"engine": "ferretdb", "image": "ghcr.io/ferretdb/ferretdb:1.24.2"},
     {"engine": "ferretdb", "image": "mirror.example.com/db/ferretdb@sha256:" + "f" * 64},
     {"engine": "mongodb", "image": "mirror.example.com/mongo:7.0.14"},

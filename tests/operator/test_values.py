@@ -173,6 +173,20 @@ def test_without_a_database_image_the_charts_default_for_the_engine_stands() -> 
         assert "engines" not in values
 
 
+def test_database_resources_go_to_the_engine_in_use() -> None:
+    spec = {
+        "mongodb": {
+            "engine": "ferretdb",
+            "resources": {"requests": {"cpu": "10m"}, "limits": {"memory": "256Mi"}},
+        }
+    }
+    engines = values_for(spec)["mongodb"]["engines"]
+    assert engines == {
+        "ferretdb": {"resources": {"requests": {"cpu": "10m"}, "limits": {"memory": "256Mi"}}}
+    }
+    assert "engines" not in values_for({"mongodb": {"engine": "ferretdb"}})["mongodb"]
+
+
 def test_a_ferretdb_spec_becomes_the_charts_engine() -> None:
     digest = "sha256:" + "e" * 64
     spec = {"mongodb": {"engine": "ferretdb", "image": f"mirror.example.com/ferretdb@{digest}"}}
