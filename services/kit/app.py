@@ -8,10 +8,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Response, Router
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -24,6 +25,7 @@ from services.kit.http import ServiceClient
 from services.kit.keyring import KeyRing
 from services.kit.mongo import IndexSetup, create_client, ensure_indexes_until_done
 from services.kit.observability import RequestContextMiddleware
+from services.kit.request import ServiceRequest
 from services.kit.security import AUTH_DEPENDENCIES
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import TokenService
@@ -144,6 +146,7 @@ def create_service_app(
         dependencies={**AUTH_DEPENDENCIES, **(dependencies or {})},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestContextMiddleware), prometheus.middleware],
+        request_class=ServiceRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title=title,
@@ -151,11 +154,24 @@ def create_service_app(
             description=description,
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            openapi_router=Router(
+                "/schema",
+                route_handlers=[],
+                include_in_schema=False,
+                after_request=_missing_schema_page_as_problem,
+            ),
         ),
         logging_config=None,
         debug=False,
         on_app_init=[_no_default_logging],
     )
+
+
+async def _missing_schema_page_as_problem(response: Response[Any]) -> Response[Any]:
+    # Litestar answers an unknown /schema/... path with an HTML page; ours are problem+json.
+    if response.status_code == 404:
+        raise NotFoundException("No such schema document.")
+    return response
 
 
 def _no_default_logging(config: AppConfig) -> AppConfig:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+from services.local.mongo_server import MongoServer
 from services.product.catalogue import load_catalogue, read_catalogue
-from tests.conftest import RunningService
+from tests.conftest import RunningService, run_service, service_settings
 from tests.infra.keys import Keyrings
 
 PROBLEM = "application/problem+json"
@@ -46,6 +47,28 @@ async def order(
         "order", product_url=catalogue.url, cart_url=cart.url, **FAST_RETRIES
     ) as svc:
         yield svc
+
+
+@contextlib.asynccontextmanager
+async def run_all_services(
+    mongo: MongoServer, keyrings: Keyrings, db_prefix: str
+) -> AsyncIterator[dict[str, RunningService]]:
+    """The four services wired to each other (auth's deletion cascade reaches cart and order),
+    with the sample catalogue loaded; for module-scoped fixtures, which cannot use the ones
+    above."""
+
+    def settings(name: str, **urls: str) -> Any:
+        retries = FAST_RETRIES if name != "auth" else {}
+        return service_settings(name, mongo, db_prefix, keyrings, **retries, **urls)
+
+    async with (
+        run_service(settings("product")) as product,
+        run_service(settings("cart", product_url=product.url)) as cart,
+        run_service(settings("order", product_url=product.url, cart_url=cart.url)) as order,
+        run_service(settings("auth", cart_url=cart.url, order_url=order.url)) as auth,
+    ):
+        await load_catalogue(product.app.state.db, read_catalogue())
+        yield {"auth": auth, "product": product, "cart": cart, "order": order}
 
 
 async def product_id(product: RunningService, sku: str) -> str:
