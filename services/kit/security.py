@@ -22,6 +22,7 @@ from services.kit.tokens import InvalidToken, Principal
 log = logging.getLogger(__name__)
 
 INTERNAL_KEY_HEADER = "X-Internal-Api-Key"
+MAX_REASON_CHARS = 200
 RevocationCheck = Callable[[State, Principal], Awaitable[bool]]
 
 
@@ -35,6 +36,11 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return value.strip()
 
 
+def route_of(request: Request[Any, Any, Any]) -> str:
+    # The route's template, not the path: a seed route carries the token in its path.
+    return str(request.scope.get("path_template") or request.url.path)
+
+
 async def authenticate(request: Request[Any, Any, Any], token: str | None = None) -> Principal:
     """Verify the request's bearer token (or ``token``) and the subject is not revoked."""
     token = token or bearer_token(request)
@@ -44,11 +50,20 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None = None
     try:
         principal: Principal = state.tokens.verify(token)
     except InvalidToken as exc:
-        log.info("token refused", extra={"reason": str(exc)})
+        # Bounded: the reason may quote a library's message about a hostile token.
+        reason = str(exc)[:MAX_REASON_CHARS]
+        log.info("token refused", extra={"reason": reason, "route": route_of(request)})
         raise Unauthorized("The token is invalid or expired.") from exc
     is_revoked: RevocationCheck | None = state.get("is_revoked")
     if is_revoked is not None and await is_revoked(state, principal):
-        log.info("token refused", extra={"reason": "subject deleted", "sub": principal.user_id})
+        log.info(
+            "token refused",
+            extra={
+                "reason": "subject deleted",
+                "sub": principal.user_id,
+                "route": route_of(request),
+            },
+        )
         raise Unauthorized("The token is invalid or expired.")
     return principal
 

@@ -14,10 +14,18 @@ from services.kit.keyring import KeyRing, KeyringError
 ALGORITHM = "HS256"
 ROLES = frozenset({"customer", "admin"})
 REQUIRED_CLAIMS = ["sub", "role", "iat", "exp", "iss", "aud", "jti"]
+# How much of a value from a refused token goes into its reason (a header can be kilobytes).
+SHOWN_CHARS = 64
 
 
 class InvalidToken(Exception):
     """The token is not acceptable; the message says why (for logs, not for clients)."""
+
+
+def shown(value: object) -> str:
+    """``value`` as it goes into a reason: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"... ({len(text)} chars)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,7 @@ class TokenService:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"malformed token: {exc}") from exc
         if header.get("alg") != ALGORITHM:
-            raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
+            raise InvalidToken(f"algorithm {shown(header.get('alg'))} is not accepted")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("token has no key id")
@@ -77,7 +85,7 @@ class TokenService:
         except KeyringError as exc:
             raise InvalidToken(str(exc)) from exc
         if key is None:
-            raise InvalidToken(f"unknown key id {kid!r}")
+            raise InvalidToken(f"unknown key id {shown(kid)}")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
