@@ -555,30 +555,49 @@ async def raw_exchange(url: str, request: bytes) -> bytes:
         writer.close()
 
 
-RAW_REQUESTS = {
+# Each request, and who answers it: "app" (problem+json), or "server" when it is not valid HTTP
+# and uvicorn refuses it before any app sees it (a plain-text 400 "Invalid HTTP request").
+RAW_REQUESTS: dict[str, tuple[bytes, str]] = {
     "path-not-utf8": (
-        b"GET /api/v1/products/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        b"GET /api/v1/products/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "server",
     ),
     "query-not-utf8": (
         b"GET /api/v1/products?q=\xff\xfe&category=%ff HTTP/1.1\r\nHost: x\r\n"
-        b"Connection: close\r\n\r\n"
-    ),
-    "content-length-overstated": (
-        b"POST /api/v1/products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 999999999\r\nConnection: close\r\n\r\n{}"
+        b"Connection: close\r\n\r\n",
+        "server",
     ),
     "content-length-negative": (
         b"POST /api/v1/products HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n"
-        b"Connection: close\r\n\r\n{}"
+        b"Connection: close\r\n\r\n{}",
+        "server",
+    ),
+    "request-line-garbage": (b"\x16\x03\x01\x02\x00 / HTTP/1.1\r\n\r\n", "server"),
+    # Refused from the header alone, before the client has sent the body it announced.
+    "content-length-overstated": (
+        b"POST /api/v1/products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 999999999\r\nConnection: close\r\n\r\n{}",
+        "app",
+    ),
+    "header-of-70kb": (
+        b"GET /api/v1/products?q=%ff HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n"
+        b"Connection: close\r\n\r\n",
+        "app",
     ),
 }
 
 
 @pytest.mark.parametrize("case", list(RAW_REQUESTS), ids=str)
 async def test_raw_requests_get_an_answer(world: World, case: str) -> None:
-    product = world.services["product"]
-    answer = await raw_exchange(product.url, RAW_REQUESTS[case])
-    status_line = answer.split(b"\r\n", 1)[0]
-    assert status_line.startswith(b"HTTP/1.1 "), answer[:200]
+    request, answerer = RAW_REQUESTS[case]
+    answer = await raw_exchange(world.services["product"].url, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split()[1])
-    assert 400 <= status < 500 or status == 200, answer[:500]
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    assert 200 <= status < 500, answer[:500]
+    if answerer == "app" and status >= 400:
+        assert headers["content-type"].startswith(PROBLEM), answer[:500]
+        assert json.loads(body)["status"] == status
+    if answerer == "server":
+        assert status == 400 and "x-request-id" not in headers, answer[:500]
