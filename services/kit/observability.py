@@ -20,9 +20,16 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID_HEADER = "x-request-id"
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# A JWT in a path is a credential (seed 000's edit-quantity route takes the bearer token there).
+_JWT_IN_PATH = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 access_log = logging.getLogger("checkout.access")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` with any token in it replaced, for the logs."""
+    return _JWT_IN_PATH.sub("<token>", path)
 
 
 def current_request_id() -> str | None:
@@ -111,7 +118,7 @@ class RequestContextMiddleware:
                         "method": scope.get("method"),
                         # The client's address: the proxy's X-Forwarded-For when it is trusted.
                         "client": (scope.get("client") or ("unknown",))[0],
-                        "path": path,
+                        "path": loggable_path(path),
                         "status": status_holder["status"],
                         "durationMs": round((time.perf_counter() - started) * 1000, 2),
                     },
