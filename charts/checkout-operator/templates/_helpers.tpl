@@ -38,39 +38,45 @@ What the operator may do with the objects it renders from the service charts and
 the ClusterRole (all namespaces) and the per-namespace Roles.
 */}}
 {{- define "checkout-operator.namespacedRules" -}}
+# Exactly what the operator calls (tests/operator/test_rbac.py runs it as this ServiceAccount and
+# compares its requests in the API server's audit log with these rules). Children are written by
+# server-side apply: a patch, which needs create as well when the object is new.
 - apiGroups: ["checkout.platform.io"]
   resources: ["checkouts"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["checkout.platform.io"]
   resources: ["checkouts/status"]
-  verbs: ["get", "patch", "update"]
-# Owner references with blockOwnerDeletion need update on the owner's finalizers.
+  verbs: ["patch"]
+# Owner references with blockOwnerDeletion need update on the owner's finalizers (checked by the
+# OwnerReferencesPermissionEnforcement admission plugin where it runs; no request of its own).
 - apiGroups: ["checkout.platform.io"]
   resources: ["checkouts/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["configmaps", "secrets", "services", "serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # Volumes are only listed and, when keepDataOnDelete is false, deleted.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "delete"]
+# A rotation lists the service pods to ask each for the keys it has loaded.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
+# Deployments and StatefulSets are watched too: their status is the Checkout's conditions.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: ["", "events.k8s.io"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
