@@ -51,15 +51,15 @@ async def order(
 
 @contextlib.asynccontextmanager
 async def run_all_services(
-    mongo: MongoServer, keyrings: Keyrings, db_prefix: str
+    mongo: MongoServer, keyrings: Keyrings, db_prefix: str, **overrides: Any
 ) -> AsyncIterator[dict[str, RunningService]]:
     """The four services wired to each other (auth's deletion cascade reaches cart and order),
     with the sample catalogue loaded; for module-scoped fixtures, which cannot use the ones
-    above."""
+    above. ``overrides`` are settings given to all four."""
 
     def settings(name: str, **urls: str) -> Any:
         retries = FAST_RETRIES if name != "auth" else {}
-        return service_settings(name, mongo, db_prefix, keyrings, **retries, **urls)
+        return service_settings(name, mongo, db_prefix, keyrings, **retries, **urls, **overrides)
 
     async with (
         run_service(settings("product")) as product,
