@@ -60,6 +60,10 @@ def shop(platform: Platform) -> Iterator[Platform]:
     cluster = platform.cluster
     namespace = f"faults-{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", namespace)
+    # The whole platform runs under the restricted Pod Security Standard here, enforced.
+    cluster.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
     made, seconds = provision(cluster, _manifest(namespace))
     record_figure(f"faults checkout ({REPLICAS} replicas per service) Ready in {seconds:.1f} s")
     made.wait_settled()
