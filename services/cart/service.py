@@ -75,7 +75,7 @@ class CartService:
         self.catalogue = catalogue
         # One user's cart writes run one at a time in this process: checks (line count, stock)
         # then see the writes before them, and FerretDB's non-atomic updates stay correct.
-        self.locks = KeyedLocks()
+        self.locks = KeyedLocks(db.locks, "cart")
 
     async def _ensure_not_deleted(self, user_id: str) -> None:
         # Checked again under the lock: a deletion that arrived after the token check wins.

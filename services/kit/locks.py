@@ -1,27 +1,95 @@
-"""Per-document write serialization inside one process.
+"""Per-document write serialization: inside one process, and across replicas where needed.
 
 On MongoDB a conditional update (``find_one_and_update`` with a filter, ``$inc``) is atomic on
-its own, across any number of replicas. FerretDB 1.24 on SQLite, the server used by tests and
-local mode where no ``mongod`` exists, applies them as read-then-write: measured here, 8 threads
-doing 50 ``$inc`` each kept 53 of 400, and 20 concurrent conditional decrements of a stock of 5
-let 6 through. Only unique-index inserts are atomic there. So every read-modify-write of one
-document also holds this process's lock for that document: correct on MongoDB with any number of
-replicas, and correct on FerretDB with one replica per service.
+its own, across any number of replicas. FerretDB 1.24 on SQLite, the server of the offline
+cluster, the tests and local mode where no ``mongod`` exists, applies them as read-then-write:
+measured here, 8 threads doing 50 ``$inc`` each kept 53 of 400, and 20 concurrent conditional
+decrements of a stock of 5 let 6 through. Only unique-index inserts are atomic there.
+
+So every read-modify-write of one document holds a lock for that document:
+
+- this process's own ``asyncio.Lock`` per key, always (cheap, and it keeps one replica's
+  requests for one document in line);
+- on FerretDB (told by ``buildInfo``, once per client), also a *lease*: a document
+  ``{_id: "<scope>:<key>"}`` in the service's ``locks`` collection, taken by inserting it (the
+  atomic operation FerretDB has) and given back by deleting it, so the replicas of a service
+  take turns. A lease names its holder and expires after ``LEASE_SECONDS``: one left by a
+  process that died is removed by the next one that wants it. On MongoDB no lease is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Hashable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from services.kit.errors import ServiceUnavailable
+
+# Longer than any guarded operation (database timeouts, one service call with its retries).
+LEASE_SECONDS = 30.0
+# How long a request waits for a lease before it is answered 503 with Retry-After.
+WAIT_SECONDS = 10.0
+
+LockTable = weakref.WeakValueDictionary[Hashable, asyncio.Lock]
+
+_servers_without_atomic_updates: dict[int, bool] = {}
+
+
+async def needs_leases(collection: Any) -> bool:
+    """True when the collection's server applies conditional updates non-atomically (FerretDB)."""
+    client = collection.database.client
+    known = _servers_without_atomic_updates.get(id(client))
+    if known is None:
+        info = await client.admin.command("buildInfo")
+        known = _servers_without_atomic_updates[id(client)] = "ferretdbVersion" in info
+    return known
+
+
+@contextlib.asynccontextmanager
+async def lease(collection: Any, name: str) -> AsyncIterator[None]:
+    """Hold the lease ``name`` in ``collection`` (see the module's docstring)."""
+    holder = uuid.uuid4().hex
+    deadline = time.monotonic() + WAIT_SECONDS
+    delay = 0.002
+    while True:
+        now = datetime.now(UTC)
+        try:
+            await collection.insert_one(
+                {"_id": name, "holder": holder, "expiresAt": now + timedelta(seconds=LEASE_SECONDS)}
+            )
+            break
+        except DuplicateKeyError:
+            # Held. A lease past its time was left by a holder that died: remove it.
+            await collection.delete_one({"_id": name, "expiresAt": {"$lt": now}})
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("The data is busy; try again shortly.", retry_after=1)
+        await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not secrets
+        delay = min(delay * 2, 0.05)
+    try:
+        yield
+    finally:
+        await collection.delete_one({"_id": name, "holder": holder})
 
 
 class KeyedLocks:
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+    """``async with locks.hold(key)``: one holder per key in this process, and, when
+    ``shared`` (a collection of the service's database) is on FerretDB, across processes."""
+
+    def __init__(
+        self, shared: Any = None, scope: str = "", *, table: LockTable | None = None
+    ) -> None:
+        # ``table``: the in-process locks, when several instances must share them.
+        self._locks: LockTable = weakref.WeakValueDictionary() if table is None else table
+        self.shared = shared
+        self.scope = scope
 
     @contextlib.asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
@@ -30,4 +98,8 @@ class KeyedLocks:
             lock = asyncio.Lock()
             self._locks[key] = lock
         async with lock:
-            yield
+            if self.shared is not None and await needs_leases(self.shared):
+                async with lease(self.shared, f"{self.scope}:{key}"):
+                    yield
+            else:
+                yield

@@ -21,7 +21,7 @@ class RateLimiter:
         self.counters = db.rate_limits
         self.window = window_seconds
         self._purged_at = 0.0
-        self._locks = KeyedLocks()
+        self._locks = KeyedLocks(db.locks, "ratelimit")
 
     async def hit(self, scope: str, key: str, limit: int) -> None:
         """Count one event for ``scope:key``; raise 429 with Retry-After once over ``limit``."""

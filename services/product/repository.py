@@ -8,6 +8,7 @@ call finds the mark) and stock can never go below zero (the filter requires enou
 from __future__ import annotations
 
 import re
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.kit.locks import KeyedLocks
+from services.kit.locks import KeyedLocks, LockTable
 from services.kit.mongo import Database, Document, parse_object_id
 
 SORTS: dict[str, list[tuple[str, int]]] = {
@@ -39,11 +40,13 @@ async def create_indexes(db: Database) -> None:
 
 
 class ProductRepository:
-    # Shared by every repository in the process: the lock is per product document.
-    stock_locks = KeyedLocks()
+    # The in-process locks are shared by every repository in the process (one per product
+    # document); the leases, on FerretDB, by every replica (services.kit.locks).
+    _stock_lock_table: LockTable = weakref.WeakValueDictionary()
 
     def __init__(self, db: Database) -> None:
         self.products = db.products
+        self.stock_locks = KeyedLocks(db.locks, "stock", table=self._stock_lock_table)
 
     async def insert(self, fields: dict[str, Any]) -> Document:
         now = datetime.now(UTC)
