@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.auth.schemas import SignIn, Token, TokenCheck, User, UserCreate
 from services.auth.service import AuthService
+from services.kit.openapi import problems
 from services.kit.tokens import Principal
 
 
@@ -28,14 +29,14 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
-    @post("/register", operation_id="register", status_code=HTTP_201_CREATED)
+    @post("/register", operation_id="register", opt=problems(409), status_code=HTTP_201_CREATED)
     async def register(
         self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
     ) -> User:
         """Create a customer account."""
         return await auth_service.register(data)
 
-    @post("/token", operation_id="signIn", status_code=200)
+    @post("/token", operation_id="signIn", opt=problems(401, 429), status_code=200)
     async def sign_in(
         self,
         request: Request[Any, Any, Any],
@@ -57,7 +58,7 @@ class UsersController(Controller):
     path = "/api/v1/users"
     tags = ["users"]
 
-    @get("/{user_id:str}", operation_id="getUser")
+    @get("/{user_id:str}", operation_id="getUser", opt=problems(403, 404))
     async def get_user(
         self,
         user_id: FromPath[str],
@@ -67,7 +68,12 @@ class UsersController(Controller):
         """A user's profile (yourself, or anyone for admins)."""
         return await auth_service.get(principal, user_id)
 
-    @delete("/{user_id:str}", operation_id="deleteUser", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{user_id:str}",
+        operation_id="deleteUser",
+        opt=problems(403, 404),
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def delete_user(
         self,
         user_id: FromPath[str],
@@ -85,13 +91,18 @@ class SeedRoutes(Controller):
     path = "/api"
     tags = ["seed-compatible"]
 
-    @post("/auth/register", operation_id="seedRegister", status_code=HTTP_201_CREATED)
+    @post(
+        "/auth/register",
+        operation_id="seedRegister",
+        opt=problems(409),
+        status_code=HTTP_201_CREATED,
+    )
     async def seed_register(
         self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
     ) -> User:
         return await auth_service.register(data)
 
-    @post("/auth/signin", operation_id="seedSignIn", status_code=200)
+    @post("/auth/signin", operation_id="seedSignIn", opt=problems(401, 429), status_code=200)
     async def seed_sign_in(
         self,
         request: Request[Any, Any, Any],
@@ -106,13 +117,13 @@ class SeedRoutes(Controller):
     ) -> TokenCheck:
         return await auth_service.check(principal)
 
-    @post("/user", operation_id="seedCreateUser", status_code=HTTP_201_CREATED)
+    @post("/user", operation_id="seedCreateUser", opt=problems(409), status_code=HTTP_201_CREATED)
     async def seed_create_user(
         self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
     ) -> User:
         return await auth_service.register(data)
 
-    @post("/user/login", operation_id="seedLogin", status_code=200)
+    @post("/user/login", operation_id="seedLogin", opt=problems(401, 429), status_code=200)
     async def seed_login(
         self,
         request: Request[Any, Any, Any],
@@ -121,7 +132,7 @@ class SeedRoutes(Controller):
     ) -> Token:
         return await auth_service.sign_in(data, client_address(request))
 
-    @get("/user/{user_id:str}", operation_id="seedGetUser")
+    @get("/user/{user_id:str}", operation_id="seedGetUser", opt=problems(403, 404))
     async def seed_get_user(
         self,
         user_id: FromPath[str],
@@ -130,7 +141,12 @@ class SeedRoutes(Controller):
     ) -> User:
         return await auth_service.get(principal, user_id)
 
-    @delete("/user/{user_id:str}", operation_id="seedDeleteUser", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/user/{user_id:str}",
+        operation_id="seedDeleteUser",
+        opt=problems(403, 404),
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def seed_delete_user(
         self,
         user_id: FromPath[str],

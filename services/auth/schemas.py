@@ -8,12 +8,17 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+# Whitespace spelled out: ``\s`` means other characters to Python's re (which checks) than to
+# JSON Schema's ECMA-262 regexes (which clients read); here a character is whitespace to both.
+SPACE = r"[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+WORD = r"[^@\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+EMAIL_PATTERN = rf"^{SPACE}*{WORD}@{WORD}\.{WORD}{SPACE}*$"
 Email = Annotated[
     str,
     Meta(
         min_length=3,
         max_length=254,
-        pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$",
+        pattern=EMAIL_PATTERN,
         description="An e-mail address; compared case-insensitively.",
     ),
 ]

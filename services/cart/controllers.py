@@ -15,6 +15,7 @@ from services.cart.schemas import Cart, CartItemCreate, CartItemUpdate
 from services.cart.service import CartService
 from services.kit.contracts import MAX_LINE_QUANTITY, CartContents, CartRemoval
 from services.kit.errors import BadRequest
+from services.kit.openapi import problems
 from services.kit.security import authenticate
 from services.kit.tokens import Principal
 
@@ -45,7 +46,7 @@ class CartController(Controller):
         """Empty your cart."""
         await cart_service.clear(principal.user_id)
 
-    @post("/items", operation_id="addCartItem", status_code=200)
+    @post("/items", operation_id="addCartItem", opt=problems(404, 409), status_code=200)
     async def add_item(
         self,
         data: JSONBody[CartItemCreate],
@@ -55,7 +56,7 @@ class CartController(Controller):
         """Add units of a product (in stock); adding a product again raises its quantity."""
         return await cart_service.add(principal.user_id, data)
 
-    @patch("/items/{product_id:str}", operation_id="updateCartItem")
+    @patch("/items/{product_id:str}", operation_id="updateCartItem", opt=problems(404, 409))
     async def update_item(
         self,
         product_id: ProductIdPath,
@@ -66,7 +67,9 @@ class CartController(Controller):
         """Set the quantity of a product in your cart."""
         return await cart_service.set_quantity(principal.user_id, product_id, data.quantity)
 
-    @delete("/items/{product_id:str}", operation_id="removeCartItem", status_code=204)
+    @delete(
+        "/items/{product_id:str}", operation_id="removeCartItem", opt=problems(404), status_code=204
+    )
     async def remove_item(
         self,
         product_id: ProductIdPath,
@@ -124,7 +127,7 @@ class SeedRoutes(Controller):
     path = "/api/cart"
     tags = ["seed-compatible"]
 
-    @post("/add-to-cart", operation_id="seedAddToCart", status_code=200)
+    @post("/add-to-cart", operation_id="seedAddToCart", opt=problems(404, 409), status_code=200)
     async def seed_add(
         self,
         data: JSONBody[CartItemCreate],
@@ -140,7 +143,11 @@ class SeedRoutes(Controller):
     ) -> Cart:
         return await cart_service.view(principal.user_id)
 
-    @get("/edit-quantity/{token:str}", operation_id="seedEditQuantity")
+    @get(
+        "/edit-quantity/{token:str}",
+        operation_id="seedEditQuantity",
+        opt=problems(401, 404, 409, authenticates=True),
+    )
     async def seed_edit_quantity(
         self,
         request: Request[Any, Any, Any],
@@ -163,7 +170,12 @@ class SeedRoutes(Controller):
             product_id = token
         return await cart_service.set_quantity(principal.user_id, product_id, quantity)
 
-    @delete("/delete-cart/{product_id:str}", operation_id="seedDeleteCartItem", status_code=204)
+    @delete(
+        "/delete-cart/{product_id:str}",
+        operation_id="seedDeleteCartItem",
+        opt=problems(404),
+        status_code=204,
+    )
     async def seed_delete(
         self,
         product_id: ProductIdPath,

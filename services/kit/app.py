@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from litestar import Litestar, Response, Router
@@ -17,7 +17,8 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.types import ControllerRouterHandler
+from litestar.routes import HTTPRoute
+from litestar.types import ControllerRouterHandler, Message, Scope
 
 from services.kit.errors import EXCEPTION_HANDLERS
 from services.kit.health import HealthController, KeyIdsController
@@ -25,6 +26,7 @@ from services.kit.http import ServiceClient
 from services.kit.keyring import KeyRing
 from services.kit.mongo import IndexSetup, create_client, ensure_indexes_until_done
 from services.kit.observability import RequestContextMiddleware
+from services.kit.openapi import SECURITY_COMPONENTS, StrictStructSchemaPlugin, document_operations
 from services.kit.request import ServiceRequest
 from services.kit.security import AUTH_DEPENDENCIES
 from services.kit.settings import ServiceSettings
@@ -69,12 +71,14 @@ def create_service_app(
     on_ready: Sequence[Hook] = (),
     background: Sequence[Hook] = (),
     state: dict[str, Any] | None = None,
+    openapi_limits: Mapping[str, int] | None = None,
 ) -> Litestar:
     """Build a service app.
 
     ``on_startup`` hooks run once the database client exists (build services on ``app.state``);
     ``on_ready`` hooks run once indexes exist (e.g. seeding); ``background`` hooks are long-running
     workers (e.g. an outbox relay) started with the app and cancelled at shutdown.
+    ``openapi_limits`` are query parameters whose maximum is a setting (``{"pageSize": 100}``).
     """
     jwt_keys = KeyRing(
         settings.jwt_keyring_file, check_interval=settings.keyring_check_interval_seconds
@@ -139,7 +143,8 @@ def create_service_app(
         group_path=True,
         exclude=["/metrics", "/healthz", "/readyz"],
     )
-    return Litestar(
+    allowed_methods: dict[str, str] = {}
+    app = Litestar(
         route_handlers=[HealthController, KeyIdsController, MetricsController, *route_handlers],
         lifespan=[lifespan],
         state=app_state,
@@ -147,11 +152,14 @@ def create_service_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestContextMiddleware), prometheus.middleware],
         request_class=ServiceRequest,
+        plugins=[StrictStructSchemaPlugin()],
+        before_send=[_allow_header(allowed_methods)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title=title,
             version="1.0.0",
             description=description,
+            components=SECURITY_COMPONENTS,
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
             openapi_router=Router(
@@ -165,6 +173,28 @@ def create_service_app(
         debug=False,
         on_app_init=[_no_default_logging],
     )
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            allowed_methods[route.path_format] = ", ".join(sorted(route.methods))
+    document_operations(app, openapi_limits)
+    return app
+
+
+def _allow_header(allowed_methods: dict[str, str]) -> Callable[[Message, Scope], Awaitable[None]]:
+    """Litestar answers OPTIONS with the methods of the first handlers registered on a path (a
+    path whose handlers come in two registrations lists only some); the route table knows all."""
+
+    async def before_send(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+            return
+        allowed = allowed_methods.get(scope.get("path_template", ""))
+        if allowed is None:
+            return
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+        headers.append((b"allow", allowed.encode("latin-1")))
+        message["headers"] = headers
+
+    return before_send
 
 
 async def _missing_schema_page_as_problem(response: Response[Any]) -> Response[Any]:

@@ -51,4 +51,5 @@ def create_app(settings: OrderSettings) -> Litestar:
         on_startup=[_build_service],
         background=[_order_finisher],
         state={"is_revoked": is_user_deleted},
+        openapi_limits={"pageSize": settings.max_page_size},
     )

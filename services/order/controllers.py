@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from services.kit.openapi import problems
 from services.kit.tokens import Principal
 from services.order.schemas import Order, OrderPage, SeedOrderCreate
 from services.order.service import OrderService, Placement
@@ -55,6 +56,7 @@ class OrderController(Controller):
     @post(
         "/",
         operation_id="placeOrder",
+        opt=problems(409),
         status_code=HTTP_201_CREATED,
         responses=PLACEMENT_RESPONSES,
     )
@@ -68,7 +70,7 @@ class OrderController(Controller):
         cart."""
         return placement_response(await order_service.place(principal, idempotency_key))
 
-    @get("/", operation_id="listOrders")
+    @get("/", operation_id="listOrders", opt=problems(403))
     async def list_orders(
         self,
         principal: NamedDependency[Principal],
@@ -82,7 +84,7 @@ class OrderController(Controller):
         """Your orders, newest first (admins may name another user)."""
         return await order_service.list_for(principal, user_id or principal.user_id, page, pageSize)
 
-    @get("/{order_id:str}", operation_id="getOrder")
+    @get("/{order_id:str}", operation_id="getOrder", opt=problems(404))
     async def get_order(
         self,
         order_id: OrderIdPath,
@@ -118,6 +120,7 @@ class SeedRoutes(Controller):
     @post(
         "/",
         operation_id="seedCreateOrder",
+        opt=problems(403, 409),
         status_code=HTTP_201_CREATED,
         responses=PLACEMENT_RESPONSES,
     )
@@ -134,7 +137,7 @@ class SeedRoutes(Controller):
         placement = await order_service.place(principal, idempotency_key, items, named_user)
         return placement_response(placement)
 
-    @get("/{user_id:str}", operation_id="seedGetUserOrders")
+    @get("/{user_id:str}", operation_id="seedGetUserOrders", opt=problems(403))
     async def seed_user_orders(
         self,
         user_id: UserIdPath,

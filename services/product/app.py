@@ -44,4 +44,5 @@ def create_app(settings: ProductSettings) -> Litestar:
         index_setup=create_indexes,
         on_startup=[_build_service],
         background=[_stale_reservation_sweeper],
+        openapi_limits={"pageSize": settings.max_page_size},
     )

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from services.kit.errors import BadRequest
+from services.kit.openapi import problems
 from services.kit.tokens import Principal
 from services.product.schemas import (
     Product,
@@ -69,13 +69,13 @@ class ProductController(Controller):
         """The catalogue, a page at a time, filtered and sorted."""
         return await _list(product_service, page, pageSize, q, category, sort, ids)
 
-    @get("/{product_id:str}", operation_id="getProduct")
+    @get("/{product_id:str}", operation_id="getProduct", opt=problems(404))
     async def get_product(
         self, product_id: FromPath[str], product_service: NamedDependency[ProductService]
     ) -> Product:
         return await product_service.get(product_id)
 
-    @post("/", operation_id="createProduct", status_code=HTTP_201_CREATED)
+    @post("/", operation_id="createProduct", opt=problems(409), status_code=HTTP_201_CREATED)
     async def create_product(
         self,
         data: JSONBody[ProductCreate],
@@ -84,7 +84,7 @@ class ProductController(Controller):
     ) -> Product:
         return await product_service.create(data)
 
-    @patch("/{product_id:str}", operation_id="updateProduct")
+    @patch("/{product_id:str}", operation_id="updateProduct", opt=problems(404))
     async def update_product(
         self,
         product_id: FromPath[str],
@@ -94,7 +94,12 @@ class ProductController(Controller):
     ) -> Product:
         return await product_service.update(product_id, data)
 
-    @delete("/{product_id:str}", operation_id="deleteProduct", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{product_id:str}",
+        operation_id="deleteProduct",
+        opt=problems(404),
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def delete_product(
         self,
         product_id: FromPath[str],
@@ -110,7 +115,7 @@ class ReservationController(Controller):
     path = "/internal/v1/reservations"
     tags = ["internal"]
 
-    @post("/", operation_id="reserveStock", status_code=200)
+    @post("/", operation_id="reserveStock", opt=problems(404, 409), status_code=200)
     async def reserve(
         self,
         data: JSONBody[ReservationCreate],
@@ -119,7 +124,12 @@ class ReservationController(Controller):
     ) -> Reservation:
         return await product_service.reserve(data)
 
-    @post("/{reservation_id:str}/commit", operation_id="commitReservation", status_code=200)
+    @post(
+        "/{reservation_id:str}/commit",
+        operation_id="commitReservation",
+        opt=problems(404, 409),
+        status_code=200,
+    )
     async def commit(
         self,
         reservation_id: FromPath[str],
@@ -128,7 +138,12 @@ class ReservationController(Controller):
     ) -> Reservation:
         return await product_service.commit(reservation_id)
 
-    @post("/{reservation_id:str}/release", operation_id="releaseReservation", status_code=200)
+    @post(
+        "/{reservation_id:str}/release",
+        operation_id="releaseReservation",
+        opt=problems(404, 409),
+        status_code=200,
+    )
     async def release(
         self,
         reservation_id: FromPath[str],
@@ -156,17 +171,15 @@ class SeedRoutes(Controller):
     ) -> ProductPage:
         return await _list(product_service, page, pageSize, q, category, sort, None)
 
-    @get("/get-product-one", operation_id="seedGetProductByQuery")
+    @get("/get-product-one", operation_id="seedGetProductByQuery", opt=problems(404))
     async def seed_get_by_query(
         self,
         product_service: NamedDependency[ProductService],
-        product_id: Annotated[str | None, QueryParameter(name="id", max_length=64)] = None,
+        product_id: Annotated[str, QueryParameter(name="id", min_length=1, max_length=64)],
     ) -> Product:
-        if not product_id:
-            raise BadRequest("Give the product id as ?id=<productId>.")
         return await product_service.get(product_id)
 
-    @get("/get-product-one/{product_id:str}", operation_id="seedGetProduct")
+    @get("/get-product-one/{product_id:str}", operation_id="seedGetProduct", opt=problems(404))
     async def seed_get(
         self, product_id: FromPath[str], product_service: NamedDependency[ProductService]
     ) -> Product:

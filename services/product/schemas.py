@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -30,6 +30,9 @@ class ProductCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 
 
 class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    # An empty update is refused (400), and the OpenAPI document says so (minProperties).
+    min_properties: ClassVar[int] = 1
+
     name: Name | UnsetType = UNSET
     category: Category | UnsetType = UNSET
     price_cents: PriceCents | UnsetType = UNSET

@@ -1,0 +1,188 @@
+"""The OpenAPI document tells the truth: every status an operation can answer, with its
+problem+json body; who may call it; request bodies that refuse unknown fields say so.
+
+Litestar documents a handler's success response and its own validation error (as
+``application/json``); the rest is derived here, in one place, from what each handler depends
+on (``principal``, ``admin``, ``internal_caller``, ``internal_or_admin``, a request body) plus
+the statuses its service logic raises, which the handler names with ``opt=problems(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.routes import HTTPRoute
+from litestar.typing import FieldDefinition
+
+from services.kit.errors import PROBLEM_JSON
+from services.kit.security import INTERNAL_KEY_HEADER
+
+PROBLEMS_OPT = "problems"
+AUTHENTICATES_OPT = "authenticates"
+BEARER = "bearerToken"
+INTERNAL_KEY = "internalApiKey"
+SECURITY_COMPONENTS = Components(
+    security_schemes={
+        BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+        INTERNAL_KEY: SecurityScheme(
+            type="apiKey", name=INTERNAL_KEY_HEADER, security_scheme_in="header"
+        ),
+    }
+)
+# The dependencies of services.kit.security: who may call, and what a refusal answers.
+USER_DEPENDENCIES = {"principal", "admin"}
+CALLER_STATUSES = {
+    "principal": {401},
+    "admin": {401, 403},
+    "internal_caller": {401},
+    "internal_or_admin": {401, 403},
+}
+# Request parameters Litestar fills from the connection, not from what the client sends.
+CONNECTION_KWARGS = {"request", "state", "scope", "self"}
+DESCRIPTIONS = {
+    400: "The request is malformed or a parameter is invalid.",
+    401: "No valid credentials were presented.",
+    403: "The credentials do not allow this operation.",
+    404: "Nothing with that id exists (for the caller).",
+    409: "The request conflicts with the current state (duplicate, out of stock, ...).",
+    413: "The request body is larger than MAX_BODY_BYTES.",
+    415: "The request body was declared as something other than JSON.",
+    422: "The request is well-formed but cannot be processed.",
+    429: "Too many attempts; Retry-After says when to try again.",
+    503: "A database or another service is unreachable; Retry-After says when to retry.",
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True, rename="camel"):
+    """An RFC 9457 problem, as services.kit.errors writes it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problems(*statuses: int, authenticates: bool = False) -> dict[str, Any]:
+    """``opt=`` for a handler whose service logic answers ``statuses`` (e.g. 404, 409); those
+    that follow from its dependencies and parameters are found by themselves.
+    ``authenticates``: the handler checks a bearer token itself, not through a dependency."""
+    return {PROBLEMS_OPT: statuses, AUTHENTICATES_OPT: authenticates}
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's msgspec Struct schemas, plus what the Struct refuses: unknown fields
+    (``forbid_unknown_fields=True``: ``additionalProperties: false``) and an empty object
+    (a ``min_properties`` class variable: ``minProperties``)."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        struct_type = field_definition.type_
+        if struct_type.__struct_config__.forbid_unknown_fields:
+            schema.additional_properties = False
+        min_properties = getattr(struct_type, "min_properties", None)
+        if isinstance(min_properties, int):
+            schema.min_properties = min_properties
+        info = msgspec.inspect.type_info(struct_type)
+        assert isinstance(info, msgspec.inspect.StructType)
+        for field in info.fields:
+            prop = (schema.properties or {}).get(field.encode_name)
+            if isinstance(prop, Schema):
+                _restore_bounds(prop, field.type)
+        return schema
+
+
+def _restore_bounds(schema: Schema, field_type: msgspec.inspect.Type) -> None:
+    # Litestar reads the bounds of ``X`` and ``X | None`` but loses a zero bound of
+    # ``X | UnsetType`` (an update's field): ``ge=0`` must still say ``minimum: 0``.
+    if isinstance(field_type, msgspec.inspect.UnionType):
+        arms = [arm for arm in field_type.types if not isinstance(arm, msgspec.inspect.NoneType)]
+        if len(arms) != 1:
+            return
+        field_type = arms[0]
+    if isinstance(field_type, msgspec.inspect.Metadata):
+        field_type = field_type.type
+    if not isinstance(field_type, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        return
+    if field_type.ge is not None and schema.minimum is None:
+        schema.minimum = field_type.ge
+    if field_type.le is not None and schema.maximum is None:
+        schema.maximum = field_type.le
+    if field_type.gt is not None and schema.exclusive_minimum is None:
+        schema.exclusive_minimum = field_type.gt
+    if field_type.lt is not None and schema.exclusive_maximum is None:
+        schema.exclusive_maximum = field_type.lt
+
+
+def _client_parameters(handler: HTTPRouteHandler, dependencies: Iterable[str]) -> set[str]:
+    return set(handler.parsed_fn_signature.parameters) - set(dependencies) - CONNECTION_KWARGS
+
+
+def statuses_of(handler: HTTPRouteHandler) -> set[int]:
+    """The error statuses ``handler`` can answer, besides a server error."""
+    dependencies = set(handler.resolve_dependencies())
+    used = dependencies & set(handler.parsed_fn_signature.parameters)
+    statuses = {503}  # every operation reads its database, keyrings or another service
+    for name in used:
+        statuses |= CALLER_STATUSES.get(name, set())
+    parameters = _client_parameters(handler, dependencies)
+    if parameters:
+        statuses.add(400)
+    if "data" in parameters:
+        statuses |= {413, 415}
+    statuses |= set(handler.opt.get(PROBLEMS_OPT, ()))
+    return statuses
+
+
+def security_of(handler: HTTPRouteHandler) -> list[dict[str, list[str]]]:
+    used = set(handler.parsed_fn_signature.parameters)
+    if "internal_or_admin" in used:
+        return [{INTERNAL_KEY: []}, {BEARER: []}]
+    if "internal_caller" in used:
+        return [{INTERNAL_KEY: []}]
+    if used & USER_DEPENDENCIES or handler.opt.get(AUTHENTICATES_OPT):
+        return [{BEARER: []}]
+    return []
+
+
+def document_operations(app: Litestar, limits: Mapping[str, int] | None = None) -> None:
+    """Give every documented operation of ``app`` its problem responses and security; and
+    ``limits``, query parameters whose maximum is a setting (e.g. ``pageSize``), their
+    maximum. Call before the OpenAPI document is first built."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not handler.resolve_include_in_schema():
+                continue
+            statuses = statuses_of(handler)
+            specs = {
+                status: ResponseSpec(
+                    Problem,
+                    description=DESCRIPTIONS[status],
+                    media_type=PROBLEM_JSON,
+                    generate_examples=False,
+                )
+                for status in sorted(statuses)
+            }
+            handler.responses = {**specs, **(handler.responses or {})}
+            security = security_of(handler)
+            if security:
+                handler.security = security
+    if limits:
+        for path_item in (app.openapi_schema.paths or {}).values():
+            for method in ("get", "post", "put", "patch", "delete"):
+                operation = getattr(path_item, method, None)
+                for parameter in (operation.parameters or []) if operation else []:
+                    limit = limits.get(getattr(parameter, "name", ""))
+                    if limit is not None and isinstance(parameter.schema, Schema):
+                        parameter.schema.maximum = limit
