@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv lint typecheck test pytest-phases test-fast dev bench clean
+.PHONY: help venv lint typecheck test pytest-phases test-fast dev bench bench-api clean
 
 help:
 	@echo "make dev      run the four services as local processes (no Docker needed)"
@@ -19,6 +19,7 @@ help:
 	@echo "make down     delete the kind cluster"
 	@echo "make e2e      only the cluster tests: tests/cluster, tests/e2e_kind, then tests/e2e_skaffold"
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
+	@echo "make bench-api  requests/s, latency, CPU and database work per endpoint (local mode, wrk)"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -67,6 +68,13 @@ dev: venv
 
 bench: venv
 	$(PY) -m bench.rotation_load
+
+# wrk is Debian's package; installed here when missing and this is root on Debian.
+bench-api: venv
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	    { echo "bench-api: install wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+	$(PY) -m bench.api $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

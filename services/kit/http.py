@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from services.kit.counters import SERVICE_CALLS
 from services.kit.errors import ServiceUnavailable
 from services.kit.keyring import KeyRing
 from services.kit.observability import current_request_id
@@ -99,6 +100,7 @@ class ServiceClient:
         for attempt in range(1 + self.retries):
             if attempt:
                 await asyncio.sleep(self._delay(attempt - 1))
+            SERVICE_CALLS.labels(self.name).inc()
             try:
                 response = await self._client.request(
                     method,

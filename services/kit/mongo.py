@@ -13,6 +13,7 @@ from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.kit.counters import CommandCounter
 from services.kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def create_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
         "connectTimeoutMS": timeout_ms,
         "tz_aware": True,
         "appname": settings.service_name,
+        "event_listeners": [CommandCounter()],
     }
     if settings.mongo_username:
         kwargs["username"] = settings.mongo_username

@@ -30,6 +30,18 @@ def proxy_options(settings: ServiceSettings) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
+def server_options(host: str, port: int) -> dict[str, Any]:
+    """How every service is served (bench/api.py serves its bare baseline app the same way)."""
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 def run(settings_cls: type[S], app_factory: Callable[[S], Litestar], service: str) -> None:
     try:
         # The service's own name is the default for its name and its database name.
@@ -40,13 +52,4 @@ def run(settings_cls: type[S], app_factory: Callable[[S], Litestar], service: st
         raise SystemExit(2) from exc
     configure_logging(service, settings.log_level)
     app = app_factory(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        **proxy_options(settings),
-    )
+    uvicorn.run(app, **server_options(settings.host, settings.port), **proxy_options(settings))

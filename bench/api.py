@@ -1,0 +1,338 @@
+"""How fast the platform serves: ``python -m bench.api`` (``make bench-api``).
+
+Starts the platform in local mode (the four services as processes on a MongoDB-protocol server,
+all on 127.0.0.1) and a bare Litestar app served the same way, then drives one endpoint at a time
+with wrk (Debian's package): a C load generator with an event loop per thread, so the load it
+offers is limited by the services and not by the client's own interpreter; it still shares the
+machine's cores with the services, which the CPU figures below leave out (they count only the
+services' and the database's processes).
+
+Per endpoint it reports requests/s, p50 and p99 latency, failed requests (socket errors and
+answers other than 2xx/3xx), the services' CPU milliseconds per request (all four processes,
+from /proc), the database's CPU milliseconds per request, database commands and service calls
+per request (the services' own counters on /metrics), and the ratio of requests/s to the bare app
+measured in the same run. It ends with one line per endpoint:
+
+    bench-api <endpoint> rps=<r> p50_ms=<m> p99_ms=<m> failed=<n> cpu_ms=<c> db_cpu_ms=<c>
+      db_cmds=<n> calls=<n> ratio=<x>   (one line)
+
+and exits 1 when any request failed. ``--seconds`` per endpoint (10), ``--connections`` (32),
+``--only`` a comma-separated subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from services.kit.keyring import KeyRing
+from services.kit.tokens import TokenService
+from services.local.mongo_server import free_port
+from services.local.platform import SERVICES, LocalPlatform
+
+PASSWORD = "bench api password"
+TICKS = os.sysconf("SC_CLK_TCK")
+# wrk prints this line at the end (the done() hook of every script).
+DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status":%d,"socket":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass
+class Endpoint:
+    name: str
+    service: str  # "bare" or a service name
+    method: str
+    path: str
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    # Lua for a request() that varies per request (bodies, tokens); replaces method/path/body.
+    request_lua: str = ""
+
+    def script(self) -> str:
+        lines = [f'wrk.method = "{self.method}"']
+        if self.body:
+            lines.append(f"wrk.body = {json.dumps(self.body)}")
+        for name, value in {"Content-Type": "application/json", **self.headers}.items():
+            lines.append(f'wrk.headers["{name}"] = "{value}"')
+        return "\n".join(lines) + "\n" + self.request_lua + DONE
+
+
+@dataclass
+class Result:
+    endpoint: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    requests: int
+    cpu_ms: float
+    db_cpu_ms: float
+    db_cmds: float
+    calls: float
+    ratio: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"bench-api {self.endpoint} rps={self.rps:.0f} p50_ms={self.p50_ms:.1f}"
+            f" p99_ms={self.p99_ms:.1f} failed={self.failed} cpu_ms={self.cpu_ms:.2f}"
+            f" db_cpu_ms={self.db_cpu_ms:.2f} db_cmds={self.db_cmds:.1f} calls={self.calls:.1f}"
+            f" ratio={self.ratio:.3f}"
+        )
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def counters(urls: list[str]) -> tuple[float, float]:
+    """(database commands, service calls) summed over the services' /metrics."""
+    commands = calls = 0.0
+    for url in urls:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        commands += sum(
+            float(v) for v in re.findall(r"^checkout_db_commands_total\{.*\} (\S+)$", text, re.M)
+        )
+        calls += sum(
+            float(v) for v in re.findall(r"^checkout_service_calls_total\{.*\} (\S+)$", text, re.M)
+        )
+    return commands, calls
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("bench-api: wrk is not installed (Debian: apt-get install wrk)")
+    return found
+
+
+class Bench:
+    def __init__(self, platform: LocalPlatform, bare_url: str, seconds: float, connections: int):
+        self.platform = platform
+        self.urls = {**platform.urls, "bare": bare_url}
+        self.seconds = seconds
+        self.connections = connections
+        self.service_pids = [
+            p.process.pid for p in platform.services.values() if p.process is not None
+        ]
+        mongo = platform.mongo
+        self.db_pids = [mongo.process.pid] if mongo and mongo.process else []
+        self.scripts = Path(tempfile.mkdtemp(prefix="bench-api-"))
+
+    def run(self, endpoint: Endpoint) -> Result:
+        script = self.scripts / f"{endpoint.name}.lua"
+        script.write_text(endpoint.script())
+        service_urls = [self.platform.urls[s] for s in SERVICES]
+        cpu0, db0 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
+        cmds0, calls0 = counters(service_urls)
+        out = subprocess.run(
+            [wrk_binary(), "-t2", f"-c{self.connections}", f"-d{max(1, round(self.seconds))}s",
+             "--timeout", "10s", "-s", str(script), self.urls[endpoint.service] + endpoint.path],
+            capture_output=True, text=True, check=True, timeout=self.seconds + 60,
+        )  # fmt: skip
+        cpu1, db1 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
+        cmds1, calls1 = counters(service_urls)
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        n = max(1, summary["requests"])
+        return Result(
+            endpoint=endpoint.name,
+            rps=summary["requests"] / (summary["duration_us"] / 1e6),
+            p50_ms=summary["p50_us"] / 1000,
+            p99_ms=summary["p99_us"] / 1000,
+            failed=summary["status"] + summary["socket"],
+            requests=summary["requests"],
+            cpu_ms=(cpu1 - cpu0) / TICKS * 1000 / n if endpoint.service != "bare" else 0.0,
+            db_cpu_ms=(db1 - db0) / TICKS * 1000 / n,
+            db_cmds=(cmds1 - cmds0) / n,
+            calls=(calls1 - calls0) / n,
+        )
+
+
+def lua_list(values: list[str]) -> str:
+    return "{" + ",".join(json.dumps(v) for v in values) + "}"
+
+
+def endpoints(platform: LocalPlatform) -> list[Endpoint]:
+    """The endpoints, with the data they need made first."""
+    urls = platform.urls
+    admin = httpx.post(
+        f"{urls['auth']}/api/v1/auth/token",
+        json={"email": platform.admin_email, "password": platform.admin_password},
+        timeout=30,
+    ).json()["accessToken"]
+    listed = httpx.get(f"{urls['product']}/api/v1/products", params={"pageSize": 50}).json()
+    products = [item["id"] for item in listed["items"]]
+    for pid in products:  # stock that no benchmark can run out of
+        httpx.patch(
+            f"{urls['product']}/api/v1/products/{pid}",
+            json={"stock": 1_000_000},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        ).raise_for_status()
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    credentials = {"email": email, "password": PASSWORD}
+    httpx.post(f"{urls['auth']}/api/v1/auth/register", json=credentials, timeout=30)
+    token = httpx.post(f"{urls['auth']}/api/v1/auth/token", json=credentials, timeout=30).json()[
+        "accessToken"
+    ]
+    bearer = {"Authorization": f"Bearer {token}"}
+    for pid in products[:3]:  # a cart of three lines to view
+        httpx.post(
+            f"{urls['cart']}/api/v1/cart/items",
+            json={"productId": pid, "quantity": 1},
+            headers=bearer,
+            timeout=30,
+        ).raise_for_status()
+    # Many shoppers for the writes (a cart line holds at most 99 units): tokens signed with the
+    # platform's JWT ring, as auth issues them; cart and order verify them locally.
+    tokens = TokenService(
+        KeyRing(platform.jwt_keyring), issuer="checkout-platform", audience="checkout-api"
+    )
+    shoppers = [tokens.issue(uuid.uuid4().hex[:24], "customer", 3600).token for _ in range(400)]
+    rotate = f"""
+tokens = {lua_list(shoppers)}
+products = {lua_list(products)}
+counter = 0
+"""
+    add_to_cart = (
+        rotate
+        + """
+request = function()
+  counter = counter + 1
+  local body = string.format('{"productId":"%s","quantity":1}', products[counter % #products + 1])
+  wrk.headers["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1]
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+    )
+    checkout = (
+        rotate
+        + """
+request = function()
+  counter = counter + 1
+  local body = string.format('{"items":[{"productId":"%s","quantity":1}]}',
+                             products[counter % #products + 1])
+  wrk.headers["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1]
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+    )
+    return [
+        Endpoint("bare", "bare", "GET", "/"),
+        Endpoint("healthz", "cart", "GET", "/healthz"),
+        Endpoint("product-read", "product", "GET", f"/api/v1/products/{products[0]}"),
+        Endpoint("product-list", "product", "GET", "/api/v1/products?pageSize=20"),
+        Endpoint("cart-view", "cart", "GET", "/api/v1/cart", headers=bearer),
+        Endpoint("token-verify", "auth", "GET", "/api/v1/auth/verify", headers=bearer),
+        Endpoint("add-to-cart", "cart", "POST", "/api/v1/cart/items", request_lua=add_to_cart),
+        # The seed route with items: a checkout (reservation, order, commit) without the cart
+        # read and clear, so it can repeat; the cart checkout adds one cart call to it.
+        Endpoint("checkout", "order", "POST", "/api/order", request_lua=checkout),
+        Endpoint("sign-in", "auth", "POST", "/api/v1/auth/token", body=json.dumps(credentials)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--only", default="", help="comma-separated endpoints (bare always runs)")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME=SERVICE:PATH",
+        help="also GET PATH of SERVICE (auth, product, cart, order) as endpoint NAME",
+    )
+    args = parser.parse_args(argv)
+    wrk_binary()
+    wanted = set(filter(None, args.only.split(",")))
+    extra = []
+    for spec in args.extra:
+        name, _, target = spec.partition("=")
+        service, _, path = target.partition(":")
+        if not name or service not in SERVICES or not path.startswith("/"):
+            parser.error(f"--extra {spec!r}: NAME=SERVICE:PATH, e.g. x=product:/healthz")
+        extra.append(Endpoint(name, service, "GET", path))
+        if wanted:
+            wanted.add(name)
+    bare_port = free_port()
+    # A shopper signing in many times a second from one address: raise the limits for the run.
+    generous = {"SIGNIN_LIMIT_PER_CLIENT": "100000000", "SIGNIN_LIMIT_PER_EMAIL": "100000000"}
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as workdir:
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare", str(bare_port)],
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        try:
+            with LocalPlatform(
+                Path(workdir), ephemeral_mongo=True, service_env={"auth": generous}
+            ) as platform:
+                bare_url = f"http://127.0.0.1:{bare_port}"
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        httpx.get(bare_url, timeout=1)
+                        break
+                    except httpx.HTTPError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+                bench = Bench(platform, bare_url, args.seconds, args.connections)
+                results = []
+                for endpoint in endpoints(platform) + extra:
+                    if wanted and endpoint.name not in wanted and endpoint.name != "bare":
+                        continue
+                    results.append(bench.run(endpoint))
+                    print(f"  measured {endpoint.name}", file=sys.stderr, flush=True)
+        finally:
+            bare.terminate()
+            bare.wait(10)
+    ceiling = results[0].rps
+    for result in results:
+        result.ratio = result.rps / ceiling if ceiling else 0.0
+    print(
+        f"{'endpoint':14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+        f"{'cpu ms':>7} {'db cpu':>7} {'db cmds':>8} {'calls':>6} {'ratio':>6}"
+    )
+    for r in results:
+        print(
+            f"{r.endpoint:14} {r.rps:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.failed:7d} "
+            f"{r.cpu_ms:7.2f} {r.db_cpu_ms:7.2f} {r.db_cmds:8.1f} {r.calls:6.1f} {r.ratio:6.3f}"
+        )
+    for r in results:
+        print(r.line())
+    failed = sum(r.failed for r in results)
+    if failed:
+        print(f"bench-api: {failed} failed requests", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""A smoke run of the API benchmark (``make bench-api``; figures come from the full run, never
+from tests): it starts local mode, measures, prints one line per endpoint in its fixed format,
+and exits 1 when a request failed (here an extra endpoint that answers 404)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = re.compile(
+    r"^bench-api (?P<name>\S+) rps=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ failed=(?P<failed>\d+)"
+    r" cpu_ms=[\d.]+ db_cpu_ms=[\d.]+ db_cmds=[\d.]+ calls=[\d.]+ ratio=[\d.]+$",
+    re.MULTILINE,
+)
+
+
+def test_the_benchmark_runs_and_fails_on_a_failed_request() -> None:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is not installed (.ci/run installs Debian's wrk)")
+        pytest.skip("wrk is not installed (apt-get install wrk, or make bench-api)")
+    missing = "missing=product:/api/v1/products/000000000000000000000000"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.api", "--seconds", "1", "--connections", "4",
+         "--only", "product-read", "--extra", missing],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    lines = {m["name"]: int(m["failed"]) for m in LINE.finditer(run.stdout)}
+    assert lines.keys() == {"bare", "product-read", "missing"}, run.stdout + run.stderr
+    assert lines["bare"] == 0 and lines["product-read"] == 0, run.stdout
+    assert lines["missing"] > 0, run.stdout
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "failed requests" in run.stderr
