@@ -16,7 +16,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -96,10 +96,22 @@ def _serving_pods(shop: Platform, service: str) -> list[str]:
     ]
 
 
-def _figure(what: str, report: LoadReport, seconds: float) -> None:
+def _without_a_failed_request(shop: Platform, what: str, change: Callable[[], None]) -> LoadReport:
+    """``change`` (which waits until it is done) under the shopper load, after 5 s of it and with
+    5 s more; the figure is printed, and no request may have failed."""
+    with BackgroundLoad(shop) as load:
+        time.sleep(5)
+        began = time.monotonic()
+        change()
+        seconds = time.monotonic() - began
+        time.sleep(5)
+        report = load.stop()
     record_figure(
         f"cluster {what}: {report.sent} requests, {report.failed} failed ({seconds:.0f} s)"
     )
+    print(report.summary())
+    assert report.failed == 0, report.summary()
+    return report
 
 
 def test_a_spec_change_rolls_every_deployment_under_load_without_a_failed_request(
@@ -108,9 +120,8 @@ def test_a_spec_change_rolls_every_deployment_under_load_without_a_failed_reques
     shop = explained
     before = {name: d["metadata"]["generation"] for name, d in _deployments(shop).items()}
     pods_before = {s: set(_serving_pods(shop, s)) for s in SERVICES}
-    with BackgroundLoad(shop) as load:
-        time.sleep(5)
-        began = time.monotonic()
+
+    def roll() -> None:
         change = {"spec": {"services": {s: {"resources": _resources("15m")} for s in SERVICES}}}
         shop.cluster.kubectl(
             "-n", shop.namespace, "patch", "checkout", shop.name, "--type=merge",
@@ -124,12 +135,8 @@ def test_a_spec_change_rolls_every_deployment_under_load_without_a_failed_reques
             what="the operator changed every Deployment",
         )
         shop.wait_settled(timeout=600)
-        seconds = time.monotonic() - began
-        time.sleep(5)
-        report = load.stop()
-    _figure("rolling update", report, seconds)
-    print(report.summary())
-    assert report.failed == 0, report.summary()
+
+    report = _without_a_failed_request(shop, "rolling update", roll)
     for service in SERVICES:
         after = set(_serving_pods(shop, service))
         assert len(after) == REPLICAS and not after & pods_before[service], (service, after)
@@ -141,9 +148,8 @@ def test_deleting_one_pod_of_each_service_under_load_fails_no_request(
 ) -> None:
     shop = explained
     victims = [_serving_pods(shop, service)[0] for service in SERVICES]
-    with BackgroundLoad(shop) as load:
-        time.sleep(5)
-        began = time.monotonic()
+
+    def delete() -> None:
         shop.cluster.kubectl("-n", shop.namespace, "delete", "pod", *victims, "--wait=false")
         shop.cluster.wait_for(
             lambda: not set(victims) & {p["metadata"]["name"] for p in shop.pods()},
@@ -151,12 +157,8 @@ def test_deleting_one_pod_of_each_service_under_load_fails_no_request(
             what="the deleted pods gone",
         )
         shop.wait_settled(timeout=300)
-        seconds = time.monotonic() - began
-        time.sleep(5)
-        report = load.stop()
-    _figure("pod deletion", report, seconds)
-    print(report.summary())
-    assert report.failed == 0, report.summary()
+
+    _without_a_failed_request(shop, "pod deletion", delete)
     for service in SERVICES:
         assert len(_serving_pods(shop, service)) == REPLICAS
 

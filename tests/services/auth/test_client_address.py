@@ -25,6 +25,19 @@ async def attempts(auth, forwarded_for: str | None, count: int) -> list[int]:
     return codes
 
 
+def auth_settings(mongo_server, db_prefix, keyrings, **overrides):
+    """Auth with a small per-client limit (and a per-email one that never counts here)."""
+    return service_settings(
+        "auth",
+        mongo_server,
+        db_prefix,
+        keyrings,
+        signin_limit_per_client=LIMIT,
+        signin_limit_per_email=100,
+        **overrides,
+    )
+
+
 def logged_clients(caplog: pytest.LogCaptureFixture) -> list[str | None]:
     return [getattr(r, "client", None) for r in caplog.records if r.getMessage() == "request"]
 
@@ -32,16 +45,8 @@ def logged_clients(caplog: pytest.LogCaptureFixture) -> list[str | None]:
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
     mongo_server, db_prefix, keyrings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = service_settings(
-        "auth",
-        mongo_server,
-        db_prefix,
-        keyrings,
-        signin_limit_per_client=LIMIT,
-        signin_limit_per_email=100,
-        # A network written with its host bits set counts as the network.
-        trusted_proxies=("127.0.0.9/8",),
-    )
+    # A network written with its host bits set counts as the network.
+    settings = auth_settings(mongo_server, db_prefix, keyrings, trusted_proxies=("127.0.0.9/8",))
     async with run_service(settings) as auth:
         caplog.set_level(logging.INFO, logger="checkout.access")
         assert await attempts(auth, "198.51.100.7", LIMIT + 1) == [401] * LIMIT + [429]
@@ -58,14 +63,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
 async def test_without_a_trusted_proxy_the_header_is_ignored(
     mongo_server, db_prefix, keyrings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = service_settings(
-        "auth",
-        mongo_server,
-        db_prefix,
-        keyrings,
-        signin_limit_per_client=LIMIT,
-        signin_limit_per_email=100,
-    )
+    settings = auth_settings(mongo_server, db_prefix, keyrings)
     async with run_service(settings) as auth:
         caplog.set_level(logging.INFO, logger="checkout.access")
         # Every "client" is the connection's own address: one budget, whatever the header says.
