@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -52,4 +53,14 @@ def run(settings_cls: type[S], app_factory: Callable[[S], Litestar], service: st
         raise SystemExit(2) from exc
     configure_logging(service, settings.log_level)
     app = app_factory(settings)
-    uvicorn.run(app, **server_options(settings.host, settings.port), **proxy_options(settings))
+    config = uvicorn.Config(
+        app, **server_options(settings.host, settings.port), **proxy_options(settings)
+    )
+    server = uvicorn.Server(config)
+    listen_fd = os.environ.get("LISTEN_FD")
+    if listen_fd:
+        # A socket bound by whoever started this process (local mode binds every service's port
+        # before it starts them, so no two processes can be handed the same free port).
+        server.run(sockets=[socket.socket(fileno=int(listen_fd))])
+    else:
+        server.run()

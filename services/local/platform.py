@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,8 +60,31 @@ def ensure_admin_credentials(path: Path) -> tuple[str, str]:
     return ADMIN_EMAIL, password
 
 
+def bind_port(port: int) -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:``port`` (0: any free port), not yet listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class ServiceProcess:
-    def __init__(self, name: str, port: int, env: dict[str, str], log_path: Path) -> None:
+    """One service as a process. Its port is bound here and the socket handed to the process
+    (LISTEN_FD), so the port it was given is the one it serves, even while other platforms pick
+    free ports at the same moment."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        env: dict[str, str],
+        log_path: Path,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.name = name
         self.port = port
         self.env = env
@@ -68,6 +92,7 @@ class ServiceProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._sock = sock
 
     @property
     def running(self) -> bool:
@@ -78,13 +103,20 @@ class ServiceProcess:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops us
-        )
+        # Bound again on a restart; the process keeps the only copy, so once it stops, the port
+        # refuses connections as a stopped service's should.
+        sock, self._sock = self._sock or bind_port(self.port), None
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                env={**self.env, "LISTEN_FD": str(sock.fileno())},
+                pass_fds=(sock.fileno(),),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the runner, which stops us
+            )
+        finally:
+            sock.close()
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -153,6 +185,7 @@ class LocalPlatform:
         self.keys_dir = self.workdir / "keys"
         self.logs_dir = self.workdir / "logs"
         self.admin_file = self.workdir / "admin.json"
+        self._fixed_ports = {name for name, port in (ports or {}).items() if port}
         self.ports = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         self.token_ttl_seconds = token_ttl_seconds
@@ -211,10 +244,18 @@ class LocalPlatform:
             self.mongo = start_mongo()
         else:
             self.mongo = start_mongo(workdir=self.workdir / "mongo")
+        sockets: dict[str, socket.socket] = {}
         try:
+            # Every port is bound before any service is told the others' URLs.
+            for name in self.service_names:
+                sockets[name] = self._bind(name)
             for name in self.service_names:
                 self.services[name] = ServiceProcess(
-                    name, self.ports[name], self._env(name), self.logs_dir / f"{name}.log"
+                    name,
+                    self.ports[name],
+                    self._env(name),
+                    self.logs_dir / f"{name}.log",
+                    sockets.pop(name),
                 )
                 self.services[name].start()
             for service in self.services.values():
@@ -222,9 +263,24 @@ class LocalPlatform:
             if self.should_load_catalogue:
                 self.load_catalogue()
         except BaseException:
+            for sock in sockets.values():
+                sock.close()
             self.stop()
             raise
         return self
+
+    def _bind(self, name: str) -> socket.socket:
+        """The service's port, bound; a port picked as free but taken since is picked again
+        (a port that was asked for is an error)."""
+        for _ in range(20):
+            try:
+                return bind_port(self.ports[name])
+            except OSError as exc:
+                if name in self._fixed_ports:
+                    raise PlatformError(f"{name}: port {self.ports[name]}: {exc.strerror}") from exc
+                self.ports[name] = free_port()
+                self.urls[name] = f"http://127.0.0.1:{self.ports[name]}"
+        raise PlatformError(f"{name}: no free port found")
 
     def load_catalogue(self) -> str:
         """Load the sample catalogue with the documented command; returns its summary line."""
