@@ -30,8 +30,10 @@ from services.local.rotation import FileRotation, ring_file, state_path
 from tests.conftest import RunningService
 
 # Auth's token lifetime here: far below the 60 s floor of its environment setting, so a JWT
-# rotation (which waits for the lifetime plus the verifiers' 5 s leeway) takes seconds.
-TOKEN_TTL = 3
+# rotation (which waits for the lifetime plus the verifiers' 5 s leeway) takes seconds. Long
+# enough that a token issued just before the promotion is still used a second after it even
+# when the machine is busy (at 3 s a loaded CI run once saw no such use).
+TOKEN_TTL = 6
 LEEWAY = 5
 ADMIN_EMAIL = "admin@rotation.test"
 ADMIN_PASSWORD = "rotation admin password"
