@@ -13,8 +13,11 @@ So every read-modify-write of one document holds a lock for that document:
 - on FerretDB (told by ``buildInfo``, once per client), also a *lease*: a document
   ``{_id: "<scope>:<key>"}`` in the service's ``locks`` collection, taken by inserting it (the
   atomic operation FerretDB has) and given back by deleting it, so the replicas of a service
-  take turns. A lease names its holder and expires after ``LEASE_SECONDS``: one left by a
-  process that died is removed by the next one that wants it. On MongoDB no lease is taken.
+  take turns. A lease names its holder and expires (``LEASE_SECONDS``, longer where service
+  calls are guarded too): one left by a process that died is removed by the next one that
+  wants it; one whose release failed because the database went away is given back as soon as
+  the database answers again. A request waits at most ``WAIT_SECONDS`` for a lease, then gets
+  a 503 with Retry-After. On MongoDB no lease is taken.
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ from collections.abc import AsyncIterator, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.kit.errors import ServiceUnavailable
 
-# Longer than any guarded operation (database timeouts, one service call with its retries).
-LEASE_SECONDS = 30.0
-# How long a request waits for a lease before it is answered 503 with Retry-After.
-WAIT_SECONDS = 10.0
+# A lease outlives the operation it guards (a few database commands, each bounded by the
+# database timeout); KeyedLocks that guard service calls as well ask for longer ones.
+LEASE_SECONDS = 10.0
+# How long a request waits for a lease before it is answered 503 with Retry-After: less than a
+# calling service's HTTP timeout, so the caller gets the 503 (and may retry), not a timeout.
+WAIT_SECONDS = 2.0
+# Leases whose release failed (the database went away mid-request), given back once it is back.
+_releasing: set[asyncio.Task[None]] = set()
 
 LockTable = weakref.WeakValueDictionary[Hashable, asyncio.Lock]
 
@@ -53,8 +60,16 @@ async def needs_leases(collection: Any) -> bool:
     return known
 
 
+async def _release_later(collection: Any, name: str, holder: str, until: float) -> None:
+    while time.monotonic() < until:
+        await asyncio.sleep(0.5)
+        with contextlib.suppress(PyMongoError):
+            await collection.delete_one({"_id": name, "holder": holder})
+            return
+
+
 @contextlib.asynccontextmanager
-async def lease(collection: Any, name: str) -> AsyncIterator[None]:
+async def lease(collection: Any, name: str, seconds: float = LEASE_SECONDS) -> AsyncIterator[None]:
     """Hold the lease ``name`` in ``collection`` (see the module's docstring)."""
     holder = uuid.uuid4().hex
     deadline = time.monotonic() + WAIT_SECONDS
@@ -63,7 +78,7 @@ async def lease(collection: Any, name: str) -> AsyncIterator[None]:
         now = datetime.now(UTC)
         try:
             await collection.insert_one(
-                {"_id": name, "holder": holder, "expiresAt": now + timedelta(seconds=LEASE_SECONDS)}
+                {"_id": name, "holder": holder, "expiresAt": now + timedelta(seconds=seconds)}
             )
             break
         except DuplicateKeyError:
@@ -76,7 +91,16 @@ async def lease(collection: Any, name: str) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await collection.delete_one({"_id": name, "holder": holder})
+        try:
+            await collection.delete_one({"_id": name, "holder": holder})
+        except PyMongoError:
+            # Not left to expire: the others would wait for it long after the database is back.
+            task = asyncio.create_task(
+                _release_later(collection, name, holder, time.monotonic() + seconds)
+            )
+            _releasing.add(task)
+            task.add_done_callback(_releasing.discard)
+            raise
 
 
 class KeyedLocks:
@@ -84,12 +108,18 @@ class KeyedLocks:
     ``shared`` (a collection of the service's database) is on FerretDB, across processes."""
 
     def __init__(
-        self, shared: Any = None, scope: str = "", *, table: LockTable | None = None
+        self,
+        shared: Any = None,
+        scope: str = "",
+        *,
+        table: LockTable | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         # ``table``: the in-process locks, when several instances must share them.
         self._locks: LockTable = weakref.WeakValueDictionary() if table is None else table
         self.shared = shared
         self.scope = scope
+        self.lease_seconds = lease_seconds
 
     @contextlib.asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
@@ -99,7 +129,7 @@ class KeyedLocks:
             self._locks[key] = lock
         async with lock:
             if self.shared is not None and await needs_leases(self.shared):
-                async with lease(self.shared, f"{self.scope}:{key}"):
+                async with lease(self.shared, f"{self.scope}:{key}", self.lease_seconds):
                     yield
             else:
                 yield

@@ -110,7 +110,8 @@ class OrderService:
         self.finish_grace = timedelta(seconds=finish_grace_seconds)
         # One checkout per user at a time in this process: a double-submitted checkout sees the
         # first one's order (or the emptied cart), and a deletion waits for a checkout in flight.
-        self.locks = KeyedLocks(db.locks, "checkout")
+        # Held across the calls to product and cart: a lease that outlives them with retries.
+        self.locks = KeyedLocks(db.locks, "checkout", lease_seconds=60.0)
 
     # --- checkout -----------------------------------------------------------------------------
 

@@ -5,17 +5,20 @@ service, each with its own in-process locks."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from services.kit import locks as locks_module
 from services.kit.errors import ServiceUnavailable
 from services.kit.locks import KeyedLocks, needs_leases
-from services.local.mongo_server import MongoServer
+from services.local.mongo_server import MongoServer, free_port, start_mongo
 
 
 @pytest.fixture
@@ -80,3 +83,32 @@ async def test_a_lease_held_too_long_is_a_503_with_retry_after(
         async with KeyedLocks(db.locks, "counter").hold("c"):
             pass
     assert refused.value.headers["Retry-After"] == "1"
+
+
+async def test_a_lease_whose_release_failed_is_given_back_once_the_database_is_back(
+    tmp_path: Path,
+) -> None:
+    """The database goes away while a lease is held: the release fails with the request, and
+    the lease is deleted as soon as the database answers again - not left to expire."""
+    folder, port = tmp_path / "db", free_port()
+    server = start_mongo(folder, port)
+    if server.kind == "external":
+        server.stop()
+        pytest.skip("MONGO_URI names an external server, which this test cannot stop")
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server.uri, serverSelectionTimeoutMS=1000)
+    try:
+        locks = client["leases"].locks
+        if not await needs_leases(locks):
+            pytest.skip("mongod: no lease is taken")
+        with pytest.raises(PyMongoError):
+            async with KeyedLocks(locks, "counter", lease_seconds=60).hold("c"):
+                server.stop()
+        server = start_mongo(folder, port)
+        began = time.monotonic()
+        while await locks.count_documents({}) and time.monotonic() - began < 10:
+            await asyncio.sleep(0.2)
+        assert await locks.count_documents({}) == 0
+        assert time.monotonic() - began < 5  # not the lease's 60 s
+    finally:
+        await client.close()
+        server.stop()
