@@ -5,8 +5,10 @@ no auth service is needed)."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +71,17 @@ async def run_all_services(
     ):
         await load_catalogue(product.app.state.db, read_catalogue())
         yield {"auth": auth, "product": product, "cart": cart, "order": order}
+
+
+@contextlib.asynccontextmanager
+async def module_services(
+    mongo: MongoServer, tmp_path_factory: pytest.TempPathFactory, tag: str
+) -> AsyncIterator[tuple[dict[str, RunningService], Keyrings]]:
+    """``run_all_services`` for a module-scoped fixture: keyrings of its own and databases named
+    ``<tag><random>`` so modules sharing the server stay apart."""
+    keyrings = Keyrings.create(Path(tmp_path_factory.mktemp(tag)) / "keys")
+    async with run_all_services(mongo, keyrings, tag[0] + uuid.uuid4().hex[:12]) as services:
+        yield services, keyrings
 
 
 async def product_id(product: RunningService, sku: str) -> str:

@@ -19,7 +19,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -29,8 +28,7 @@ from bson import ObjectId
 
 from services.local.mongo_server import MongoServer
 from tests.conftest import RunningService
-from tests.infra.keys import Keyrings
-from tests.services.conftest import run_all_services
+from tests.services.conftest import module_services
 from tests.services.routes import OPERATIONS, SERVICES, Operation
 
 PROBLEM = "application/problem+json"
@@ -105,8 +103,7 @@ class World:
 async def world(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    keyrings = Keyrings.create(Path(tmp_path_factory.mktemp("hostile")) / "keys")
-    async with run_all_services(mongo_server, keyrings, "h" + uuid.uuid4().hex[:12]) as services:
+    async with module_services(mongo_server, tmp_path_factory, "hostile") as (services, keyrings):
         auth, product, cart = services["auth"], services["product"], services["cart"]
         admin = await auth.app.state.auth_service.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
         headers = {
@@ -343,19 +340,20 @@ async def test_raw_bodies(world: World, op: Operation, case: str) -> None:
         assert response.status_code == 400, response.text
 
 
+async def send_json(world: World, op: Operation, body: Any) -> Any:
+    """``body`` as the JSON body of ``op`` on a valid path; nothing may change if it is refused."""
+    return await refused_changes_nothing(
+        world, op, world.valid_path(op), content=body, headers={"Content-Type": "application/json"}
+    )
+
+
 @pytest.mark.parametrize("value", list(HOSTILE_VALUES), ids=str)
 @pytest.mark.parametrize("op", BODY_OPERATIONS, ids=lambda op: op.id)
 async def test_hostile_values_in_every_body_field(world: World, op: Operation, value: str) -> None:
     example = VALID_BODIES[str(op.operation_id)]
     for field in fields_of(example(world)):
         body = substitute(example(world), field, HOSTILE_VALUES[value])
-        response = await refused_changes_nothing(
-            world,
-            op,
-            world.valid_path(op),
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
+        response = await send_json(world, op, body)
         if value in ALWAYS_REFUSED_VALUES or (
             value in OUT_OF_RANGE_COUNTS and field.rsplit(".", 1)[-1] in COUNT_FIELDS
         ):
@@ -374,13 +372,7 @@ async def test_duplicate_keys(world: World, op: Operation) -> None:
             (b"{" + operator + b", " + good[1:], False),
             (good[:-1] + b", " + operator + b"}", True),
         ]:
-            response = await refused_changes_nothing(
-                world,
-                op,
-                world.valid_path(op),
-                content=body,
-                headers={"Content-Type": "application/json"},
-            )
+            response = await send_json(world, op, body)
             if refused:
                 assert response.status_code == 400, response.text
 
@@ -389,13 +381,7 @@ async def test_oversized_bodies_are_413(world: World) -> None:
     limit = world.services["auth"].settings.max_body_bytes
     for op in BODY_OPERATIONS:
         big = b'{"name": "' + b"x" * limit + b'"}'
-        response = await refused_changes_nothing(
-            world,
-            op,
-            world.valid_path(op),
-            content=big,
-            headers={"Content-Type": "application/json"},
-        )
+        response = await send_json(world, op, big)
         assert response.status_code == 413, (op.id, response.text)
 
         async def chunks(body: bytes = big) -> AsyncIterator[bytes]:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -29,7 +28,7 @@ from services.kit.keyring import generate_key
 from services.local.mongo_server import MongoServer
 from tests.conftest import RunningService
 from tests.infra.keys import Keyrings, write_ring
-from tests.services.conftest import assert_problem, run_all_services
+from tests.services.conftest import assert_problem, module_services
 from tests.services.routes import OPERATIONS, SERVICES, Operation
 
 ISSUER, AUDIENCE = "checkout-platform", "checkout-api"
@@ -54,8 +53,7 @@ class Platform:
 async def platform(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
-    keyrings = Keyrings.create(Path(tmp_path_factory.mktemp("jwt")) / "keys")
-    async with run_all_services(mongo_server, keyrings, "j" + uuid.uuid4().hex[:12]) as services:
+    async with module_services(mongo_server, tmp_path_factory, "jwt") as (services, keyrings):
         registered = await services["auth"].client.post(
             "/api/v1/auth/register", json={"email": "mallory@example.com", "password": PASSWORD}
         )

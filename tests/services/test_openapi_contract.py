@@ -34,7 +34,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from bson import ObjectId
 from services.local.mongo_server import MongoServer
 from tests.conftest import RunningService
 from tests.infra.keys import Keyrings
-from tests.services.conftest import run_all_services
+from tests.services.conftest import module_services
 from tests.services.routes import OPERATIONS, SERVICES
 
 SEED = 20261130
@@ -73,8 +72,7 @@ class Platform:
 async def platform(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
-    keyrings = Keyrings.create(Path(tmp_path_factory.mktemp("contract")) / "keys")
-    async with run_all_services(mongo_server, keyrings, "c" + uuid.uuid4().hex[:12]) as services:
+    async with module_services(mongo_server, tmp_path_factory, "contract") as (services, keyrings):
         admin = await services["auth"].app.state.auth_service.ensure_admin(
             "contract-admin@example.com", "correct horse battery"
         )
