@@ -50,8 +50,11 @@ class CartRepository:
     async def count(self, user_id: str) -> int:
         return await self.lines.count_documents({"userId": user_id})
 
-    async def add(self, user_id: str, product_id: str, quantity: int, max_quantity: int) -> None:
-        """Create the line, or add ``quantity`` to it (never above ``max_quantity``)."""
+    async def add(
+        self, user_id: str, product_id: str, quantity: int, max_quantity: int, price_cents: int
+    ) -> None:
+        """Create the line, or add ``quantity`` to it (never above ``max_quantity``); the line
+        remembers ``price_cents``, the unit price the shopper saw when adding."""
         now = datetime.now(UTC)
         for _ in range(_TRIES):
             try:
@@ -61,6 +64,7 @@ class CartRepository:
                         "userId": user_id,
                         "productId": product_id,
                         "quantity": quantity,
+                        "addedPriceCents": price_cents,
                         "addedAt": now,
                         "updatedAt": now,
                     }
@@ -74,7 +78,10 @@ class CartRepository:
                     "productId": product_id,
                     "quantity": {"$lte": max_quantity - quantity},
                 },
-                {"$inc": {"quantity": quantity}, "$set": {"updatedAt": now}},
+                {
+                    "$inc": {"quantity": quantity},
+                    "$set": {"updatedAt": now, "addedPriceCents": price_cents},
+                },
             )
             if grown.matched_count:
                 return

@@ -27,6 +27,9 @@ class CartLine(msgspec.Struct, rename="camel"):
     unit_price_cents: int | None
     currency: str | None
     line_total_cents: int | None
+    # The unit price when the line was last added to (null for lines older than this field):
+    # a client can tell the shopper the price changed since.
+    added_unit_price_cents: int | None = None
 
 
 class Cart(msgspec.Struct, rename="camel"):

@@ -40,6 +40,7 @@ def to_line(doc: Document, product: ProductInfo | None) -> CartLine:
         unit_price_cents=product.price_cents,
         currency=product.currency,
         line_total_cents=product.price_cents * quantity,
+        added_unit_price_cents=doc.get("addedPriceCents"),
     )
 
 
@@ -106,7 +107,9 @@ class CartService:
             if product.stock < have + item.quantity:
                 raise out_of_stock(product, have + item.quantity)
             try:
-                await self.repo.add(user_id, item.product_id, item.quantity, MAX_LINE_QUANTITY)
+                await self.repo.add(
+                    user_id, item.product_id, item.quantity, MAX_LINE_QUANTITY, product.price_cents
+                )
             except LineFull as exc:
                 raise Conflict(f"A cart holds at most {MAX_LINE_QUANTITY} of one product.") from exc
             except LineContended as exc:

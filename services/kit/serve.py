@@ -13,12 +13,12 @@ import uvicorn
 from litestar import Litestar
 
 from services.kit.observability import configure_logging
-from services.kit.settings import ServiceSettings, SettingsError, load_settings
+from services.kit.settings import AppSettings, SettingsError, load_settings
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=AppSettings)
 
 
-def proxy_options(settings: ServiceSettings) -> dict[str, Any]:
+def proxy_options(settings: AppSettings) -> dict[str, Any]:
     """uvicorn's options for the proxy headers: X-Forwarded-For and -Proto are read only from
     the configured trusted proxies (uvicorn's own default would trust 127.0.0.1, or whatever
     FORWARDED_ALLOW_IPS says). In a chain, the client is the right-most address that is not a

@@ -27,23 +27,13 @@ class SettingsError(Exception):
     """Raised when settings are missing or invalid; the message names every bad variable."""
 
 
-class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
-    """Settings shared by every service."""
+class AppSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Settings of every process that serves the platform's HTTP (the storefront has only these)."""
 
     service_name: NonEmpty
     host: str = "0.0.0.0"
     port: Port = 8000
     log_level: Annotated[str, Meta(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
-    mongo_uri: NonEmpty
-    mongo_db: NonEmpty
-    mongo_username: str | None = None
-    mongo_password: str | None = None
-    mongo_timeout_seconds: PositiveFloat = 5.0
-    jwt_keyring_file: NonEmpty = "/var/run/secrets/checkout/jwt/keyring.json"
-    internal_keyring_file: NonEmpty = "/var/run/secrets/checkout/internal/keyring.json"
-    keyring_check_interval_seconds: Annotated[float, Meta(ge=0)] = 1.0
-    jwt_issuer: NonEmpty = "checkout-platform"
-    jwt_audience: NonEmpty = "checkout-api"
     max_body_bytes: Annotated[int, Meta(ge=1024, le=10_000_000)] = 64 * 1024
     auth_url: str | None = None
     product_url: str | None = None
@@ -68,6 +58,21 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
             )
 
 
+class ServiceSettings(AppSettings, kw_only=True, frozen=True):
+    """Settings shared by the four API services: their database and the keyrings."""
+
+    mongo_uri: NonEmpty
+    mongo_db: NonEmpty
+    mongo_username: str | None = None
+    mongo_password: str | None = None
+    mongo_timeout_seconds: PositiveFloat = 5.0
+    jwt_keyring_file: NonEmpty = "/var/run/secrets/checkout/jwt/keyring.json"
+    internal_keyring_file: NonEmpty = "/var/run/secrets/checkout/internal/keyring.json"
+    keyring_check_interval_seconds: Annotated[float, Meta(ge=0)] = 1.0
+    jwt_issuer: NonEmpty = "checkout-platform"
+    jwt_audience: NonEmpty = "checkout-api"
+
+
 def _is_ip_network(entry: str) -> bool:
     try:
         ipaddress.ip_network(entry, strict=False)
@@ -80,7 +85,7 @@ def _is_sequence(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (tuple, list)
 
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=AppSettings)
 _SECRET_NAME = re.compile("password|secret|key", re.IGNORECASE)
 
 

@@ -15,7 +15,14 @@ import threading
 import time
 from pathlib import Path
 
-from services.local.platform import DEV_PORTS, SERVICES, LocalPlatform, PlatformError
+from services.local.platform import (
+    DEV_PORTS,
+    PROCESSES,
+    SERVICES,
+    STOREFRONT,
+    LocalPlatform,
+    PlatformError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,22 +34,26 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for keyrings, admin credentials, database files and logs (default .local)",
     )
     parser.add_argument(
-        "--base-port", type=int, default=8001, help="auth's port; the others follow (8001)"
+        "--base-port",
+        type=int,
+        default=8000,
+        help="the storefront's port; auth, product, cart and order take the next four (8000)",
     )
     args = parser.parse_args(argv)
-    ports = {name: args.base_port + DEV_PORTS[name] - 8001 for name in SERVICES}
+    ports = {name: args.base_port + DEV_PORTS[name] - 8000 for name in PROCESSES}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
     print(f"starting the platform in {args.dir.resolve()} ...", flush=True)
     try:
-        platform = LocalPlatform(args.dir, ports=ports).start()
+        platform = LocalPlatform(args.dir, ports=ports, services=PROCESSES).start()
     except PlatformError as exc:
         print(f"make dev: {exc}", file=sys.stderr)
         return 1
     try:
         assert platform.mongo is not None
         print(f"\nready in {time.monotonic() - started:.1f}s\n")
+        print(f"  shop     {platform.urls[STOREFRONT]}   <- open this in a browser\n")
         for name in SERVICES:
             print(f"  {name:<8} {platform.urls[name]}   (OpenAPI: {platform.urls[name]}/schema)")
         print(f"  mongodb  {platform.mongo.uri}  ({platform.mongo.kind})")

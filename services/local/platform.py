@@ -1,4 +1,5 @@
-"""The whole platform as local processes: a MongoDB-protocol server and the four services.
+"""The whole platform as local processes: a MongoDB-protocol server, the four services and the
+storefront.
 
 ``LocalPlatform`` is what ``make dev`` runs and what the cross-service tests and benchmarks start:
 every service is a separate ``python -m services.<name>`` process on its own port, wired to the
@@ -29,7 +30,10 @@ from services.kit.rotation import RingName, make_kid
 from services.local.mongo_server import MongoServer, free_port, start_mongo
 
 SERVICES = ("auth", "product", "cart", "order")
-DEV_PORTS = {"auth": 8001, "product": 8002, "cart": 8003, "order": 8004}
+STOREFRONT = "storefront"
+# Everything local mode can run: the four API services, and the shop in front of them.
+PROCESSES = (*SERVICES, STOREFRONT)
+DEV_PORTS = {"storefront": 8000, "auth": 8001, "product": 8002, "cart": 8003, "order": 8004}
 ADMIN_EMAIL = "admin@checkout.local"
 
 
@@ -47,6 +51,14 @@ def ensure_keyrings(keys_dir: Path) -> tuple[Path, Path]:
             kid = make_kid(ring, time.time(), secrets.token_hex(3))
             write_atomically(path, dump_keyring(kid, [generate_key(kid)]))
     return jwt_file, internal_file
+
+
+def ensure_csrf_secret(path: Path) -> Path:
+    """The secret the storefront signs its forms' CSRF tokens with, made once and then kept (so
+    a form open across a restart still posts)."""
+    if not path.exists():
+        write_atomically(path, secrets.token_urlsafe(36).encode())
+    return path
 
 
 def ensure_admin_credentials(path: Path) -> tuple[str, str]:
@@ -161,11 +173,13 @@ class ServiceProcess:
 class LocalPlatform:
     """``with LocalPlatform(workdir) as platform:`` — everything started, ready and wired.
 
-    ``ports`` fixes the services' ports (``make dev`` uses 8001-8004); by default free ports are
-    taken, so several platforms (test workers) can run side by side. ``mongo`` reuses a running
-    server; otherwise one is started (``MONGO_URI``, ``mongod`` or FerretDB, in that order) and
-    its data kept under ``workdir/mongo`` unless ``ephemeral_mongo`` is set. ``db_prefix`` names
-    the databases ``<prefix>auth`` … so platforms sharing a server stay apart.
+    ``ports`` fixes the ports (``make dev``: the storefront on 8000, the services on 8001-8004);
+    by default free ports are taken, so several platforms (test workers) can run side by side.
+    ``mongo`` reuses a running server; otherwise one is started (``MONGO_URI``, ``mongod`` or
+    FerretDB, in that order) and its data kept under ``workdir/mongo`` unless
+    ``ephemeral_mongo`` is set. ``db_prefix`` names the databases ``<prefix>auth`` … so
+    platforms sharing a server stay apart. ``services`` names the processes to run: the four API
+    services by default; add ``"storefront"`` for the shop.
     """
 
     def __init__(
@@ -186,12 +200,15 @@ class LocalPlatform:
         self.logs_dir = self.workdir / "logs"
         self.admin_file = self.workdir / "admin.json"
         self._fixed_ports = {name for name, port in (ports or {}).items() if port}
-        self.ports = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
+        self.ports = {name: (ports or {}).get(name) or free_port() for name in PROCESSES}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         self.token_ttl_seconds = token_ttl_seconds
         self.db_prefix = db_prefix
         self.service_env = service_env or {}
         self.should_load_catalogue = load_catalogue and "product" in services
+        unknown = set(services) - set(PROCESSES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; known: {', '.join(PROCESSES)}")
         self.service_names = tuple(services)
         self._given_mongo = mongo
         self._ephemeral_mongo = ephemeral_mongo
@@ -208,7 +225,28 @@ class LocalPlatform:
     def internal_keyring(self) -> Path:
         return self.keys_dir / "internal.json"
 
+    @property
+    def csrf_secret_file(self) -> Path:
+        return self.keys_dir / "csrf-secret"
+
+    def _storefront_env(self) -> dict[str, str]:
+        # The shop has no database and no keys of the platform: the services' URLs and the
+        # secret its forms are signed with.
+        env = {
+            **os.environ,
+            "SERVICE_NAME": STOREFRONT,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.ports[STOREFRONT]),
+            "CSRF_SECRET_FILE": str(self.csrf_secret_file),
+            "PYTHONUNBUFFERED": "1",
+            **{f"{name.upper()}_URL": self.urls[name] for name in SERVICES},
+        }
+        env.update(self.service_env.get(STOREFRONT, {}))
+        return env
+
     def _env(self, name: str) -> dict[str, str]:
+        if name == STOREFRONT:
+            return self._storefront_env()
         assert self.mongo is not None
         env = {
             **os.environ,
@@ -222,9 +260,9 @@ class LocalPlatform:
             "KEYRING_CHECK_INTERVAL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }
-        for other, url in self.urls.items():
+        for other in SERVICES:
             if other != name:
-                env[f"{other.upper()}_URL"] = url
+                env[f"{other.upper()}_URL"] = self.urls[other]
         if name == "auth":
             env["BOOTSTRAP_ADMIN_EMAIL"] = self.admin_email
             env["BOOTSTRAP_ADMIN_PASSWORD_FILE"] = str(self.workdir / "admin-password")
@@ -236,6 +274,7 @@ class LocalPlatform:
     def start(self) -> LocalPlatform:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ensure_keyrings(self.keys_dir)
+        ensure_csrf_secret(self.csrf_secret_file)
         self.admin_email, self.admin_password = ensure_admin_credentials(self.admin_file)
         write_atomically(self.workdir / "admin-password", self.admin_password.encode())
         if self._given_mongo is not None:

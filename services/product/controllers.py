@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from services.kit.openapi import problems
 from services.kit.tokens import Principal
 from services.product.schemas import (
+    CategoryList,
     Product,
     ProductCreate,
     ProductPage,
@@ -153,6 +154,18 @@ class ReservationController(Controller):
         return await product_service.release(reservation_id)
 
 
+class CategoryController(Controller):
+    path = "/api/v1/categories"
+    tags = ["products"]
+
+    @get("/", operation_id="listCategories")
+    async def list_categories(
+        self, product_service: NamedDependency[ProductService]
+    ) -> CategoryList:
+        """The categories that have products, by name."""
+        return await product_service.categories()
+
+
 class SeedRoutes(Controller):
     """Routes from seed 000, answering exactly as the clean API does."""
 
@@ -188,6 +201,6 @@ class SeedRoutes(Controller):
 
 router = Router(
     path="/",
-    route_handlers=[ProductController, ReservationController, SeedRoutes],
+    route_handlers=[ProductController, CategoryController, ReservationController, SeedRoutes],
     dependencies={"product_service": Provide(provide_product_service, sync_to_thread=False)},
 )

@@ -107,6 +107,10 @@ class ProductRepository:
         cursor = self.products.find(query, sort=SORTS[sort], skip=skip, limit=limit)
         return [doc async for doc in cursor], total
 
+    async def categories(self) -> list[str]:
+        """The categories that have at least one product (served by the category index)."""
+        return sorted(await self.products.distinct("category"))
+
     async def update(self, product_id: str, fields: dict[str, Any]) -> Document | None:
         oid = parse_object_id(product_id)
         if oid is None:

@@ -63,6 +63,10 @@ class ProductPage(msgspec.Struct, rename="camel"):
     total: int
 
 
+class CategoryList(msgspec.Struct, rename="camel"):
+    items: list[str]
+
+
 ReservationId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Quantity = Annotated[int, Meta(ge=1, le=1000)]
 

@@ -13,6 +13,7 @@ from services.kit.errors import BadRequest, Conflict, NotFound
 from services.kit.mongo import Database, Document, parse_object_id
 from services.product.repository import ProductRepository, ReservationRepository, SkuTaken
 from services.product.schemas import (
+    CategoryList,
     Product,
     ProductCreate,
     ProductPage,
@@ -81,6 +82,9 @@ class ProductService:
         return ProductPage(
             items=[to_product(d) for d in docs], page=page, page_size=page_size, total=total
         )
+
+    async def categories(self) -> CategoryList:
+        return CategoryList(items=await self.repo.categories())
 
     async def get(self, product_id: str) -> Product:
         doc = await self.repo.get(product_id)

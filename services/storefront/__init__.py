@@ -1,0 +1,1 @@
+"""The storefront: the shop in a browser, a backend-for-frontend on the four services."""

@@ -1,0 +1,24 @@
+"""The storefront's settings: where the four services are, and the secret its forms are signed
+with. It has no database and holds no keys of the platform: it acts with the shopper's token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+from services.kit.settings import AppSettings, NonEmpty
+
+
+class StorefrontSettings(AppSettings, kw_only=True, frozen=True):
+    auth_url: NonEmpty
+    product_url: NonEmpty
+    cart_url: NonEmpty
+    order_url: NonEmpty
+    # Signs the CSRF tokens of every form; the same value on every replica (a Secret in a
+    # cluster, CSRF_SECRET_FILE), at least 32 characters.
+    csrf_secret: Annotated[str, Meta(min_length=32)]
+    # Cookies marked Secure: on wherever the shop is served over TLS.
+    cookie_secure: bool = False
+    # Products a catalogue page shows.
+    page_size: Annotated[int, Meta(ge=1, le=100)] = 12
