@@ -27,6 +27,7 @@ async def test_add_view_change_remove(cart: RunningService, catalogue: RunningSe
         "unitPriceCents": 8999,
         "currency": "EUR",
         "lineTotalCents": 17998,
+        "addedUnitPriceCents": 8999,
     }
     assert after["itemCount"] == 3
     assert after["totalCents"] == 2 * 8999 + 2999 and after["currency"] == "EUR"
@@ -196,6 +197,12 @@ async def test_the_cart_shows_current_prices_and_products_gone_from_the_catalogu
     view = (await cart.client.get("/api/v1/cart", headers=jay.headers)).json()
     keyboard, mouse = view["lines"]
     assert keyboard["unitPriceCents"] == 5000 and keyboard["lineTotalCents"] == 10000
+    # The price the shopper saw when adding stays with the line, so a client can say it changed;
+    # adding again is seeing the new price.
+    assert keyboard["addedUnitPriceCents"] == 8999
+    again = await add_to_cart(cart, jay, kb, 1)
+    assert again["lines"][0]["addedUnitPriceCents"] == 5000
+    await cart.client.patch(f"/api/v1/cart/items/{kb}", json={"quantity": 2}, headers=jay.headers)
     assert mouse["available"] is False and mouse["unitPriceCents"] is None
     assert view["totalCents"] == 10000 and view["itemCount"] == 3
     # A line whose product is gone can still be removed, but not changed.
