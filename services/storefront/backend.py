@@ -108,7 +108,7 @@ class Backend:
             return client.decode(response, answer)
         if status == 401 and token is not None:
             raise SessionExpired
-        if 400 <= status < 500 and status != 401:
+        if 400 <= status < 500:
             raise _refusal(response)
         raise client.unexpected(response)
 

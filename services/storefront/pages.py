@@ -15,6 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 from litestar.response import Template
 
+from services.kit.contracts import MAX_LINE_QUANTITY
 from services.kit.http import DependencyUnavailable
 from services.storefront.backend import Backend, Refused
 from services.storefront.pictures import CATEGORY, SKU, product_picture
@@ -32,7 +33,7 @@ from services.storefront.session import (
 
 Req = Request[Any, Any, Any]
 ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_QUANTITY = 1000
+MAX_QUANTITY = MAX_LINE_QUANTITY  # of one product in a cart
 SortKey = Literal["name", "-name", "price", "-price", "newest"]
 SORTS: list[tuple[str, str]] = [
     ("name", "Name (A-Z)"),

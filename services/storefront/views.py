@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment
 
+from services.kit.contracts import MAX_LINE_QUANTITY
+
 SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
 FEW_LEFT = 5
 
@@ -61,4 +63,6 @@ def register(environment: Environment) -> None:
         short_id=short_id,
         title_case=title,
     )
-    environment.globals.update(few_left=FEW_LEFT, query_url=query_url)
+    environment.globals.update(
+        few_left=FEW_LEFT, query_url=query_url, max_quantity=MAX_LINE_QUANTITY
+    )
