@@ -131,6 +131,17 @@ def wrk_binary() -> str:
     return found
 
 
+def wrk_summary(url: str, script: Path, seconds: float, connections: int) -> dict[str, int]:
+    """Drive ``url`` with wrk (two threads) and return the summary line of DONE."""
+    out = subprocess.run(
+        [wrk_binary(), "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+         "--timeout", "10s", "-s", str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    summary: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return summary
+
+
 class Bench:
     def __init__(self, platform: LocalPlatform, bare_url: str, seconds: float, connections: int):
         self.platform = platform
@@ -150,14 +161,11 @@ class Bench:
         service_urls = [self.platform.urls[s] for s in SERVICES]
         cpu0, db0 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
         cmds0, calls0 = counters(service_urls)
-        out = subprocess.run(
-            [wrk_binary(), "-t2", f"-c{self.connections}", f"-d{max(1, round(self.seconds))}s",
-             "--timeout", "10s", "-s", str(script), self.urls[endpoint.service] + endpoint.path],
-            capture_output=True, text=True, check=True, timeout=self.seconds + 60,
-        )  # fmt: skip
+        summary = wrk_summary(
+            self.urls[endpoint.service] + endpoint.path, script, self.seconds, self.connections
+        )
         cpu1, db1 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
         cmds1, calls1 = counters(service_urls)
-        summary = json.loads(out.stdout.strip().splitlines()[-1])
         n = max(1, summary["requests"])
         return Result(
             endpoint=endpoint.name,
