@@ -2,24 +2,28 @@
 Least privilege on the network (networkPolicy.enabled, on by default): every pod of the service
 and of its database is denied all traffic but what it needs.
 
-- the service's pods take the public API port ("http") from the ingress controller's pods, the
-  same port from the services that call it (checkout-lib.calls) and from the operator's pods
-  (which read /internal/v1/keys during a key rotation); they may reach cluster DNS, their own
-  database and the services they call, on those ports only;
+- the service's pods take the public port ("http") from the ingress controller's pods, the same
+  port from the services that call it (checkout-lib.calls) and, where they hold keyrings, from the
+  operator's pods (which read /internal/v1/keys during a key rotation); they may reach cluster
+  DNS, their own database and the services they call, on those ports only;
 - the database's pods take 27017 from the service's pods only, and reach nothing.
+
+The storefront has no keyrings and no database: its pods take "http" from the ingress controller
+only, and reach cluster DNS and the four services.
 
 Peers are the other services of the same release, chosen by their selector labels. Kubelet probes
 come from the node, which NetworkPolicy implementations let through. extraIngress / extraEgress
 add rules (e.g. a Prometheus that scrapes /metrics, or serviceUrls outside the release).
 */}}
 
-{{/* Who calls whom: the service-to-service calls of services/<svc>/clients.py and auth's
-user-deletion cascade. */}}
+{{/* Who calls whom: the service-to-service calls of services/<svc>/clients.py, auth's
+user-deletion cascade, and the storefront (a backend-for-frontend) calling all four. */}}
 {{- define "checkout-lib.calls" -}}
 auth: [cart, order]
 cart: [product]
 order: [product, cart]
 product: []
+storefront: [auth, product, cart, order]
 {{- end }}
 
 {{- define "checkout-lib.networkPolicy.peer" -}}
@@ -61,18 +65,20 @@ spec:
       {{- include "checkout-lib.selectorLabels" (dict "ctx" . "component" "api") | nindent 6 }}
   policyTypes: [Ingress, Egress]
   ingress:
-    # The public API, through the ingress controller.
+    # The public port (the API, or the shop's pages), through the ingress controller.
     - from:
         - {{- include "checkout-lib.networkPolicy.inNamespace" (dict "ctx" . "namespace" $np.ingressController.namespace "podLabels" $np.ingressController.podLabels) | nindent 10 }}
       ports:
         - port: http
           protocol: TCP
+    {{- if .Values.keyrings }}
     # The operator, reading the keys each pod has loaded (/internal/v1/keys).
     - from:
         - {{- include "checkout-lib.networkPolicy.inNamespace" (dict "ctx" . "namespace" $np.operator.namespace "podLabels" $np.operator.podLabels) | nindent 10 }}
       ports:
         - port: http
           protocol: TCP
+    {{- end }}
     {{- range $caller := keys $calls | sortAlpha }}
     {{- if has $service (get $calls $caller) }}
     # {{ $caller }} calls {{ $service }}.
@@ -95,6 +101,7 @@ spec:
           protocol: UDP
         - port: 53
           protocol: TCP
+    {{- if .Values.mongodb }}
     # Its own database.
     - to:
         - podSelector:
@@ -103,6 +110,7 @@ spec:
       ports:
         - port: 27017
           protocol: TCP
+    {{- end }}
     {{- range $callee := get $calls $service | default list }}
     # {{ $service }} calls {{ $callee }}.
     - to:
@@ -114,6 +122,7 @@ spec:
     {{- with $np.extraEgress }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+{{- if .Values.mongodb }}
 ---
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -136,5 +145,6 @@ spec:
         - port: 27017
           protocol: TCP
   # No egress: the database reaches nothing.
+{{- end }}
 {{- end }}
 {{- end }}

@@ -1,4 +1,10 @@
-{{/* The service's own objects: ServiceAccount, ConfigMap, Service, Deployment, PDB, HPA, Ingress. */}}
+{{/*
+The chart's own objects: ServiceAccount, ConfigMap, Service, Deployment, PDB, HPA, Ingress.
+
+The templates render what the chart's values describe (its values.schema.json allows exactly its
+keys): the four API services have a database (`mongodb:`) and mount the keyrings (`keyrings:`,
+`jwt:`); the storefront has neither, and signs its forms with a CSRF secret (`csrf:`).
+*/}}
 
 {{- define "checkout-lib.serviceaccount" -}}
 {{- if .Values.serviceAccount.create }}
@@ -24,14 +30,23 @@ SERVICE_NAME: {{ include "checkout-lib.serviceName" . | quote }}
 HOST: "0.0.0.0"
 PORT: {{ .Values.containerPort | quote }}
 LOG_LEVEL: {{ .Values.logLevel | quote }}
+{{- if .Values.mongodb }}
 MONGO_URI: {{ include "checkout-lib.mongodb.uri" . | quote }}
 MONGO_DB: {{ include "checkout-lib.mongodb.database" . | quote }}
+{{- end }}
+{{- if .Values.keyrings }}
 JWT_KEYRING_FILE: {{ printf "%s/keyring.json" (include "checkout-lib.keyrings.mountDir" "jwt") | quote }}
 INTERNAL_KEYRING_FILE: {{ printf "%s/keyring.json" (include "checkout-lib.keyrings.mountDir" "internal") | quote }}
-JWT_ISSUER: {{ .Values.jwt.issuer | quote }}
-JWT_AUDIENCE: {{ .Values.jwt.audience | quote }}
-{{- with .Values.jwt.accessTokenTtlSeconds }}
+{{- end }}
+{{- with .Values.jwt }}
+JWT_ISSUER: {{ .issuer | quote }}
+JWT_AUDIENCE: {{ .audience | quote }}
+{{- with .accessTokenTtlSeconds }}
 ACCESS_TOKEN_TTL_SECONDS: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.csrf }}
+COOKIE_SECURE: {{ include "checkout-lib.cookieSecure" . | quote }}
 {{- end }}
 {{- $proxies := .Values.trustedProxies | default (.Values.global | default dict).trustedProxies }}
 {{- with $proxies }}
@@ -82,6 +97,7 @@ spec:
 {{- end }}
 
 {{- define "checkout-lib.container.env" -}}
+{{- if .Values.mongodb }}
 {{- $secret := include "checkout-lib.mongodb.secretName" . }}
 - name: MONGO_USERNAME
   valueFrom:
@@ -93,6 +109,14 @@ spec:
     secretKeyRef:
       name: {{ $secret }}
       key: mongodb-root-password
+{{- end }}
+{{- if .Values.csrf }}
+- name: CSRF_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "checkout-lib.csrf.secretName" . }}
+      key: {{ include "checkout-lib.csrf.secretKey" . }}
+{{- end }}
 {{- with .Values.bootstrapAdmin }}
 {{- if .existingSecret }}
 - name: BOOTSTRAP_ADMIN_EMAIL
@@ -207,11 +231,15 @@ spec:
           securityContext:
             {{- toYaml .Values.securityContext | nindent 12 }}
           volumeMounts:
+            {{- if .Values.keyrings }}
             {{- include "checkout-lib.keyrings.volumeMounts" . | trim | nindent 12 }}
+            {{- end }}
             - name: tmp
               mountPath: /tmp
       volumes:
+        {{- if .Values.keyrings }}
         {{- include "checkout-lib.keyrings.volumes" . | trim | nindent 8 }}
+        {{- end }}
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
