@@ -10,12 +10,15 @@ from services.cart.repository import create_indexes
 from services.cart.service import CartService
 from services.cart.settings import CartSettings
 from services.kit.app import create_service_app
-from services.kit.revocation import is_user_deleted
+from services.kit.revocation import DeletedUsers, is_user_deleted
 
 
 async def _build_service(app: Litestar) -> None:
+    # One DeletedUsers for the token check and the service: a deletion recorded by the cascade
+    # is known to the next request at once.
+    app.state.deleted_users = DeletedUsers(app.state.db)
     app.state.cart_service = CartService(
-        app.state.db, ProductCatalogue(app.state.clients["product"])
+        app.state.db, ProductCatalogue(app.state.clients["product"]), app.state.deleted_users
     )
 
 

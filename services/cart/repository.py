@@ -52,27 +52,27 @@ class CartRepository:
 
     async def add(
         self, user_id: str, product_id: str, quantity: int, max_quantity: int, price_cents: int
-    ) -> None:
+    ) -> Document:
         """Create the line, or add ``quantity`` to it (never above ``max_quantity``); the line
-        remembers ``price_cents``, the unit price the shopper saw when adding."""
+        remembers ``price_cents``, the unit price the shopper saw when adding. Returns the line
+        as written."""
         now = datetime.now(UTC)
         for _ in range(_TRIES):
+            line = {
+                "_id": ObjectId(),
+                "userId": user_id,
+                "productId": product_id,
+                "quantity": quantity,
+                "addedPriceCents": price_cents,
+                "addedAt": now,
+                "updatedAt": now,
+            }
             try:
-                await self.lines.insert_one(
-                    {
-                        "_id": ObjectId(),
-                        "userId": user_id,
-                        "productId": product_id,
-                        "quantity": quantity,
-                        "addedPriceCents": price_cents,
-                        "addedAt": now,
-                        "updatedAt": now,
-                    }
-                )
-                return
+                await self.lines.insert_one(line)
+                return line
             except DuplicateKeyError:
                 pass
-            grown = await self.lines.update_one(
+            grown: Document | None = await self.lines.find_one_and_update(
                 {
                     "userId": user_id,
                     "productId": product_id,
@@ -82,9 +82,10 @@ class CartRepository:
                     "$inc": {"quantity": quantity},
                     "$set": {"updatedAt": now, "addedPriceCents": price_cents},
                 },
+                return_document=ReturnDocument.AFTER,
             )
-            if grown.matched_count:
-                return
+            if grown is not None:
+                return grown
             if await self.get(user_id, product_id) is not None:
                 raise LineFull(product_id)
             # The line was removed between the insert and the update: insert again.

@@ -58,6 +58,14 @@ def to_cart(user_id: str, docs: Sequence[Document], products: dict[str, ProductI
     )
 
 
+def with_line(docs: Sequence[Document], line: Document) -> list[Document]:
+    """``docs`` (a cart's lines in order) with ``line`` in its place, or added at the end."""
+    replaced = [line if doc["productId"] == line["productId"] else doc for doc in docs]
+    if not any(doc["productId"] == line["productId"] for doc in docs):
+        replaced.append(line)
+    return replaced
+
+
 def out_of_stock(product: ProductInfo, wanted: int) -> Conflict:
     return Conflict(
         f"Not enough stock for {product.name}: {product.stock} left, {wanted} wanted.",
@@ -70,9 +78,11 @@ def out_of_stock(product: ProductInfo, wanted: int) -> Conflict:
 
 
 class CartService:
-    def __init__(self, db: Database, catalogue: ProductCatalogue) -> None:
+    def __init__(
+        self, db: Database, catalogue: ProductCatalogue, deleted: DeletedUsers | None = None
+    ) -> None:
         self.repo = CartRepository(db)
-        self.deleted = DeletedUsers(db)
+        self.deleted = deleted or DeletedUsers(db)
         self.catalogue = catalogue
         # One user's cart writes run one at a time in this process: checks (line count, stock)
         # then see the writes before them, and FerretDB's non-atomic updates stay correct.
@@ -107,7 +117,7 @@ class CartService:
             if product.stock < have + item.quantity:
                 raise out_of_stock(product, have + item.quantity)
             try:
-                await self.repo.add(
+                line = await self.repo.add(
                     user_id, item.product_id, item.quantity, MAX_LINE_QUANTITY, product.price_cents
                 )
             except LineFull as exc:
@@ -118,7 +128,11 @@ class CartService:
                 "cart line added",
                 extra={"userId": user_id, "productId": item.product_id, "qty": item.quantity},
             )
-            return to_cart(user_id, await self.repo.for_user(user_id), products)
+            # The lines read above with this one as written, instead of reading them all again
+            # (the answer is the cart as this request saw and changed it; a line another
+            # replica wrote meanwhile on MongoDB, where replicas take no lease, shows on the
+            # next view).
+            return to_cart(user_id, with_line(docs, line), products)
 
     async def set_quantity(self, user_id: str, product_id: str, quantity: int) -> Cart:
         async with self.locks.hold(user_id):
@@ -132,9 +146,10 @@ class CartService:
                 raise NotFound(f"No product with id {product_id!r}.")
             if product.stock < quantity:
                 raise out_of_stock(product, quantity)
-            if await self.repo.set_quantity(user_id, product_id, quantity) is None:
+            line = await self.repo.set_quantity(user_id, product_id, quantity)
+            if line is None:
                 raise NotFound(f"Product {product_id!r} is not in the cart.")
-            return to_cart(user_id, await self.repo.for_user(user_id), products)
+            return to_cart(user_id, with_line(docs, line), products)
 
     async def remove(self, user_id: str, product_id: str) -> None:
         async with self.locks.hold(user_id):

@@ -9,6 +9,8 @@ from then on. User ids are never reused, so an entry never needs to expire.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from litestar.datastructures import State
@@ -17,20 +19,59 @@ from pymongo.errors import DuplicateKeyError
 from services.kit.mongo import Database
 from services.kit.tokens import Principal
 
+# How long a "not deleted" answer is believed by the per-request token check: the longest a
+# token of a user whose deletion reached another replica is still accepted here. Writes that
+# must not outlive a deletion (a cart line, an order) check again, uncached, under their lock.
+ALIVE_TTL_SECONDS = 1.0
+MAX_REMEMBERED = 10_000
+
 
 class DeletedUsers:
     def __init__(self, db: Database) -> None:
         self.users = db.deleted_users
+        self._deleted: OrderedDict[str, None] = OrderedDict()
+        self._alive: OrderedDict[str, float] = OrderedDict()
 
     async def record(self, user_id: str) -> None:
         """Remember ``user_id`` as deleted; recording it twice is a no-op."""
         with contextlib.suppress(DuplicateKeyError):
             await self.users.insert_one({"_id": user_id, "deletedAt": datetime.now(UTC)})
+        self._remember_deleted(user_id)
 
     async def contains(self, user_id: str) -> bool:
-        return await self.users.count_documents({"_id": user_id}, limit=1) > 0
+        """Whether ``user_id`` was deleted, read from the database now."""
+        found = await self.users.count_documents({"_id": user_id}, limit=1) > 0
+        if found:
+            self._remember_deleted(user_id)
+        return found
+
+    async def recently_contains(self, user_id: str) -> bool:
+        """The same answer, from memory when it may be: a deleted user stays deleted (ids are
+        never reused), a user found not deleted is believed for ``ALIVE_TTL_SECONDS``."""
+        if user_id in self._deleted:
+            return True
+        checked = self._alive.get(user_id)
+        if checked is not None and time.monotonic() - checked < ALIVE_TTL_SECONDS:
+            return False
+        found = await self.contains(user_id)
+        if not found:
+            self._alive[user_id] = time.monotonic()
+            self._alive.move_to_end(user_id)
+            while len(self._alive) > MAX_REMEMBERED:
+                self._alive.popitem(last=False)
+        return found
+
+    def _remember_deleted(self, user_id: str) -> None:
+        self._alive.pop(user_id, None)
+        self._deleted[user_id] = None
+        while len(self._deleted) > MAX_REMEMBERED:
+            self._deleted.popitem(last=False)
 
 
 async def is_user_deleted(state: State, principal: Principal) -> bool:
-    """The ``is_revoked`` check for services that learn of deletions through the cascade."""
-    return await DeletedUsers(state.db).contains(principal.user_id)
+    """The ``is_revoked`` check for services that learn of deletions through the cascade (the
+    app's one ``DeletedUsers``, ``state.deleted_users``, remembers its answers briefly)."""
+    users: DeletedUsers | None = state.get("deleted_users")
+    if users is None:
+        users = state.deleted_users = DeletedUsers(state.db)
+    return await users.recently_contains(principal.user_id)

@@ -8,7 +8,7 @@ import logging
 from litestar import Litestar
 
 from services.kit.app import create_service_app
-from services.kit.revocation import is_user_deleted
+from services.kit.revocation import DeletedUsers, is_user_deleted
 from services.order.clients import CartClient, StockReservations
 from services.order.controllers import router
 from services.order.repository import create_indexes
@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 
 async def _build_service(app: Litestar) -> None:
     settings: OrderSettings = app.state.settings
+    app.state.deleted_users = DeletedUsers(app.state.db)  # shared with the token check
     app.state.order_service = OrderService(
         app.state.db,
         StockReservations(app.state.clients["product"]),
         CartClient(app.state.clients["cart"]),
         max_page_size=settings.max_page_size,
         finish_grace_seconds=settings.finish_grace_seconds,
+        deleted=app.state.deleted_users,
     )
 
 

@@ -101,9 +101,10 @@ class OrderService:
         *,
         max_page_size: int,
         finish_grace_seconds: float,
+        deleted: DeletedUsers | None = None,
     ) -> None:
         self.repo = OrderRepository(db)
-        self.deleted = DeletedUsers(db)
+        self.deleted = deleted or DeletedUsers(db)
         self.stock = stock
         self.carts = carts
         self.max_page_size = max_page_size

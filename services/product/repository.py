@@ -103,9 +103,13 @@ class ProductRepository:
             query["category"] = category
         if ids is not None:
             query["_id"] = {"$in": ids}
-        total = await self.products.count_documents(query)
         cursor = self.products.find(query, sort=SORTS[sort], skip=skip, limit=limit)
-        return [doc async for doc in cursor], total
+        docs = [doc async for doc in cursor]
+        if ids is not None and skip == 0 and len(ids) <= limit:
+            # A lookup by ids that fits one page (the cart's and the order's): every match is
+            # on it, so it is the count too - one command instead of two.
+            return docs, len(docs)
+        return docs, await self.products.count_documents(query)
 
     async def categories(self) -> list[str]:
         """The categories that have at least one product (served by the category index)."""

@@ -1,0 +1,85 @@
+"""The database commands and service calls of the paths shoppers hit most, counted by the
+services themselves (their /metrics) around one request each, on warm services: a regression
+that adds a round trip fails here, whatever the machine's speed.
+
+On FerretDB a cart write also takes and gives back a lease (two commands, see
+services/kit/locks.py); on MongoDB it does not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from services.local.platform import LocalPlatform
+from tests.platform.conftest import Shopper
+
+
+def work(platform: LocalPlatform, service: str) -> tuple[float, float]:
+    """(database commands, service calls) ``service`` has made so far."""
+    text = httpx.get(platform.urls[service] + "/metrics", timeout=10).text
+    commands = sum(
+        float(v) for v in re.findall(r"^checkout_db_commands_total\{.*\} (\S+)$", text, re.M)
+    )
+    calls = sum(
+        float(v) for v in re.findall(r"^checkout_service_calls_total\{.*\} (\S+)$", text, re.M)
+    )
+    return commands, calls
+
+
+def counted(
+    platform: LocalPlatform, request: Callable[[], httpx.Response]
+) -> dict[str, tuple[int, int]]:
+    # Not auth nor order: their workers (the deletion cascade, the order finisher) poll their
+    # databases all the time.
+    services = ("product", "cart")
+    before = {s: work(platform, s) for s in services}
+    answer = request()
+    assert answer.status_code < 300, answer.text
+    after = {s: work(platform, s) for s in services}
+    return {
+        s: (round(after[s][0] - before[s][0]), round(after[s][1] - before[s][1]))
+        for s in services
+        if after[s] != before[s]
+    }
+
+
+@pytest.fixture
+def leases(platform: LocalPlatform) -> int:
+    """Commands a lease costs here: 2 on FerretDB (take and give back), 0 on MongoDB."""
+    assert platform.mongo is not None
+    return 2 if platform.mongo.kind == "ferretdb" else 0
+
+
+def test_the_hot_paths_make_the_fewest_round_trips(
+    platform: LocalPlatform, new_shopper: Callable[[], Shopper], leases: int
+) -> None:
+    shopper = new_shopper()
+    products = shopper.call("GET", "product", "/api/v1/products", params={"pageSize": 2}).json()
+    first, second = (p["id"] for p in products["items"])
+    shopper.call("POST", "cart", "/api/v1/cart/items", json={"productId": first, "quantity": 1})
+    shopper.call("GET", "cart", "/api/v1/cart")  # the token check has seen this user
+
+    read = counted(platform, lambda: shopper.call("GET", "product", f"/api/v1/products/{first}"))
+    assert read == {"product": (1, 0)}
+    listed = counted(platform, lambda: shopper.call("GET", "product", "/api/v1/products"))
+    assert listed == {"product": (2, 0)}  # the page and its count
+    view = counted(platform, lambda: shopper.call("GET", "cart", "/api/v1/cart"))
+    # cart: its lines; product: the lines' products (one find, no count)
+    assert view == {"cart": (1, 1), "product": (1, 0)}
+    add = counted(
+        platform,
+        lambda: shopper.call(
+            "POST", "cart", "/api/v1/cart/items", json={"productId": second, "quantity": 1}
+        ),
+    )
+    # cart: the deletion check under the lock, the lines, the insert; product: one find
+    assert add == {"cart": (3 + leases, 1), "product": (1, 0)}
+    change = counted(
+        platform,
+        lambda: shopper.call("PATCH", "cart", f"/api/v1/cart/items/{second}", json={"quantity": 2}),
+    )
+    assert change == {"cart": (3 + leases, 1), "product": (1, 0)}
+    print("hot paths:", read, listed, view, add, change)
