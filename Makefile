@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv lint typecheck test pytest-phases test-fast dev bench bench-api clean
+.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api clean
 
 help:
 	@echo "make dev      run the four services as local processes (no Docker needed)"
@@ -32,6 +32,24 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 venv: $(VENV)/.synced
 
+# The browser tests (tests/browser) drive Debian's chromium through Playwright (no browser is
+# downloaded) and check each page with axe-core, pinned in tests/browser/package-lock.json and
+# installed again only when the lock changes. chromium and npm are installed when missing and this
+# is root on Debian; elsewhere the browser tests skip, saying why (under CI=true they fail).
+BROWSER_DIR := tests/browser
+APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends
+CAN_APT := [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null
+
+browser: $(BROWSER_DIR)/node_modules/.installed
+	@command -v chromium >/dev/null || { $(CAN_APT) && $(APT_INSTALL) chromium fonts-liberation >/dev/null; } || \
+	    echo "browser: no chromium (Debian: apt-get install chromium); the browser tests skip" >&2
+
+$(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	@if command -v npm >/dev/null || { $(CAN_APT) && $(APT_INSTALL) npm >/dev/null; }; then \
+	    npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "browser: no npm for axe-core (Debian: apt-get install npm); the browser tests skip" >&2; fi
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -48,7 +66,7 @@ typecheck: venv
 # for the third, which deletes it unless CHECKOUT_KEEP_CLUSTER=1.
 CLUSTER_TESTS := tests/cluster tests/e2e_kind
 SKAFFOLD_TESTS := tests/e2e_skaffold
-test: venv lint typecheck
+test: venv browser lint typecheck
 	bash k8s/offline/engine/engine.sh run $(MAKE) --no-print-directory pytest-phases
 
 pytest-phases:
@@ -60,7 +78,7 @@ pytest-phases:
 	$(VENV)/bin/pytest -p no:xdist $(SKAFFOLD_TESTS) || status=$$?; \
 	exit $$status
 
-test-fast: venv
+test-fast: venv browser
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -x
 
 dev: venv
@@ -77,6 +95,6 @@ bench-api: venv
 	$(PY) -m bench.api $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache $(BROWSER_DIR)/node_modules
 
 -include mk/*.mk

@@ -1,0 +1,206 @@
+"""The storefront in a real headless Chromium (Debian's package, driven by Playwright; test tools
+cannot download a browser here), against the whole platform running as local processes.
+
+One platform and one browser per test session (per pytest-xdist worker); each test gets fresh
+browser contexts (its own cookies), and every request those contexts make is checked, when the
+test ends, to have gone to the storefront's own host and port: the pages load nothing from
+anywhere else (no CDN, no fonts, no analytics). An uncaught JavaScript error, or anything the
+shop's Content-Security-Policy refused, fails the test too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    sync_playwright,
+)
+
+from services.local.mongo_server import MongoServer
+from services.local.platform import PROCESSES, LocalPlatform
+from tests.browser.shop import AXE_SCRIPT, Backends, Screenshots
+
+# As root Chromium needs --no-sandbox; the rest keep it from calling Google's services (refused by
+# a closed network, and not traffic a test should make).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
+DESKTOP = {"width": 1280, "height": 800}
+# Actions wait this long (ms) for an element or a navigation: ample on a loaded 2-core machine,
+# short enough that a missing element fails in seconds rather than Playwright's default 30 s.
+ACTION_TIMEOUT_MS = 15_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def missing(what: str, how: str) -> None:
+    """Outside CI a missing prerequisite skips the browser tests; under CI=true it fails them."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing under CI=true ({how})")
+    pytest.skip(f"{what} is missing ({how})")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not path:
+        missing("chromium", "Debian: apt-get install chromium; make test installs it as root")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    if not AXE_SCRIPT.is_file():
+        missing("axe-core", "make browser runs npm ci in tests/browser")
+    return AXE_SCRIPT
+
+
+@pytest.fixture(scope="session")
+def shop_platform(
+    mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalPlatform]:
+    """Every service and the storefront, with the sample catalogue loaded."""
+    prefix = "b" + uuid.uuid4().hex[:8] + "_"
+    # Fail fast when a test stops a backend: one retry, short timeouts.
+    retries = {"HTTP_RETRIES": "1", "HTTP_BACKOFF_SECONDS": "0.02", "HTTP_TIMEOUT_SECONDS": "2"}
+    auth = {
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "8192",
+        "CASCADE_POLL_SECONDS": "0.2",
+        "CASCADE_RETRY_MAX_SECONDS": "0.5",
+        # Every shopper signs in from 127.0.0.1 (through the storefront and the tests' own API
+        # calls); the per-email limit, which one test reaches, stays at its default.
+        "SIGNIN_LIMIT_PER_CLIENT": "10000",
+    }
+    with LocalPlatform(
+        tmp_path_factory.mktemp("shop"),
+        mongo=mongo_server,
+        db_prefix=prefix,
+        services=PROCESSES,
+        service_env={
+            "auth": auth | retries,
+            "product": retries,
+            "cart": retries,
+            "order": retries,
+            "storefront": retries,
+        },
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def storefront(shop_platform: LocalPlatform) -> str:
+    return shop_platform.urls["storefront"]
+
+
+@pytest.fixture(scope="session")
+def backends(shop_platform: LocalPlatform) -> Iterator[Backends]:
+    """The services' own APIs, for what a test checks behind the storefront's back."""
+    with Backends(shop_platform) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class RequestWatcher:
+    """Every URL a browser context asked for; ``foreign()`` lists those that went anywhere but
+    the storefront (``data:``/``blob:``/``about:`` URLs stay inside the browser)."""
+
+    def __init__(self, storefront: str) -> None:
+        self.own = urlsplit(storefront).netloc
+        self.urls: list[str] = []
+        self.page_errors: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.on("request", self._record)
+        context.on("page", self._watch_page)
+
+    def _record(self, request: Request) -> None:
+        self.urls.append(request.url)
+
+    def _watch_page(self, page: Page) -> None:
+        page.on("pageerror", lambda error: self.page_errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: self._console(page, message))
+
+    def _console(self, page: Page, message: ConsoleMessage) -> None:
+        # Chromium reports what the shop's Content-Security-Policy refused (an inline style or
+        # script, another origin) only here; a refused style or script silently breaks the page.
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.page_errors.append(f"{page.url}: {message.text}")
+
+    def foreign(self) -> list[str]:
+        outside = []
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme in ("data", "blob", "about"):
+                continue
+            if parts.scheme not in ("http", "https", "ws", "wss") or parts.netloc != self.own:
+                outside.append(url)
+        return outside
+
+
+OpenPage = Callable[..., Page]
+
+
+@pytest.fixture
+def open_page(browser: Browser, storefront: str) -> Iterator[OpenPage]:
+    """``open_page(**context_options)``: a page in a new browser context (its own cookies) with
+    the storefront as base URL, a desktop viewport unless told otherwise, and its requests
+    watched. Every context is closed and checked when the test ends."""
+    watcher = RequestWatcher(storefront)
+    contexts: list[BrowserContext] = []
+
+    def open_one(**options: Any) -> Page:
+        options.setdefault("viewport", DESKTOP)
+        options.setdefault("locale", "en-GB")
+        context = browser.new_context(base_url=storefront, **options)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        watcher.watch(context)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_one
+    for context in contexts:
+        context.close()
+    assert watcher.urls, "the browser made no request at all"
+    assert not watcher.foreign(), f"requests that left the storefront: {watcher.foreign()}"
+    assert not watcher.page_errors, f"JavaScript errors, CSP refusals: {watcher.page_errors}"
+
+
+@pytest.fixture
+def page(open_page: OpenPage) -> Page:
+    return open_page()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Screenshots:
+    """Writes docs/screenshots/*.png only when CHECKOUT_SCREENSHOTS=1, so that ordinary runs
+    leave the tree as it was."""
+    return Screenshots(ROOT / "docs" / "screenshots", os.environ.get("CHECKOUT_SCREENSHOTS") == "1")
