@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Generate values.schema.json of the four service charts from one definition.
+"""Generate values.schema.json of the four service charts and the storefront's from one definition.
 
 The service charts share their values layout (they render the same library templates), so their
 schemas are written from this one source instead of four hand-kept copies; auth adds its own keys.
+The storefront's chart renders the same templates without a database or keyrings: its schema is
+the same layout without those keys, plus its CSRF secret.
 Run it after changing a schema: `python scripts/chart_schemas.py`; `--check` exits 1 when a
 committed schema differs from what this script generates (the chart tests run that check).
 Standard library only.
@@ -18,6 +20,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("auth", "product", "cart", "order")
+STOREFRONT = "storefront"
+CHARTS = (*SERVICES, STOREFRONT)
 Schema = dict[str, Any]
 
 QUANTITY = {
@@ -81,7 +85,8 @@ def resources() -> Schema:
     )
 
 
-def network_policy() -> Schema:
+def network_policy(*, operator: bool = True) -> Schema:
+    """``operator``: the chart's pods hold keyrings, whose key reports the operator reads."""
     labels = {"type": "object", "additionalProperties": {"type": "string"}}
 
     def pods(what: str) -> Schema:
@@ -91,15 +96,11 @@ def network_policy() -> Schema:
         )
 
     rules = {"type": "array", "items": {"type": "object"}}
+    peers = {"enabled": {"type": "boolean"}, "ingressController": pods("The ingress controller")}
+    if operator:
+        peers["operator"] = pods("The operator")
     return obj(
-        {
-            "enabled": {"type": "boolean"},
-            "ingressController": pods("The ingress controller"),
-            "operator": pods("The operator"),
-            "dns": pods("Cluster DNS"),
-            "extraIngress": rules,
-            "extraEgress": rules,
-        },
+        {**peers, "dns": pods("Cluster DNS"), "extraIngress": rules, "extraEgress": rules},
         required=["enabled"],
     )
 
@@ -155,7 +156,21 @@ def keyrings() -> Schema:
     return obj({"jwt": ref, "internal": ref})
 
 
-def ingress(paths: list[str]) -> Schema:
+API_PATH: Schema = {
+    "type": "string",
+    "pattern": "^/api/[A-Za-z0-9._~/-]+$",
+    "description": "Public prefixes only (under /api/); never /internal/.",
+}
+# The storefront serves every path the API paths leave: "/" by default, or prefixes of its pages.
+PAGE_PATH: Schema = {
+    "type": "string",
+    "pattern": "^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$",
+    "not_": {"pattern": "^/internal(/|$)"},
+    "description": "/ or a prefix of the shop's pages; never /internal/.",
+}
+
+
+def ingress(paths: list[str], path: Schema = API_PATH) -> Schema:
     return obj(
         {
             "enabled": {"type": "boolean"},
@@ -167,11 +182,7 @@ def ingress(paths: list[str]) -> Schema:
                 "type": "array",
                 "minItems": 1,
                 "uniqueItems": True,
-                "items": {
-                    "type": "string",
-                    "pattern": "^/api/[A-Za-z0-9._~/-]+$",
-                    "description": "Public prefixes only (under /api/); never /internal/.",
-                },
+                "items": path,
                 "default": paths,
             },
         },
@@ -275,27 +286,22 @@ def global_values() -> Schema:
     return {"type": "object"}
 
 
-def service_schema(service: str) -> Schema:
-    jwt: dict[str, Any] = {
-        "issuer": {"type": "string", "minLength": 1},
-        "audience": {"type": "string", "minLength": 1},
-    }
-    properties: dict[str, Any] = {
+def workload_properties(chart: str, what: str) -> dict[str, Any]:
+    """The keys every chart on the library has: its Deployment, Service, policies and Ingress."""
+    return {
         "global": global_values(),
         # Helm adds an entry for every dependency, the library chart included.
         "checkout-lib": {"type": "object"},
         "nameOverride": {"type": "string", "maxLength": 40},
         "fullnameOverride": {"type": "string", "maxLength": 63},
-        "image": image(f"Image repository of the {service} service, e.g. checkout/{service}."),
+        "image": image(f"Image repository of the {what}, e.g. checkout/{chart}."),
         "imagePullSecrets": {"type": "array", "items": obj({"name": {"type": "string"}})},
         "replicaCount": {"type": "integer", "minimum": 1, "maximum": 20},
         "containerPort": {"type": "integer", "minimum": 1024, "maximum": 65535},
         "shutdownDelaySeconds": {"type": "integer", "minimum": 0, "maximum": 60},
         "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
-        "jwt": obj(jwt, required=["issuer", "audience"]),
         "serviceUrls": service_urls(),
         "trustedProxies": trusted_proxies(),
-        "keyrings": keyrings(),
         "config": {
             "type": "object",
             "additionalProperties": {"type": ["string", "number", "boolean"]},
@@ -337,9 +343,22 @@ def service_schema(service: str) -> Schema:
         "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
         "tolerations": {"type": "array", "items": ANY_OBJECT},
         "affinity": ANY_OBJECT,
-        "ingress": ingress(DEFAULT_PATHS[service]),
-        "mongodb": mongodb(),
     }
+
+
+def service_schema(service: str) -> Schema:
+    jwt: dict[str, Any] = {
+        "issuer": {"type": "string", "minLength": 1},
+        "audience": {"type": "string", "minLength": 1},
+    }
+    properties = _insert_after(
+        workload_properties(service, f"{service} service"),
+        {
+            "logLevel": {"jwt": obj(jwt, required=["issuer", "audience"])},
+            "trustedProxies": {"keyrings": keyrings()},
+            "affinity": {"ingress": ingress(DEFAULT_PATHS[service]), "mongodb": mongodb()},
+        },
+    )
     if service == "auth":
         jwt["accessTokenTtlSeconds"] = {"type": "integer", "minimum": 60, "maximum": 86400}
         properties["bootstrapAdmin"] = obj(
@@ -366,6 +385,42 @@ def service_schema(service: str) -> Schema:
     return _rename_keywords(schema)
 
 
+def storefront_schema() -> Schema:
+    properties = workload_properties(STOREFRONT, "storefront (the web shop)")
+    properties |= {
+        "enabled": {
+            "type": "boolean",
+            "description": "Read by the umbrella chart (its dependency condition); ignored here.",
+        },
+        "networkPolicy": network_policy(operator=False),
+        "csrf": obj(
+            {"existingSecret": DNS_NAME | {"maxLength": 253}},
+            description="A Secret with key csrf-secret (at least 32 characters) that signs the "
+            "forms' CSRF tokens; empty: <release>-storefront-csrf, generated once and kept.",
+        ),
+        "ingress": ingress(["/"], PAGE_PATH),
+    }
+    schema = obj(
+        properties,
+        required=[
+            "image",
+            "replicaCount",
+            "resources",
+            "podSecurityContext",
+            "securityContext",
+            "csrf",
+            "ingress",
+        ],
+        title="Values of the storefront chart",
+    )
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return _rename_keywords(schema)
+
+
+def chart_schema(chart: str) -> Schema:
+    return storefront_schema() if chart == STOREFRONT else service_schema(chart)
+
+
 # Public path prefixes of each service, the single list the charts' values.yaml must repeat.
 DEFAULT_PATHS = {
     "auth": ["/api/v1/auth", "/api/v1/users", "/api/auth", "/api/user"],
@@ -373,6 +428,16 @@ DEFAULT_PATHS = {
     "cart": ["/api/v1/cart", "/api/cart"],
     "order": ["/api/v1/orders", "/api/order"],
 }
+
+
+def _insert_after(properties: Schema, additions: dict[str, Schema]) -> Schema:
+    """``properties`` with each group of ``additions`` placed after the key it is filed under
+    (the order values.yaml lists them in)."""
+    result: Schema = {}
+    for key, value in properties.items():
+        result[key] = value
+        result.update(additions.get(key, {}))
+    return result
 
 
 def _rename_keywords(node: Any) -> Any:
@@ -388,8 +453,8 @@ def render(schema: Schema) -> str:
     return json.dumps(schema, indent=2, sort_keys=False) + "\n"
 
 
-def schema_path(service: str) -> Path:
-    return ROOT / "charts" / service / "values.schema.json"
+def schema_path(chart: str) -> Path:
+    return ROOT / "charts" / chart / "values.schema.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,9 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a schema is out of date")
     args = parser.parse_args(argv)
     stale = []
-    for service in SERVICES:
-        text = render(service_schema(service))
-        path = schema_path(service)
+    for chart in CHARTS:
+        text = render(chart_schema(chart))
+        path = schema_path(chart)
         if args.check:
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path.relative_to(ROOT)))

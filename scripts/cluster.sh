@@ -45,7 +45,8 @@ TRAEFIK="${ROOT}/k8s/ingress/traefik.yaml"
 OFFLINE="${ROOT}/k8s/offline"
 OPERATOR_RELEASE="checkout-operator"
 OPERATOR_NAMESPACE="checkout-system"
-SERVICES=(auth product cart order)
+# The images built from services/Dockerfile: the four services and the storefront.
+SERVICES=(auth product cart order storefront)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() {

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .values import DATABASE_ENGINES, SERVICES
+from .values import DATABASE_ENGINES, WORKLOADS
 
 FINALIZER = "checkout.platform.io/finalizer"
 FIELD_MANAGER = "checkout-operator"
@@ -40,7 +40,8 @@ class OperatorConfig:
     """A copy of charts/ with every chart's file:// dependencies built."""
     helm_binary: Path
     default_images: Mapping[str, str] = field(default_factory=dict)
-    """Image per service ("repository:tag" or "repository@sha256:...") when a spec names none."""
+    """Image per service and for the storefront ("repository:tag" or "repository@sha256:...")
+    when a spec names none."""
     default_database_images: Mapping[str, str] = field(default_factory=dict)
     """Image per database engine when a spec names none; an engine left out takes the service
     charts' default."""
@@ -86,14 +87,14 @@ class OperatorConfig:
         if not charts:
             raise ConfigError("CHECKOUT_CHARTS_DIR is not set (a dependency-built copy of charts/)")
         charts_dir = Path(charts)
-        missing = [s for s in SERVICES if not (charts_dir / s / "Chart.yaml").is_file()]
+        missing = [w for w in WORKLOADS if not (charts_dir / w / "Chart.yaml").is_file()]
         if missing:
             raise ConfigError(f"CHECKOUT_CHARTS_DIR={charts} holds no chart for {missing}")
         helm = Path(env.get("HELM_BINARY") or "helm")
         images = {
-            service: image
-            for service in SERVICES
-            if (image := env.get(f"CHECKOUT_DEFAULT_IMAGE_{service.upper()}", ""))
+            workload: image
+            for workload in WORKLOADS
+            if (image := env.get(f"CHECKOUT_DEFAULT_IMAGE_{workload.upper()}", ""))
         }
         database_images = {
             engine: image

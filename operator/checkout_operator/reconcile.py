@@ -26,10 +26,11 @@ from .status import (
     READY,
     failed_status,
     healthy_status,
+    retired_conditions,
     service_states,
     status_patch,
 )
-from .values import SERVICES, Names, all_service_values, ingress_url
+from .values import SERVICES, Names, all_workload_values, enabled_workloads, ingress_url
 
 PHASE_MESSAGES = {PHASE_READY: "every service is available"}
 
@@ -113,8 +114,9 @@ class Runtime:
         spec = body.get("spec") or {}
         generation = body["metadata"].get("generation")
         url = ingress_url(spec)
+        workloads = enabled_workloads(spec)
         try:
-            values = all_service_values(
+            values = all_workload_values(
                 release=owner.name,
                 namespace=owner.namespace,
                 spec=spec,
@@ -126,9 +128,9 @@ class Runtime:
             rendered = await self.renderer.render_many(
                 values, release=owner.name, namespace=owner.namespace
             )
-            objects = [obj for service in SERVICES for obj in rendered[service]]
+            objects = [obj for chart in values for obj in rendered[chart]]
             report = await self.children.sync(
-                owner, objects, wanted_secrets(owner.name, owner.namespace)
+                owner, objects, wanted_secrets(owner.name, owner.namespace, workloads)
             )
         except (RenderError, ApiError) as exc:
             message = str(exc)
@@ -139,8 +141,8 @@ class Runtime:
             raise ReconcileError(message, permanent=exc.permanent) from exc
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
-        computed = await self._health(owner, generation=generation, url=url)
-        await self._publish(body, computed)
+        computed = await self._health(owner, workloads, generation=generation, url=url)
+        await self._publish(body, computed, retired=retired_conditions(workloads))
         return Outcome(
             report,
             ready=computed["phase"] == PHASE_READY,
@@ -148,8 +150,14 @@ class Runtime:
         )
 
     async def _health(
-        self, owner: Owner, *, generation: int | None, url: str | None
+        self,
+        owner: Owner,
+        workloads: tuple[str, ...],
+        *,
+        generation: int | None,
+        url: str | None,
     ) -> dict[str, Any]:
+        """Status from the Deployments of ``workloads`` and the services' StatefulSets."""
         names = Names(owner.name)
         deployments = {
             d["metadata"]["name"]: d
@@ -166,20 +174,26 @@ class Runtime:
         states = service_states(
             deployments,
             statefulsets,
-            deployment_names={s: names.deployment(s) for s in SERVICES},
+            deployment_names={w: names.deployment(w) for w in workloads},
             statefulset_names={s: names.statefulset(s) for s in SERVICES},
         )
         return healthy_status(states, generation=generation, url=url)
 
     async def _publish(
-        self, body: Mapping[str, Any], computed: Mapping[str, Any], *, post_phase: bool = True
+        self,
+        body: Mapping[str, Any],
+        computed: Mapping[str, Any],
+        *,
+        post_phase: bool = True,
+        retired: tuple[str, ...] = (),
     ) -> bool:
-        """Write the status if it differs from what the object has; True if it wrote.
+        """Write the status if it differs from what the object has; True if it wrote. The
+        ``retired`` condition types (of workloads the spec no longer asks for) are removed.
 
         A change of phase is also an event, so ``kubectl describe`` tells the story.
         """
         current = body.get("status") or {}
-        patch = status_patch(current, computed, now())
+        patch = status_patch(current, computed, now(), retired=retired)
         if patch is None:
             return False
         meta = body["metadata"]
@@ -216,10 +230,12 @@ class Runtime:
             if ready is None or ready.get("reason") in ("ReconcileError", "InvalidSpec"):
                 return False
             owner = Owner.of(body)
+            spec = body.get("spec") or {}
+            workloads = enabled_workloads(spec)
             computed = await self._health(
-                owner, generation=generation, url=ingress_url(body.get("spec") or {})
+                owner, workloads, generation=generation, url=ingress_url(spec)
             )
-            return await self._publish(body, computed)
+            return await self._publish(body, computed, retired=retired_conditions(workloads))
 
     async def delete(self, body: Mapping[str, Any]) -> list[str]:
         owner = Owner.of(body)

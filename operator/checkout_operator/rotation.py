@@ -277,7 +277,8 @@ def secret_patch(
 
 
 def pod_selector(release: str) -> str:
-    """The service pods of one Checkout, by the labels the charts give them."""
+    """The service pods of one Checkout, by the labels the charts give them: only the four
+    services (``SERVICES``) hold keyrings; the storefront's pods have none to report."""
     return (
         f"app.kubernetes.io/instance={release},app.kubernetes.io/component=api,"
         f"app.kubernetes.io/name in ({','.join(SERVICES)})"

@@ -1,6 +1,8 @@
-"""The Secrets a Checkout needs besides its charts: the JWT keyring, the internal API-key ring
-and one MongoDB root credential per service. Created once, from a CSPRNG, and never overwritten:
-rotation (a separate concern) is the only thing that may change a keyring afterwards.
+"""The Secrets a Checkout needs besides its charts: the JWT keyring, the internal API-key ring,
+one MongoDB root credential per service, and the storefront's CSRF secret while it is enabled.
+Created once, from a CSPRNG, and never overwritten: rotation (a separate concern) is the only thing
+that may change a keyring afterwards. The keyrings are mounted by the four services only: the
+storefront gets its CSRF Secret and nothing else.
 """
 
 from __future__ import annotations
@@ -8,15 +10,17 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from services.kit.keyring import dump_keyring, generate_key
 from services.kit.rotation import RingName, make_kid
 
-from .values import SERVICES, Names
+from .values import SERVICES, STOREFRONT, WORKLOADS, Names
 
 MONGODB_ROOT_USERNAME = "root"
+CSRF_SECRET_KEY = "csrf-secret"
+"""The key the storefront chart reads its CSRF secret from (checkout-lib.csrf.secretKey)."""
 
 
 def _b64(data: bytes) -> str:
@@ -41,8 +45,16 @@ def mongodb_credentials_data() -> dict[str, str]:
     }
 
 
-def wanted_secrets(release: str, namespace: str) -> list[dict[str, Any]]:
-    """Fresh Secrets for a Checkout; only those that do not exist yet are ever created."""
+def csrf_data() -> dict[str, str]:
+    """48 URL-safe characters (36 random bytes): the storefront wants at least 32."""
+    return {CSRF_SECRET_KEY: _b64(secrets.token_urlsafe(36).encode())}
+
+
+def wanted_secrets(
+    release: str, namespace: str, workloads: Iterable[str] = WORKLOADS
+) -> list[dict[str, Any]]:
+    """Fresh Secrets for a Checkout whose charts are ``workloads``; only those that do not exist
+    yet are ever created (and one no longer wanted is pruned with the rest)."""
     names = Names(release)
 
     def secret(name: str, component: str, data: Mapping[str, str]) -> dict[str, Any]:
@@ -71,6 +83,8 @@ def wanted_secrets(release: str, namespace: str) -> list[dict[str, Any]]:
         secret(names.mongodb_secret(service), "database", mongodb_credentials_data())
         for service in SERVICES
     ]
+    if STOREFRONT in workloads:
+        wanted.append(secret(names.storefront_csrf, "csrf", csrf_data()))
     return wanted
 
 

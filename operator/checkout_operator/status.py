@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .values import SERVICES
+from .values import WORKLOADS
 
 READY = "Ready"
 SECRETS_ROTATED = "SecretsRotated"
@@ -22,9 +22,16 @@ PHASE_FAILED = "Failed"
 PHASE_DELETING = "Deleting"
 
 
-def available_type(service: str) -> str:
-    """``AuthAvailable``, ``ProductAvailable``, ..."""
-    return f"{service.capitalize()}Available"
+def available_type(workload: str) -> str:
+    """``AuthAvailable``, ``ProductAvailable``, ..., ``StorefrontAvailable``."""
+    return f"{workload.capitalize()}Available"
+
+
+def retired_conditions(workloads: Iterable[str]) -> tuple[str, ...]:
+    """The ``<X>Available`` types of the workloads not among ``workloads`` (the storefront, when
+    the spec disables it): removed from the status rather than left stale."""
+    wanted = set(workloads)
+    return tuple(available_type(w) for w in WORKLOADS if w not in wanted)
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -65,6 +72,7 @@ def statefulset_problem(statefulset: Mapping[str, Any] | None) -> str | None:
 @dataclass(frozen=True)
 class ServiceState:
     service: str
+    """A workload: one of the services, or the storefront."""
     problem: str | None
 
     @property
@@ -79,12 +87,14 @@ def service_states(
     deployment_names: Mapping[str, str],
     statefulset_names: Mapping[str, str],
 ) -> list[ServiceState]:
-    """One state per service, from live objects keyed by name."""
+    """One state per workload of ``deployment_names``, from live objects keyed by name; one in
+    ``statefulset_names`` (a service) needs its MongoDB StatefulSet ready too."""
     states = []
-    for service in SERVICES:
-        problem = deployment_problem(deployments.get(deployment_names[service]))
-        problem = problem or statefulset_problem(statefulsets.get(statefulset_names[service]))
-        states.append(ServiceState(service, problem))
+    for workload, deployment in deployment_names.items():
+        problem = deployment_problem(deployments.get(deployment))
+        if workload in statefulset_names:
+            problem = problem or statefulset_problem(statefulsets.get(statefulset_names[workload]))
+        states.append(ServiceState(workload, problem))
     return states
 
 
@@ -103,13 +113,19 @@ def condition(
 
 
 def merge_conditions(
-    existing: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], now: str
+    existing: Iterable[Mapping[str, Any]],
+    new: Iterable[Mapping[str, Any]],
+    now: str,
+    *,
+    retired: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """Replace conditions by type; other types (e.g. SecretsRotated) are kept as they are.
+    """Replace conditions by type; other types (e.g. SecretsRotated) are kept as they are, but
+    the ``retired`` types, which are removed.
 
     A condition whose status did not change keeps its ``lastTransitionTime``.
     """
-    merged = {str(c.get("type")): dict(c) for c in existing}
+    gone = set(retired)
+    merged = {str(c.get("type")): dict(c) for c in existing if str(c.get("type")) not in gone}
     for cond in new:
         old = merged.get(str(cond["type"]))
         entry = dict(cond)
@@ -126,7 +142,7 @@ def merge_conditions(
 
 
 def _order(type_: str) -> tuple[int, str]:
-    known = [READY, *(available_type(s) for s in SERVICES), SECRETS_ROTATED]
+    known = [READY, *(available_type(w) for w in WORKLOADS), SECRETS_ROTATED]
     return (known.index(type_), "") if type_ in known else (len(known), type_)
 
 
@@ -177,12 +193,17 @@ def failed_status(
 
 
 def status_patch(
-    current: Mapping[str, Any], computed: Mapping[str, Any], now: str
+    current: Mapping[str, Any],
+    computed: Mapping[str, Any],
+    now: str,
+    *,
+    retired: Iterable[str] = (),
 ) -> dict[str, Any] | None:
-    """A merge patch of ``status`` taking ``current`` to ``computed``; None when nothing changes."""
+    """A merge patch of ``status`` taking ``current`` to ``computed`` (without the ``retired``
+    condition types); None when nothing changes."""
     wanted = dict(computed)
     wanted["conditions"] = merge_conditions(
-        current.get("conditions") or [], computed.get("conditions") or [], now
+        current.get("conditions") or [], computed.get("conditions") or [], now, retired=retired
     )
     patch = {key: value for key, value in wanted.items() if current.get(key) != value}
     return patch or None

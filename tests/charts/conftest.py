@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.helm import ALL_CHARTS, ROOT, Helm, helm_path, prepared_helm
+from tests.infra.helm import ALL_CHARTS, ROOT, WORKLOADS, Helm, helm_path, prepared_helm
 
 SERVICES = ("auth", "product", "cart", "order")
 
@@ -88,16 +88,36 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cart": {"default": {}, "digest": {"image": {"digest": "sha256:" + "b" * 64}}},
     "order": {"default": {}, "logging": {"logLevel": "DEBUG", "config": {"ORDER_MAX_LINES": 50}}},
+    "storefront": {
+        "default": {},
+        "standalone-tls": {
+            "ingress": {
+                "enabled": True,
+                "host": "shop.example.com",
+                "tls": {"enabled": True, "secretName": "shop-tls"},
+            },
+            "csrf": {"existingSecret": "shop-csrf"},
+            "serviceUrls": {"product": "http://catalogue.shop.svc:80"},
+        },
+        "autoscaling-digest": {
+            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4},
+            "image": {"digest": "sha256:" + "c" * 64},
+            "config": {"PAGE_SIZE": 24, "HTTP_TIMEOUT_SECONDS": 2.5},
+            "networkPolicy": {"enabled": False},
+        },
+    },
     "checkout": {
         "default": {},
         "tls": {
+            "global": {"tls": True},
             "ingress": {
                 "host": "shop.example.com",
                 "className": "public",
                 "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
                 "tls": {"enabled": True, "secretName": "shop-example-tls"},
-            }
+            },
         },
+        "no-storefront": {"storefront": {"enabled": False}},
         "replicas-and-images": {
             "auth": {
                 "replicaCount": 2,
@@ -106,6 +126,10 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
             "product": {"replicaCount": 3},
             "cart": {"image": {"repository": "r.example.com/cart", "tag": "2.0.0"}},
             "order": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4}},
+            "storefront": {
+                "replicaCount": 2,
+                "image": {"repository": "r.example.com/storefront", "tag": "2.0.0"},
+            },
         },
         "existing-secrets": {
             "global": {
@@ -118,6 +142,7 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
             "product": {"mongodb": {"auth": {"existingSecret": "product-db"}}},
             "cart": {"mongodb": {"auth": {"existingSecret": "cart-db"}}},
             "order": {"mongodb": {"auth": {"existingSecret": "order-db"}}},
+            "storefront": {"csrf": {"existingSecret": "shop-csrf"}},
         },
         "no-ingress": {"ingress": {"enabled": False}, "global": {"clusterDomain": "corp.local"}},
         "ferretdb": {service: {"mongodb": {"engine": "ferretdb"}} for service in SERVICES},
@@ -132,6 +157,7 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
                 "product": {"repository": "r.example.com/product", "tag": "0.2.0"},
                 "cart": {"repository": "r.example.com/cart", "tag": "0.2.0"},
                 "order": {"repository": "r.example.com/order", "tag": "0.2.0"},
+                "storefront": {"repository": "r.example.com/storefront", "tag": "0.2.0"},
             },
             "databaseImages": {
                 "mongodb": {"repository": "r.example.com/mongo", "tag": "7.0.14"},
@@ -143,7 +169,7 @@ VALUE_SETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def operator_values(**mongodb: Any) -> dict[str, dict[str, Any]]:
-    """The values the operator gives each service chart for k8s/checkout-sample.yaml, with
+    """The values the operator gives each chart for k8s/checkout-sample.yaml, with
     ``mongodb`` keys replaced (its own pure function, operator/checkout_operator/values.py): the
     charts' side of that contract."""
     path = ROOT / "operator" / "checkout_operator" / "values.py"
@@ -154,20 +180,21 @@ def operator_values(**mongodb: Any) -> dict[str, dict[str, Any]]:
     spec.loader.exec_module(module)
     sample = yaml.safe_load((ROOT / "k8s" / "checkout-sample.yaml").read_text())
     sample["spec"]["mongodb"].update(mongodb)
-    values: dict[str, dict[str, Any]] = module.all_service_values(
+    values: dict[str, dict[str, Any]] = module.all_workload_values(
         release="shop",
         namespace="checkout",
         spec=sample["spec"],
-        default_images={s: f"registry.example.com/checkout/{s}:0.1.0" for s in SERVICES},
+        default_images={w: f"registry.example.com/checkout/{w}:0.1.0" for w in WORKLOADS},
         cluster_domain="cluster.local",
     )
     return values
 
 
-for _service, _values in operator_values().items():
-    VALUE_SETS[_service]["operator-sample"] = _values
-for _service, _values in operator_values(engine="ferretdb").items():
-    VALUE_SETS[_service]["operator-ferretdb"] = _values
+for _chart, _values in operator_values().items():
+    VALUE_SETS[_chart]["operator-sample"] = _values
+for _chart, _values in operator_values(engine="ferretdb").items():
+    if _chart in SERVICES:  # the storefront has no database: its values are the sample's
+        VALUE_SETS[_chart]["operator-ferretdb"] = _values
 
 CASES = [(chart, name) for chart in ALL_CHARTS for name in VALUE_SETS[chart]]
 CASE_IDS = [f"{chart}:{name}" for chart, name in CASES]

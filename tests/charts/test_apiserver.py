@@ -189,9 +189,15 @@ def test_generated_secrets_survive_upgrade_rotation_uninstall_and_reinstall(
             "shop-jwt-keyring",
             "shop-order-mongodb",
             "shop-product-mongodb",
+            "shop-storefront-csrf",
         ]
 
         run("upgrade", "shop", chart, "--set", "auth.replicaCount=2", "--set", "ingress.host=a.b")
+        assert _secrets(client, "shop") == installed
+        # The storefront left out and put back: its CSRF secret stays the same throughout.
+        run("upgrade", "shop", chart, "--set", "storefront.enabled=false")
+        assert _secrets(client, "shop") == installed
+        run("upgrade", "shop", chart, "--set", "storefront.replicaCount=2")
         assert _secrets(client, "shop") == installed
 
         rotated = _rotate(client, "shop", "shop-jwt-keyring")
@@ -207,14 +213,19 @@ def test_generated_secrets_survive_upgrade_rotation_uninstall_and_reinstall(
         assert _secrets(client, "shop") == after_rotation, "a reinstall made new credentials"
 
 
-def test_a_service_chart_keeps_its_database_credentials(
-    helm: Helm, apiserver: KubeAPIServer
+@pytest.mark.parametrize(
+    ("chart", "generated"), [("cart", "shop-cart-mongodb"), ("storefront", "shop-storefront-csrf")]
+)
+def test_a_chart_on_its_own_keeps_its_generated_secret(
+    helm: Helm, apiserver: KubeAPIServer, chart: str, generated: str
 ) -> None:
-    kubeconfig = ["--kubeconfig", str(apiserver.kubeconfig_path), "--namespace", "solo"]
-    chart = str(helm.chart("cart"))
+    """A service's database credentials; the storefront's CSRF secret."""
+    namespace = f"solo-{chart}"
+    kubeconfig = ["--kubeconfig", str(apiserver.kubeconfig_path), "--namespace", namespace]
+    path = str(helm.chart(chart))
     with kube_client(apiserver) as client:
-        helm.run("install", "shop", chart, "--create-namespace", *kubeconfig)
-        installed = _secrets(client, "solo")
-        assert list(installed) == ["shop-cart-mongodb"]
-        helm.run("upgrade", "shop", chart, "--set", "replicaCount=2", *kubeconfig)
-        assert _secrets(client, "solo") == installed
+        helm.run("install", "shop", path, "--create-namespace", *kubeconfig)
+        installed = _secrets(client, namespace)
+        assert list(installed) == [generated]
+        helm.run("upgrade", "shop", path, "--set", "replicaCount=2", *kubeconfig)
+        assert _secrets(client, namespace) == installed

@@ -69,7 +69,7 @@ def test_operator_release_is_the_one_skaffold_upgrades() -> None:
 def test_builds_every_image_the_charts_use() -> None:
     services = re.search(r"^SERVICES=\(([a-z ]+)\)$", TEXT, re.MULTILINE)
     assert services
-    assert services.group(1).split() == ["auth", "product", "cart", "order"]
+    assert services.group(1).split() == ["auth", "product", "cart", "order", "storefront"]
     for service in services.group(1).split():
         values = yaml.safe_load(repo_path("charts", service, "values.yaml").read_text())
         assert values["image"]["repository"] == f"checkout/{service}"
@@ -235,7 +235,7 @@ def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) ->
         + str(repo_path("k8s", "ingress", "traefik.yaml")),
         "docker build ",
         "kind load docker-image --name checkout checkout/auth:t1 checkout/product:t1 "
-        "checkout/cart:t1 checkout/order:t1 checkout/operator:t1",
+        "checkout/cart:t1 checkout/order:t1 checkout/storefront:t1 checkout/operator:t1",
         "kubectl --context kind-checkout apply --server-side --force-conflicts -f",
         "helm --kube-context kind-checkout upgrade --install checkout-operator",
         "kubectl --context kind-checkout apply -f " + str(repo_path("k8s", "checkout-sample.yaml")),
@@ -250,12 +250,13 @@ def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) ->
     positions = [first(step) for step in steps]
     assert positions == sorted(positions), "\n".join(log)
     builds = [line for line in log if line.startswith("docker build")]
-    assert len(builds) == 5
-    for service in ("auth", "product", "cart", "order"):
+    assert len(builds) == 6
+    for service in ("auth", "product", "cart", "order", "storefront"):
         assert any(f"SERVICE={service} --tag checkout/{service}:t1" in b for b in builds)
     (install,) = [line for line in log if "upgrade --install checkout-operator" in line]
     assert "--set image.repository=checkout/operator --set image.tag=t1" in install
     assert "--set serviceImages.cart.tag=t1" in install
+    assert "--set serviceImages.storefront.repository=checkout/storefront" in install
     # Nothing touched a context other than the kind one.
     for line in log:
         if line.startswith("kubectl "):

@@ -49,8 +49,9 @@ def test_documented_names_are_the_real_ones() -> None:
     _in_doc(f"`{release['setValues']['ingress.host']}`")
     _in_doc(f"namespace `{release['namespace']}`")
     for forward in skaffold["portForward"]:
-        assert forward["localPort"] in range(8001, 8005)
+        assert forward["localPort"] in range(8000, 8005)
     _in_doc("`localhost:8001`\u2013`8004`")
+    _in_doc("the storefront to `localhost:8000`")
     (operator,) = [p for p in skaffold["profiles"] if p["name"] == "operator"]
     (forward,) = operator["portForward"]
     _in_doc(f"localhost:{forward['localPort']}")

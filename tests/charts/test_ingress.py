@@ -1,5 +1,7 @@
-"""The Ingress routes every public path, clean and seed, to the service that answers it, and
-nothing else: matched with the Kubernetes `Prefix` rules (whole path elements, longest wins)."""
+"""The Ingress routes every public path, clean and seed, to the service that answers it, every
+other path to the storefront (its "/"), or, without the storefront, to nothing: matched with the
+Kubernetes `Prefix` rules (whole path elements, longest wins). No private path of a service ever
+reaches that service."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.charts.conftest import objects_of
+from tests.charts.conftest import VALUE_SETS, objects_of
 from tests.charts.ingress_rules import route
-from tests.infra.helm import Helm
+from tests.infra.helm import WORKLOADS, Helm
 
 Rendered = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -50,7 +52,24 @@ PUBLIC_REQUESTS = {
         "/api/order/6650f0c2a1b2c3d4e5f60718",
     ],
 }
-# Never reachable from outside: service-to-service APIs, probes, metrics, API docs.
+# The shop's pages: the storefront's, when it is installed.
+STOREFRONT_REQUESTS = [
+    "/",
+    "/products/6650f0c2a1b2c3d4e5f60718",
+    "/cart",
+    "/checkout",
+    "/orders",
+    "/orders/6650f0c2a1b2c3d4e5f60718",
+    "/signin",
+    "/register",
+    "/signout",
+    "/account",
+    "/static/app.css",
+    "/pictures/6650f0c2a1b2c3d4e5f60718.jpg",
+]
+# Never reachable from outside through a service: service-to-service APIs, probes, metrics, API
+# docs. With the storefront they reach the storefront (every path the API paths leave is its),
+# which serves none of the services' routes; without it, nothing.
 PRIVATE_REQUESTS = [
     "/internal/v1/reservations",
     "/internal/v1/users/6650f0c2a1b2c3d4e5f60718",
@@ -71,7 +90,9 @@ def _ingress(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return ingress
 
 
-@pytest.mark.parametrize("value_set", ["default", "tls", "replicas-and-images", "existing-secrets"])
+@pytest.mark.parametrize(
+    "value_set", ["default", "tls", "replicas-and-images", "existing-secrets", "no-storefront"]
+)
 def test_umbrella_routes_every_public_path_to_its_service(
     rendered: Rendered, value_set: str
 ) -> None:
@@ -86,8 +107,16 @@ def test_umbrella_routes_every_public_path_to_its_service(
             name, port = target
             assert name == f"shop-{service}", f"{path} goes to {name}, not shop-{service}"
             assert port in [p["name"] for p in services[name]["spec"]["ports"]]
+    storefront = VALUE_SETS["checkout"][value_set].get("storefront", {}).get("enabled", True)
+    assert ("shop-storefront" in services) is storefront
+    shop = ("shop-storefront", "http") if storefront else None
+    for path in STOREFRONT_REQUESTS:
+        assert route(ingress, host, path) == shop, path
     for path in PRIVATE_REQUESTS:
-        assert route(ingress, host, path) is None, f"{path} must not be reachable from outside"
+        assert route(ingress, host, path) == shop, f"{path} must reach no service from outside"
+    # "/" is one Prefix route, and only with the storefront.
+    roots = [p for r in ingress["spec"]["rules"] for p in r["http"]["paths"] if p["path"] == "/"]
+    assert len(roots) == (1 if storefront else 0)
 
 
 def test_umbrella_ingress_takes_class_host_and_tls_from_values(rendered: Rendered) -> None:
@@ -119,8 +148,26 @@ def test_a_service_chart_on_its_own_routes_only_its_own_paths(rendered: Rendered
                 assert target == ("shop-auth", "http"), path
             else:
                 assert target is None, f"auth's Ingress claims {path}"
-    for path in PRIVATE_REQUESTS:
+    for path in STOREFRONT_REQUESTS + PRIVATE_REQUESTS:
         assert route(ingress, "shop.example.com", path) is None, path
+
+
+def test_the_operators_ingresses_together_route_as_the_umbrellas_does(helm: Helm) -> None:
+    """The operator installs each chart with its own Ingress on the same host; the controller
+    merges their rules (longest path first across Ingresses), so the storefront's "/" takes only
+    what the services' paths leave."""
+    values = {"ingress": {"enabled": True, "host": "shop.example.com"}}
+    rules = [
+        rule
+        for chart in WORKLOADS
+        for rule in _ingress(helm.template(chart, values))["spec"]["rules"]
+    ]
+    merged = {"spec": {"rules": rules}}
+    for service, paths in PUBLIC_REQUESTS.items():
+        for path in paths:
+            assert route(merged, "shop.example.com", path) == (f"shop-{service}", "http"), path
+    for path in STOREFRONT_REQUESTS + PRIVATE_REQUESTS:
+        assert route(merged, "shop.example.com", path) == ("shop-storefront", "http"), path
 
 
 @pytest.mark.parametrize("service", list(PUBLIC_REQUESTS))
@@ -133,5 +180,5 @@ def test_each_service_chart_ingress_covers_exactly_its_public_paths(
         for path in paths:
             expected = (f"shop-{service}", "http") if owner == service else None
             assert route(ingress, "shop.example.com", path) == expected, path
-    for path in PRIVATE_REQUESTS:
+    for path in STOREFRONT_REQUESTS + PRIVATE_REQUESTS:
         assert route(ingress, "shop.example.com", path) is None, path

@@ -1,10 +1,12 @@
 """The charts' NetworkPolicies, read the way a NetworkPolicy implementation reads them: every pod
-the charts render (the umbrella's four services and their databases, the operator's pod) plus the
-pods around them (Traefik, cluster DNS, a pod of another namespace, an unrelated pod of the same
-namespace), and for every pair and port whether the policies let the connection through (the
-source's egress and the destination's ingress). The whole matrix must be exactly the expected one:
-deny by default; the ingress controller and the operator to the public port; the services that
-call each other on that port; each service to its own database and to DNS; nothing else.
+the charts render (the umbrella's four services and their databases, the storefront, the
+operator's pod) plus the pods around them (Traefik, cluster DNS, a pod of another namespace, an
+unrelated pod of the same namespace), and for every pair and port whether the policies let the
+connection through (the source's egress and the destination's ingress). The whole matrix must be
+exactly the expected one: deny by default; the ingress controller to the public port of the
+services and the storefront; the operator to the services' (it reads their key reports; the
+storefront has no keys); the services that call each other, and the storefront calling all four,
+on that port; each service to its own database; every workload to DNS; nothing else.
 
 The kind test cluster's network plugin (static ptp, see k8s/offline) does not enforce
 NetworkPolicies, so this is where their selectors are tested (docs/kubernetes.md)."""
@@ -18,11 +20,11 @@ from typing import Any
 import pytest
 
 from tests.charts.conftest import SERVICES
-from tests.infra.helm import Helm
+from tests.infra.helm import WORKLOADS, Helm
 
 NAMESPACE = "shop"
 CALLS = {("auth", "cart"), ("auth", "order"), ("cart", "product"), ("order", "product"),
-         ("order", "cart")}  # fmt: skip
+         ("order", "cart")} | {("storefront", service) for service in SERVICES}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -141,27 +143,31 @@ def world(helm: Helm) -> tuple[list[dict[str, Any]], dict[str, Pod]]:
 
 def _expected(source: str, destination: str, port: int) -> bool:
     api = {f"shop-{s}": s for s in SERVICES}
+    workloads = {f"shop-{w}": w for w in WORKLOADS}
     database = {f"shop-{s}-mongodb": s for s in SERVICES}
-    charted = api.keys() | database.keys()
+    charted = workloads.keys() | database.keys()
     if source not in charted and destination not in charted:
         return True  # no policy selects either pod
-    if destination in api:
-        caller = api.get(source)
+    if destination in workloads:
+        caller = workloads.get(source)
+        # The operator reads the key reports of the services only: the storefront has no keys.
+        admitted = ("traefik", "ops-checkout-operator") if destination in api else ("traefik",)
         return port == 8000 and (
-            source in ("traefik", "ops-checkout-operator")
-            or (caller is not None and (caller, api[destination]) in CALLS)
+            source in admitted or (caller is not None and (caller, workloads[destination]) in CALLS)
         )
     if destination in database:
         return port == 27017 and api.get(source) == database[destination]
-    # From a chart's pod to a pod outside the charts: only a service asking cluster DNS.
-    return source in api and destination == "coredns" and port == 53
+    # From a chart's pod to a pod outside the charts: only a workload asking cluster DNS.
+    return source in workloads and destination == "coredns" and port == 53
 
 
 def test_every_connection_is_exactly_the_expected_one(
     world: tuple[list[dict[str, Any]], dict[str, Pod]],
 ) -> None:
     policies, pods = world
-    assert len(policies) == 2 * len(SERVICES)
+    # One per workload, one per database.
+    assert len(policies) == len(WORKLOADS) + len(SERVICES)
+    assert "shop-storefront" in pods
     wrong = []
     for source, destination in itertools.permutations(pods, 2):
         for port in (8000, 27017, 53):
@@ -185,6 +191,6 @@ def test_every_policy_selects_rendered_pods(
 
 
 def test_policies_can_be_turned_off(helm: Helm) -> None:
-    values = {s: {"networkPolicy": {"enabled": False}} for s in SERVICES}
+    values = {w: {"networkPolicy": {"enabled": False}} for w in WORKLOADS}
     objects = helm.template("checkout", values, release="shop", namespace=NAMESPACE)
     assert not [o for o in objects if o["kind"] == "NetworkPolicy"]

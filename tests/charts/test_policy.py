@@ -16,7 +16,7 @@ import pytest
 
 from services.kit.settings import load_settings
 from tests.charts.conftest import CASE_IDS, CASES, VALUE_SETS, objects_of
-from tests.infra.helm import ROOT, SERVICES, Helm
+from tests.infra.helm import ROOT, SERVICES, WORKLOADS, Helm
 
 Rendered = dict[tuple[str, str], list[dict[str, Any]]]
 
@@ -247,6 +247,12 @@ def test_keyrings_are_mounted_as_directories_so_rotation_needs_no_restart(
         (container,) = spec["containers"]
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         config = _config_of(objects, deployment)
+        if _workload(deployment) not in SERVICES:
+            # The storefront holds no keys: nothing mounted, nothing to rotate in its pods.
+            assert not [v for v in volumes.values() if "secret" in v], _name(deployment)
+            assert set(mounts) == {"tmp"}, _name(deployment)
+            assert not [k for k in config if "KEYRING" in k or k.startswith("JWT_")], config
+            continue
         for volume, path in KEYRING_MOUNTS.items():
             assert "secret" in volumes[volume], _name(deployment)
             assert mounts[volume]["mountPath"] == path
@@ -260,6 +266,10 @@ def test_keyrings_are_mounted_as_directories_so_rotation_needs_no_restart(
         # Keyrings are deliberately not part of the pod template's checksum.
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
         assert not [a for a in annotations if "secret" in a or "keyring" in a], annotations
+
+
+def _workload(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"]["labels"]["app.kubernetes.io/name"])
 
 
 def _config_of(objects: list[dict[str, Any]], deployment: dict[str, Any]) -> dict[str, str]:
@@ -283,6 +293,10 @@ def test_umbrella_wires_service_urls_over_cluster_dns(rendered: Rendered) -> Non
                 assert url.hostname == f"{RELEASE}-{service}.checkout.svc.{domain}", url
                 target = services[f"{RELEASE}-{service}"]
                 assert url.port in [p["port"] for p in target["spec"]["ports"]]
+            if _workload(deployment) not in SERVICES:
+                # The storefront calls the four services and has no database of its own.
+                assert not [k for k in config if k.startswith("MONGO_")], config
+                continue
             assert config["MONGO_URI"].startswith("mongodb://"), config["MONGO_URI"]
             database = urlsplit(config["MONGO_URI"]).hostname or ""
             # The pod's stable DNS name behind the headless Service of its own StatefulSet.
@@ -350,6 +364,10 @@ def test_generated_secrets_are_kept_and_well_formed(
             assert ring["active"] in kids
             for key in ring["keys"]:
                 assert len(base64.urlsafe_b64decode(key["secret"] + "==")) >= 32, key["kid"]
+        elif "csrf-secret" in data:
+            # The storefront's: the same on every replica, at least 32 characters.
+            assert set(data) == {"csrf-secret"}
+            assert len(data["csrf-secret"]) >= 32
         else:
             assert set(data) == {"mongodb-root-username", "mongodb-root-password"}
             assert len(data["mongodb-root-password"]) >= 32
@@ -373,6 +391,7 @@ def test_existing_secrets_are_used_and_none_is_generated(rendered: Rendered) -> 
     objects = rendered[("checkout", "existing-secrets")]
     assert not objects_of(objects, "Secret")
     wanted = {"shop-jwt", "shop-internal", "auth-db", "product-db", "cart-db", "order-db"}
+    wanted |= {"shop-csrf"}  # the storefront's CSRF secret
     referenced = set().union(*(_secret_references(t) for _, t in pod_templates(objects)))
     assert referenced == wanted
     auth = rendered[("auth", "existing-secrets")]
@@ -385,25 +404,27 @@ def test_existing_secrets_are_used_and_none_is_generated(rendered: Rendered) -> 
     }
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_the_services_accept_the_settings_their_chart_gives_them(
     rendered: Rendered, service: str
 ) -> None:
-    """Every variable the chart sets is one the service reads, and the service's own settings
-    loader accepts the lot (the check it makes at start-up, naming any bad variable)."""
+    """Every variable the chart sets is one the service (or the storefront) reads, and its own
+    settings loader accepts the lot (the check it makes at start-up, naming any bad variable)."""
     if not (ROOT / "services" / service / "settings.py").is_file():
         pytest.skip(f"services/{service} is not in this tree yet")
     module = importlib.import_module(f"services.{service}.settings")
     settings_class = getattr(module, f"{service.capitalize()}Settings")
     fields = {f.name.upper() for f in msgspec.structs.fields(settings_class)}
     for value_set in ("default", "operator-sample", "operator-ferretdb"):
+        if value_set not in VALUE_SETS[service]:
+            continue
         objects = rendered[(service, value_set)]
         (deployment,) = objects_of(objects, "Deployment")
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         environ = _config_of(objects, deployment)
         for env in container["env"]:
-            # Secret values are not rendered; any string stands in for them.
-            environ[env["name"]] = env.get("value", "from-a-secret")
+            # Secret values are not rendered; any string (as long as a CSRF secret) stands in.
+            environ[env["name"]] = env.get("value", "a-value-from-a-secret" * 3)
         unknown = sorted(set(environ) - fields)
         assert not unknown, f"{service} chart sets variables the service never reads: {unknown}"
         settings = load_settings(settings_class, environ)

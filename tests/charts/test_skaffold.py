@@ -18,7 +18,7 @@ import yaml
 
 from tests.charts.conftest import repo_path
 from tests.charts.dockerfiles import parse
-from tests.infra.helm import SERVICES, Helm
+from tests.infra.helm import WORKLOADS, Helm
 
 ROOT = repo_path()
 CONFIG: dict[str, Any] = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
@@ -114,7 +114,7 @@ def values_has(chart: str, dotted: str) -> bool:
     """Whether `dotted` names a value of `chart` (an umbrella key may go into a subchart)."""
     keys = dotted.split(".")
     values = yaml.safe_load((ROOT / "charts" / chart / "values.yaml").read_text())
-    if chart == "checkout" and keys[0] in SERVICES:
+    if chart == "checkout" and keys[0] in WORKLOADS:
         values = yaml.safe_load((ROOT / "charts" / keys[0] / "values.yaml").read_text())
         keys = keys[1:]
     node: Any = values
@@ -129,7 +129,7 @@ def image_value(chart: str, prefix: str) -> str:
     """The default repository a chart's image value holds (prefix like `auth.image`)."""
     keys = prefix.split(".")
     values = yaml.safe_load((ROOT / "charts" / chart / "values.yaml").read_text())
-    if chart == "checkout" and keys[0] in SERVICES:
+    if chart == "checkout" and keys[0] in WORKLOADS:
         values = yaml.safe_load((ROOT / "charts" / keys[0] / "values.yaml").read_text())
         keys = keys[1:]
     node: Any = values
@@ -239,18 +239,22 @@ def test_base_deploys_the_umbrella_chart_with_every_service_image() -> None:
     (release,) = config["deploy"]["helm"]["releases"]
     assert release["chartPath"] == "charts/checkout"
     assert sorted(a["image"] for a in config["build"]["artifacts"]) == sorted(
-        f"checkout/{s}" for s in SERVICES
+        f"checkout/{w}" for w in WORKLOADS
     )
 
 
 def test_dev_profile_syncs_python_files_into_the_dev_image(helm: Helm) -> None:
     config = effective("dev")
     service_artifacts = [a for a in config["build"]["artifacts"] if "buildArgs" in a["docker"]]
-    assert len(service_artifacts) == len(SERVICES)
+    assert len(service_artifacts) == len(WORKLOADS)
     for artifact in service_artifacts:
         assert artifact["docker"]["target"] == "dev", artifact["image"]
         rules = artifact["sync"]["manual"]
         assert any(r["src"].endswith("*.py") and r["src"].startswith("services/") for r in rules)
+        if artifact["docker"]["buildArgs"]["SERVICE"] == "storefront":
+            # Its templates and static files are read from the sources too.
+            sources = {r["src"] for r in rules}
+            assert {"services/storefront/templates/**", "services/storefront/static/**"} <= sources
         for rule in rules:
             # Relative paths are kept under dest: services/x.py lands in /app/services/x.py,
             # where the dev image has its sources and PYTHONPATH.
@@ -273,11 +277,11 @@ def test_dev_profile_syncs_python_files_into_the_dev_image(helm: Helm) -> None:
 def test_operator_profile_deploys_the_operator_chart_and_the_sample() -> None:
     config = effective("operator")
     images = {a["image"] for a in config["build"]["artifacts"]}
-    assert images == {f"checkout/{s}" for s in SERVICES} | {"checkout/operator"}
+    assert images == {f"checkout/{w}" for w in WORKLOADS} | {"checkout/operator"}
     (release,) = config["deploy"]["helm"]["releases"]
     assert release["chartPath"] == "charts/checkout-operator"
     templates = release["setValueTemplates"]
-    for service in SERVICES:
+    for service in WORKLOADS:
         assert f"IMAGE_REPO_checkout_{service}" in templates[f"serviceImages.{service}.repository"]
     (manifest,) = config["manifests"]["rawYaml"]
     assert manifest == "k8s/checkout-sample.yaml"
@@ -366,7 +370,7 @@ def test_offline_profile_builds_every_artifact_as_cluster_script_does(profile: s
     # host's network (the private engine has no bridge) and the CA bundle as a BuildKit secret.
     config = effective(profile)
     artifacts = config["build"]["artifacts"]
-    assert len(artifacts) == (5 if "operator" in profile else 4)
+    assert len(artifacts) == len(WORKLOADS) + (1 if "operator" in profile else 0)
     # The docker CLI's own BuildKit (DOCKER_BUILDKIT=1), not buildx: skaffold's useBuildkit
     # would add buildx's --load, which Debian's client refuses.
     assert config["build"]["local"] == {"push": False, "useDockerCLI": True}
@@ -387,7 +391,7 @@ def test_offline_profile_builds_every_artifact_as_cluster_script_does(profile: s
         (release,) = config["deploy"]["helm"]["releases"]
         assert release["name"] == "checkout-operator"
     if profile.startswith("dev"):
-        assert all(a["docker"].get("target") == "dev" for a in artifacts[:4])
+        assert all(a["docker"].get("target") == "dev" for a in artifacts[: len(WORKLOADS)])
 
 
 def test_operator_artifact_names_the_dockerfiles_default_python_image() -> None:

@@ -29,10 +29,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.charts.conftest import KUBERNETES_VERSION, SERVICES, repo_path
+from tests.charts.conftest import KUBERNETES_VERSION, repo_path
 from tests.charts.ingress_rules import NOT_FOUND_BODY, NOT_FOUND_CONTENT_TYPE, route
-from tests.charts.test_ingress import PRIVATE_REQUESTS, PUBLIC_REQUESTS
-from tests.infra.helm import Helm
+from tests.charts.test_ingress import PRIVATE_REQUESTS, PUBLIC_REQUESTS, STOREFRONT_REQUESTS
+from tests.infra.helm import WORKLOADS, Helm
 from tests.infra.kubeapi import KubeAPIServer, kube_client
 
 MANIFEST = repo_path("k8s", "ingress", "traefik.yaml")
@@ -40,6 +40,9 @@ BUILD_SCRIPT = repo_path("k8s", "offline", "go", "traefik", "build.sh")
 OBJECTS: list[dict[str, Any]] = [o for o in yaml.safe_load_all(MANIFEST.read_text()) if o]
 KIND_CONFIGS = sorted(repo_path("k8s").glob("**/kind-cluster.yaml"))
 HOST = "checkout.localhost"
+# Ingresses made by single tests use another host: the chart's "/" (the storefront) would
+# otherwise answer their paths before they are served, or instead of a 404.
+OTHER_HOST = "other.checkout.localhost"
 RELEASE = "shop"
 
 _T = TypeVar("_T")
@@ -155,7 +158,7 @@ def test_its_class_is_the_charts_default_class() -> None:
     annotations = ingress_class["metadata"]["annotations"]
     assert annotations["ingressclass.kubernetes.io/is-default-class"] == "true"
     assert _flags()["providers.kubernetesingress.ingressclass"] == name
-    for chart in ("checkout", *SERVICES):
+    for chart in ("checkout", *WORKLOADS):
         values = yaml.safe_load(repo_path("charts", chart, "values.yaml").read_text())
         assert values["ingress"]["className"] == name, f"charts/{chart}/values.yaml"
     crd = yaml.safe_load(repo_path("k8s", "crd.yaml").read_text())
@@ -347,7 +350,7 @@ def traefik(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     rendered = helm.template(
         "checkout", {"ingress": {"host": HOST}}, release=RELEASE, namespace=RELEASE
     )
-    backends = {s: EchoServer(s) for s in SERVICES}
+    backends = {w: EchoServer(w) for w in WORKLOADS}
     for server in backends.values():
         threading.Thread(target=server.serve_forever, daemon=True).start()
     with KubeAPIServer(audit=False) as apiserver, kube_client(apiserver) as api:
@@ -428,24 +431,21 @@ def traefik(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
 def test_traefik_routes_the_charts_ingress_as_the_ingress_rules_say(
     traefik: RunningTraefik,
 ) -> None:
-    """Each public path reaches its service and no private one reaches any: by whole path
-    elements (strictPrefixMatching), the rules tests/charts/ingress_rules.py emulates."""
-    for service, paths in PUBLIC_REQUESTS.items():
-        for path in paths:
-            answer = traefik.get(path)
-            assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text}"
-            assert answer.json()["service"] == service, f"{path} went to {answer.json()['service']}"
-            assert answer.json()["path"] == path  # passed on as it came, no rewrite
-    for path in PRIVATE_REQUESTS:
+    """Each public path reaches its service, every other path the storefront (its "/"), and no
+    private path of a service reaches that service: by whole path elements (strictPrefixMatching),
+    the rules tests/charts/ingress_rules.py emulates."""
+    expected = {path: service for service, paths in PUBLIC_REQUESTS.items() for path in paths}
+    expected |= {path: "storefront" for path in STOREFRONT_REQUESTS + PRIVATE_REQUESTS}
+    for path, service in expected.items():
         answer = traefik.get(path)
-        assert answer.status_code == 404, f"{path} reached {answer.text}"
-        assert answer.text == NOT_FOUND_BODY
-        assert answer.headers["content-type"] == NOT_FOUND_CONTENT_TYPE
-    # A rule with a host serves only that host.
-    assert (
-        traefik.http.get("/api/v1/products", headers={"Host": "other.example.com"}).status_code
-        == 404
-    )
+        assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text}"
+        assert answer.json()["service"] == service, f"{path} went to {answer.json()['service']}"
+        assert answer.json()["path"] == path  # passed on as it came, no rewrite
+    # A rule with a host serves only that host; Traefik's own answer where nothing matches.
+    answer = traefik.http.get("/api/v1/products", headers={"Host": "other.example.com"})
+    assert answer.status_code == 404
+    assert answer.text == NOT_FOUND_BODY
+    assert answer.headers["content-type"] == NOT_FOUND_CONTENT_TYPE
 
 
 @pytest.mark.parametrize(
@@ -468,7 +468,8 @@ def test_the_emulated_ingress_agrees_with_traefik(traefik: RunningTraefik, helm:
         "checkout", {"ingress": {"host": HOST}}, release=RELEASE, namespace=RELEASE
     )
     (ingress,) = [o for o in objects if o["kind"] == "Ingress"]
-    for path in [p for paths in PUBLIC_REQUESTS.values() for p in paths] + PRIVATE_REQUESTS:
+    requests = [p for paths in PUBLIC_REQUESTS.values() for p in paths]
+    for path in requests + STOREFRONT_REQUESTS + PRIVATE_REQUESTS:
         emulated = route(ingress, HOST, path)
         answer = traefik.get(path)
         real = f"{RELEASE}-{answer.json()['service']}" if answer.status_code == 200 else None
@@ -520,7 +521,7 @@ def test_classes_decide_what_traefik_serves(traefik: RunningTraefik) -> None:
         spec: dict[str, Any] = {
             "rules": [
                 {
-                    "host": HOST,
+                    "host": OTHER_HOST,
                     "http": {
                         "paths": [
                             {
@@ -548,11 +549,12 @@ def test_classes_decide_what_traefik_serves(traefik: RunningTraefik) -> None:
         )
     stored = traefik.api.get(f"/apis/networking.k8s.io/v1/namespaces/{RELEASE}/ingresses/unclassed")
     assert stored.json()["spec"]["ingressClassName"] == _one("IngressClass")["metadata"]["name"]
+    other = {"Host": OTHER_HOST}
     _wait(
         "the unclassed Ingress to be served",
-        lambda: True if traefik.get("/unclassed").status_code == 200 else None,
+        lambda: True if traefik.get("/unclassed", headers=other).status_code == 200 else None,
     )
-    assert traefik.get("/other-class").status_code == 404
+    assert traefik.get("/other-class", headers=other).status_code == 404
 
 
 def test_a_service_without_ready_pods_answers_503(traefik: RunningTraefik) -> None:
@@ -576,7 +578,7 @@ def test_a_service_without_ready_pods_answers_503(traefik: RunningTraefik) -> No
             "spec": {
                 "rules": [
                     {
-                        "host": HOST,
+                        "host": OTHER_HOST,
                         "http": {
                             "paths": [
                                 {
@@ -593,7 +595,11 @@ def test_a_service_without_ready_pods_answers_503(traefik: RunningTraefik) -> No
             },
         },
     )
-    _wait("the idle route", lambda: True if traefik.get("/idle").status_code == 503 else None)
+    other = {"Host": OTHER_HOST}
+    _wait(
+        "the idle route",
+        lambda: True if traefik.get("/idle", headers=other).status_code == 503 else None,
+    )
 
 
 def test_its_service_account_is_never_refused(traefik: RunningTraefik) -> None:

@@ -1,5 +1,6 @@
 """values.schema.json: bad values fail at `helm template` with a message naming the value, and
-the four service schemas are exactly what scripts/chart_schemas.py generates."""
+the four service schemas and the storefront's are exactly what scripts/chart_schemas.py
+generates."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 
 from services.kit.settings import ServiceSettings
 from tests.charts.conftest import SERVICES, repo_path
-from tests.infra.helm import ALL_CHARTS, Helm
+from tests.infra.helm import ALL_CHARTS, WORKLOADS, Helm
 
 BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("auth", {"image": {"tag": "latest"}}, "/image/tag"),
@@ -71,6 +72,29 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         "/databaseImages/ferretdb",
     ),
     ("checkout-operator", {"databaseImages": {"postgres": {}}}, "postgres"),
+    ("checkout-operator", {"serviceImages": {"storefront": {"tag": "latest"}}}, "storefront"),
+    # The storefront has no database and no keyrings: their keys are refused, not ignored.
+    ("storefront", {"mongodb": {"enabled": True}}, "'mongodb'"),
+    ("storefront", {"keyrings": {"jwt": {"secretName": "shop-jwt"}}}, "'keyrings'"),
+    ("storefront", {"jwt": {"issuer": "x", "audience": "y"}}, "'jwt'"),
+    ("storefront", {"networkPolicy": {"enabled": True, "operator": {}}}, "'operator'"),
+    ("storefront", {"csrf": {"existingSecret": "Shop_CSRF"}}, "/csrf/existingSecret"),
+    ("storefront", {"csrf": None}, "csrf"),
+    ("storefront", {"image": {"tag": "latest"}}, "/image/tag"),
+    ("storefront", {"replicaCount": 0}, "/replicaCount"),
+    ("storefront", {"resources": {"requests": {"cpu": "lots"}}}, "/resources"),
+    ("storefront", {"logLevel": "CRITICAL"}, "/logLevel"),
+    ("storefront", {"securityContext": {"readOnlyRootFilesystem": "no"}}, "/securityContext"),
+    ("storefront", {"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext"),
+    ("storefront", {"ingress": {"paths": ["/internal/v1/keys"]}}, "/ingress/paths/0"),
+    ("storefront", {"ingress": {"paths": ["/internal"]}}, "/ingress/paths/0"),
+    ("storefront", {"ingress": {"paths": ["shop"]}}, "/ingress/paths/0"),
+    ("storefront", {"ingress": {"enabled": True, "tls": {"enabled": True}}}, "/ingress"),
+    ("storefront", {"serviceUrls": {"auth": "auth:80"}}, "/serviceUrls/auth"),
+    ("checkout", {"storefront": {"enabled": "yes"}}, "/storefront/enabled"),
+    ("checkout", {"storefront": {"replicaCount": 0}}, "/replicaCount"),
+    ("checkout", {"storefront": {"mongodb": {}}}, "'mongodb'"),
+    ("checkout", {"global": {"tls": "yes"}}, "/global/tls"),
 ]
 
 
@@ -88,10 +112,21 @@ def test_bad_values_fail_with_a_clear_message(
     assert expected in result.stderr, result.stderr
 
 
-def test_umbrella_refuses_a_second_ingress(helm: Helm) -> None:
-    result = helm.template_text("checkout", {"cart": {"ingress": {"enabled": True}}}, check=False)
+@pytest.mark.parametrize("chart", WORKLOADS)
+def test_umbrella_refuses_a_second_ingress(helm: Helm, chart: str) -> None:
+    result = helm.template_text("checkout", {chart: {"ingress": {"enabled": True}}}, check=False)
     assert result.returncode != 0
-    assert "cart.ingress.enabled" in result.stderr
+    assert f"{chart}.ingress.enabled" in result.stderr
+
+
+def test_umbrella_refuses_tls_that_leaves_the_shops_cookies_insecure(helm: Helm) -> None:
+    """With TLS at its Ingress, the storefront's cookies must be Secure: global.tls says so."""
+    tls = {"host": "shop.example.com", "tls": {"enabled": True, "secretName": "shop-tls"}}
+    result = helm.template_text("checkout", {"ingress": tls}, check=False)
+    assert result.returncode != 0
+    assert "global.tls: set it to true with ingress.tls.enabled" in result.stderr
+    # Without the storefront there are no cookies to protect.
+    helm.template_text("checkout", {"ingress": tls, "storefront": {"enabled": False}})
 
 
 def test_service_schemas_are_generated() -> None:
@@ -138,6 +173,6 @@ def test_log_levels_are_the_ones_the_services_accept() -> None:
     pattern = re.search(r"\^\(([A-Z|]+)\)\$", str(field.type))
     assert pattern, field.type
     accepted = set(pattern.group(1).split("|"))
-    for chart in SERVICES:
+    for chart in WORKLOADS:
         schema = json.loads(repo_path("charts", chart, "values.schema.json").read_text())
         assert set(schema["properties"]["logLevel"]["enum"]) == accepted, chart

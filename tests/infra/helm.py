@@ -27,9 +27,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
 SERVICES = ("auth", "product", "cart", "order")
+# The charts (and images) of the platform's workloads: the four services and the storefront.
+WORKLOADS = (*SERVICES, "storefront")
 # In dependency order: the library first, the umbrella after the charts it bundles.
-CHARTS_WITH_DEPENDENCIES = (*SERVICES, "checkout")
-ALL_CHARTS = (*SERVICES, "checkout", "checkout-operator")
+CHARTS_WITH_DEPENDENCIES = (*WORKLOADS, "checkout")
+ALL_CHARTS = (*WORKLOADS, "checkout", "checkout-operator")
 
 
 def _load_ensure_helm() -> ModuleType:

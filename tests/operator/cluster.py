@@ -20,6 +20,7 @@ CRD_FILE = (
 )
 SAMPLE_FILE = REPO_ROOT / "k8s" / "checkout-sample.yaml"
 SERVICES = ("auth", "product", "cart", "order")
+WORKLOADS = (*SERVICES, "storefront")
 OWNER_LABEL = "checkout.platform.io/owner"
 TEST_MANAGER = "checkout-tests"
 MERGE = {"Content-Type": "application/merge-patch+json"}

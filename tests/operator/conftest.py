@@ -123,6 +123,7 @@ def operator_config(kube_api: KubeAPIServer, charts: Helm) -> OperatorConfig:
             "product": "registry.example.com/checkout/product:0.1.0",
             "cart": "registry.example.com/checkout/cart:0.1.0",
             "order": "registry.example.com/checkout/order:0.1.0",
+            "storefront": "registry.example.com/checkout/storefront:0.1.0",
         },
         kubeconfig=kube_api.kubeconfig_path,
         drift_interval=DRIFT_INTERVAL,

@@ -9,7 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.operator.cluster import CRD_FILE, MERGE, REPO_ROOT, Cluster, sample_checkout
+from tests.operator.cluster import (
+    CRD_FILE,
+    MERGE,
+    REPO_ROOT,
+    Cluster,
+    load_crds,
+    sample_checkout,
+)
 
 
 def test_k8s_crd_is_the_chart_crd_not_a_copy() -> None:
@@ -36,6 +43,18 @@ def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> N
             "maxReplicas": 5,
             "targetCPUUtilizationPercentage": 75,
         }
+    # The storefront is on, with the services' defaults; no image, no resources: the
+    # operator's default image and the chart's requests.
+    assert spec["storefront"] == {
+        "enabled": True,
+        "replicas": 1,
+        "autoscaling": {
+            "enabled": False,
+            "minReplicas": 2,
+            "maxReplicas": 5,
+            "targetCPUUtilizationPercentage": 75,
+        },
+    }
     # No image: each engine's default lives in the charts (or the operator's settings).
     assert spec["mongodb"] == {
         "engine": "mongodb",
@@ -99,6 +118,25 @@ BAD_SPECS = [
         "services.auth.resources",
         {"requests": {"cpu": "lots"}},
         "spec.services.auth.resources.requests.cpu",
+    ),
+    ("storefront.enabled", "yes", "spec.storefront.enabled"),
+    ("storefront.replicas", 0, "spec.storefront.replicas"),
+    ("storefront.replicas", 21, "spec.storefront.replicas"),
+    (
+        "storefront.image",
+        {"repository": "shop/storefront", "tag": "latest"},
+        "spec.storefront.image.tag",
+    ),
+    ("storefront.image", {"repository": "Shop Front"}, "spec.storefront.image.repository"),
+    (
+        "storefront.resources",
+        {"limits": {"memory": "plenty"}},
+        "spec.storefront.resources.limits.memory",
+    ),
+    (
+        "storefront.autoscaling",
+        {"enabled": True, "minReplicas": 4, "maxReplicas": 2},
+        "spec.storefront.autoscaling.minReplicas",
     ),
     ("mongodb.image", "mongo:latest", "spec.mongodb.image"),
     ("mongodb.image", "mongo", "spec.mongodb.image"),
@@ -192,16 +230,59 @@ def test_a_checkout_from_before_engines_switches_only_without_the_old_image(
     assert "image" not in switched["spec"]["mongodb"]
 
 
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        (("services", "auth"), "replica"),
+        # The storefront has no database or keyrings to configure.
+        (("storefront",), "mongodb"),
+        (("storefront",), "csrfSecret"),
+    ],
+)
 def test_an_unknown_field_is_refused_under_strict_validation(
-    cluster: Cluster, namespace: str, kube: httpx.Client
+    cluster: Cluster, namespace: str, kube: httpx.Client, section: tuple[str, ...], field: str
 ) -> None:
     document = sample_checkout("typo")
-    document["spec"]["services"]["auth"]["replica"] = 2  # kubectl validates strictly by default
+    node = document["spec"]
+    for key in section:
+        node = node.setdefault(key, {})
+    node[field] = 2  # kubectl validates strictly by default
     response = kube.post(
         cluster.path("Checkout", namespace), json=document, params={"fieldValidation": "Strict"}
     )
     assert response.status_code in (400, 422), response.text
-    assert 'unknown field "spec.services.auth.replica"' in response.json()["message"]
+    path = ".".join(("spec", *section, field))
+    assert f'unknown field "{path}"' in response.json()["message"]
+
+
+def test_the_storefront_takes_the_services_shapes(
+    cluster: Cluster, namespace: str, kube: httpx.Client
+) -> None:
+    """Its replicas, image, resources and autoscaling are the per-service schemas, not copies."""
+    schema = load_crds()[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = schema["properties"]["spec"]["properties"]
+    service = spec["services"]["properties"]["auth"]["properties"]
+    storefront = spec["storefront"]["properties"]
+    assert set(storefront) == set(service) | {"enabled"}
+    for key in service:
+        assert storefront[key] == service[key], key
+    good = with_spec(
+        "storefront",
+        {
+            "enabled": False,
+            "replicas": 3,
+            "image": {"repository": "r.example.com/storefront", "tag": "1.2.3"},
+            "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}},
+        },
+        name="front",
+    )
+    response = kube.post(
+        cluster.path("Checkout", namespace),
+        json=good,
+        params={"dryRun": "All", "fieldValidation": "Strict"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["storefront"]["autoscaling"]["enabled"] is False
 
 
 def test_a_long_name_is_refused(cluster: Cluster, namespace: str) -> None:

@@ -16,7 +16,14 @@ import pytest
 
 from tests.infra.helm import Helm
 from tests.infra.kubeapi import KubeAPIServer
-from tests.operator.cluster import OWNER_LABEL, REPO_ROOT, Cluster, sample_checkout, wait_until
+from tests.operator.cluster import (
+    OWNER_LABEL,
+    REPO_ROOT,
+    WORKLOADS,
+    Cluster,
+    sample_checkout,
+    wait_until,
+)
 
 KOPF = Path(sys.executable).parent / "kopf"
 
@@ -84,8 +91,8 @@ def test_kopf_run_serves_and_stops_gracefully_on_sigterm(
     wait_until(alive, timeout=30, what="the liveness endpoint")
     cluster.create_checkout(namespace, sample_checkout())
     wait_until(
-        lambda: len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}=shop")) == 4,
-        what="four Deployments",
+        lambda: len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}=shop")) == len(WORKLOADS),
+        what="the four services' Deployments and the storefront's",
     )
 
     process.send_signal(signal.SIGTERM)

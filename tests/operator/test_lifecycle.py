@@ -1,6 +1,7 @@
 """The operator keeping a Checkout's children as the spec says, against the real API server:
-status from the children, no writes when nothing changed, drift put back, pruning, deletion
-(with volumes kept or removed), several Checkouts in several namespaces."""
+status from the children, no writes when nothing changed, drift put back, pruning (the storefront
+switched off and on among it), deletion (with volumes kept or removed), several Checkouts in
+several namespaces."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import httpx
 import pytest
 from checkout_operator.config import OperatorConfig
 
-from tests.operator.cluster import OWNER_LABEL, SERVICES, Cluster, sample_checkout, wait_until
+from tests.operator.cluster import (
+    OWNER_LABEL,
+    SERVICES,
+    WORKLOADS,
+    Cluster,
+    sample_checkout,
+    wait_until,
+)
 from tests.operator.conftest import RunningOperator, run_operator
 
 # The drift interval is 0.5 s in these tests; a repair must land well within this.
@@ -20,12 +28,13 @@ REPAIR_BOUND = 5.0
 
 def ready(cluster: Cluster, namespace: str, name: str = "shop") -> dict[str, Any]:
     """Wait for the children, make them available as controllers would, wait for Ready."""
+    workloads = len(WORKLOADS) if _storefront_on(cluster, namespace, name) else len(SERVICES)
     wait_until(
         lambda: (
-            len(cluster.list("StatefulSet", namespace, f"{OWNER_LABEL}={name}")) == 4
-            and len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}={name}")) == 4
+            len(cluster.list("StatefulSet", namespace, f"{OWNER_LABEL}={name}")) == len(SERVICES)
+            and len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}={name}")) == workloads
         ),
-        what="four Deployments and four StatefulSets",
+        what=f"{workloads} Deployments and {len(SERVICES)} StatefulSets",
     )
     cluster.make_available(namespace, name)
     checkout: dict[str, Any] = wait_until(
@@ -35,6 +44,11 @@ def ready(cluster: Cluster, namespace: str, name: str = "shop") -> dict[str, Any
         what="phase Ready",
     )
     return checkout
+
+
+def _storefront_on(cluster: Cluster, namespace: str, name: str) -> bool:
+    spec = cluster.checkout(namespace, name)["spec"]
+    return bool(spec.get("storefront", {}).get("enabled", True))
 
 
 def condition_is(
@@ -76,6 +90,7 @@ def test_status_follows_the_deployments_and_statefulsets(
         "ProductAvailable",
         "CartAvailable",
         "OrderAvailable",
+        "StorefrontAvailable",
     }
 
     checkout = ready(cluster, namespace)
@@ -103,6 +118,19 @@ def test_status_follows_the_deployments_and_statefulsets(
     assert "0/1" in cart["message"]
     assert cluster.condition(namespace, "Ready")["status"] == "False"  # type: ignore[index]
     assert cluster.condition(namespace, "AuthAvailable")["status"] == "True"  # type: ignore[index]
+
+    # So does the storefront's: the shop down is the platform not Ready.
+    cluster.make_available(namespace)
+    wait_until(lambda: condition_is(cluster, namespace, "Ready", "True"), what="Ready again")
+    cluster.make_unavailable(namespace, "shop-storefront")
+    wait_until(
+        lambda: condition_is(cluster, namespace, "StorefrontAvailable", "False"),
+        timeout=REPAIR_BOUND,
+        what="StorefrontAvailable False",
+    )
+    ready_condition = cluster.condition(namespace, "Ready")
+    assert ready_condition is not None and ready_condition["status"] == "False"
+    assert "storefront: its Deployment has 0/1 replicas available" in ready_condition["message"]
 
     reasons = {
         e["reason"]
@@ -191,8 +219,8 @@ def test_what_the_spec_no_longer_asks_for_is_pruned(
     spec = sample_checkout(services={"cart": {"autoscaling": {"enabled": True, "maxReplicas": 4}}})
     cluster.create_checkout(namespace, spec)
     wait_until(
-        lambda: cluster.names("Ingress", namespace) == {f"shop-{s}" for s in SERVICES},
-        what="four Ingresses",
+        lambda: cluster.names("Ingress", namespace) == {f"shop-{w}" for w in WORKLOADS},
+        what="five Ingresses",
     )
     hpa = wait_until(
         lambda: cluster.get("HorizontalPodAutoscaler", namespace, "shop-cart"), what="the cart HPA"
@@ -214,6 +242,54 @@ def test_what_the_spec_no_longer_asks_for_is_pruned(
     wait_until(
         lambda: cluster.checkout(namespace)["status"].get("url") == "", what="the URL cleared"
     )
+
+
+def test_the_storefront_switched_off_is_removed_and_back_on_is_made_again(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    cluster.create_checkout(namespace, sample_checkout())
+    ready(cluster, namespace)
+    storefront = {
+        (kind, name) for kind, name in cluster.children(namespace) if "storefront" in name
+    }
+    assert storefront == {
+        ("ServiceAccount", "shop-storefront"),
+        ("ConfigMap", "shop-storefront"),
+        ("Service", "shop-storefront"),
+        ("Deployment", "shop-storefront"),
+        ("PodDisruptionBudget", "shop-storefront"),
+        ("Ingress", "shop-storefront"),
+        ("NetworkPolicy", "shop-storefront"),
+        ("Secret", "shop-storefront-csrf"),
+    }
+    first_secret = cluster.get("Secret", namespace, "shop-storefront-csrf")
+    assert first_secret is not None
+    others = cluster.children(namespace) - storefront
+
+    cluster.merge("Checkout", namespace, "shop", {"spec": {"storefront": {"enabled": False}}})
+    wait_until(
+        lambda: cluster.children(namespace) == others, what="the storefront's children pruned"
+    )
+    # Its condition goes with it (not left True, nor False); the platform is Ready without it.
+    wait_until(
+        lambda: (
+            cluster.condition(namespace, "StorefrontAvailable") is None
+            and condition_is(cluster, namespace, "Ready", "True")
+        ),
+        what="StorefrontAvailable removed, Ready",
+    )
+    assert cluster.children(namespace) == others
+
+    cluster.merge("Checkout", namespace, "shop", {"spec": {"storefront": {"enabled": True}}})
+    wait_until(
+        lambda: cluster.children(namespace) == others | storefront, what="the storefront back"
+    )
+    ready(cluster, namespace)
+    assert condition_is(cluster, namespace, "StorefrontAvailable", "True")
+    # A new CSRF secret: a disabled storefront's forms are gone with it.
+    second_secret = cluster.get("Secret", namespace, "shop-storefront-csrf")
+    assert second_secret is not None
+    assert second_secret["metadata"]["uid"] != first_secret["metadata"]["uid"]
 
 
 def pvc(name: str, service: str, release: str = "shop") -> dict[str, Any]:
@@ -418,11 +494,12 @@ def test_two_checkouts_in_one_namespace_keep_to_their_own_children(
 ) -> None:
     cluster.create_checkout(namespace, sample_checkout("blue"))
     cluster.create_checkout(namespace, sample_checkout("green"))
-    # NetworkPolicies are the last kind the operator applies (two per service).
+    # NetworkPolicies are the last kind the operator applies (two per service, one for the
+    # storefront).
     for name in ("blue", "green"):
         wait_until(
             lambda name=name: (
-                len(cluster.names("NetworkPolicy", namespace, f"{OWNER_LABEL}={name}")) == 8
+                len(cluster.names("NetworkPolicy", namespace, f"{OWNER_LABEL}={name}")) == 9
             ),
             what=f"{name}'s NetworkPolicies",
         )

@@ -1,5 +1,6 @@
-"""The operator against the real API server: children rendered from the charts and owned by the
-Checkout, Secrets made once, status from the children, no writes when nothing changed."""
+"""The operator against the real API server: children rendered from the charts (the four
+services' and the storefront's) and owned by the Checkout, Secrets made once, status from the
+children, no writes when nothing changed."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import base64
 import json
 from typing import Any
 
-from checkout_operator.values import all_service_values
+from checkout_operator.values import all_workload_values
 
 from services.kit.keyring import parse_keyring
 from tests.infra.helm import Helm
-from tests.operator.cluster import OWNER_LABEL, SERVICES, Cluster, sample_checkout, wait_until
+from tests.operator.cluster import (
+    OWNER_LABEL,
+    SERVICES,
+    Cluster,
+    sample_checkout,
+    wait_until,
+)
 from tests.operator.conftest import RunningOperator
 
 EXPECTED_KINDS_PER_SERVICE = {
@@ -31,6 +38,7 @@ def secret_names(release: str = "shop") -> set[str]:
         f"{release}-jwt-keyring",
         f"{release}-internal-keyring",
         *(f"{release}-{service}-mongodb" for service in SERVICES),
+        f"{release}-storefront-csrf",
     }
 
 
@@ -39,7 +47,7 @@ def rendered_children(
 ) -> set[tuple[str, str]]:
     """(kind, name) of everything ``helm template`` gives for the Checkout's values."""
     config = operator.runtime.config
-    values = all_service_values(
+    values = all_workload_values(
         release=checkout["metadata"]["name"],
         namespace=namespace,
         spec=checkout["spec"],
@@ -63,6 +71,7 @@ def test_create_makes_owned_children_with_the_spec_values(
             "auth": {"replicas": 2, "image": {"repository": "r.example.com/auth", "tag": "1.2.3"}},
             "cart": {"resources": {"requests": {"cpu": "200m"}, "limits": {"memory": "1Gi"}}},
         },
+        storefront={"replicas": 2, "resources": {"requests": {"cpu": "20m"}}},
         mongodb={
             "image": "mongo:7.0.14",
             "storage": {"size": "5Gi", "className": "fast"},
@@ -78,10 +87,10 @@ def test_create_makes_owned_children_with_the_spec_values(
     uid = checkout["metadata"]["uid"]
 
     wait_until(
-        lambda: len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}=shop")) == 4,
-        what="four Deployments",
+        lambda: len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}=shop")) == 5,
+        what="five Deployments",
     )
-    # Exactly what the charts render for these values, plus the six Secrets the operator makes.
+    # Exactly what the charts render for these values, plus the seven Secrets the operator makes.
     expected = rendered_children(charts, operator, namespace, checkout) | {
         ("Secret", name) for name in secret_names()
     }
@@ -145,6 +154,40 @@ def test_create_makes_owned_children_with_the_spec_values(
     config = cluster.get("ConfigMap", namespace, "shop-auth")
     assert config is not None
     assert config["data"]["ACCESS_TOKEN_TTL_SECONDS"] == "900"
+
+    # The storefront: the spec's replicas and resources, the operator's default image, the
+    # operator's CSRF Secret, no keyring and no database; the shop at "/" of the same host.
+    storefront = cluster.get("Deployment", namespace, "shop-storefront")
+    assert storefront is not None
+    assert storefront["spec"]["replicas"] == 2
+    pod = storefront["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example.com/checkout/storefront:0.1.0"
+    assert container["resources"]["requests"]["cpu"] == "20m"
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert container["env"] == [
+        {
+            "name": "CSRF_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "shop-storefront-csrf", "key": "csrf-secret"}},
+        }
+    ]
+    csrf = cluster.get("Secret", namespace, "shop-storefront-csrf")
+    assert csrf is not None
+    assert len(base64.b64decode(csrf["data"]["csrf-secret"])) == 48
+    assert cluster.get("StatefulSet", namespace, "shop-storefront-mongodb") is None
+    front = cluster.get("ConfigMap", namespace, "shop-storefront")
+    assert front is not None
+    assert front["data"]["COOKIE_SECURE"] == "true"  # the spec's Ingress has TLS
+    assert front["data"]["PRODUCT_URL"] == f"http://shop-product.{namespace}.svc.cluster.local:80"
+    shop = cluster.get("Ingress", namespace, "shop-storefront")
+    assert shop is not None
+    (rule,) = shop["spec"]["rules"]
+    assert rule["host"] == "shop.example.com"
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/", "Prefix")]
+    # The operator's pods are let in to the services (key reports), not to the storefront.
+    policy = cluster.get("NetworkPolicy", namespace, "shop-storefront")
+    assert policy is not None
+    assert len(policy["spec"]["ingress"]) == 1
 
 
 def test_secrets_are_created_once_and_never_overwritten(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from checkout_operator.kube import KINDS
 from checkout_operator.render import ChartRenderer, RenderError
-from checkout_operator.values import SERVICES, all_service_values
+from checkout_operator.values import SERVICES, WORKLOADS, all_workload_values
 
 from tests.infra.helm import Helm
 from tests.operator.cluster import sample_checkout
@@ -22,7 +22,7 @@ def renderer(charts: Helm) -> ChartRenderer:
 
 
 def sample_values() -> dict[str, dict[str, object]]:
-    return all_service_values(
+    return all_workload_values(
         release="demo",
         namespace="shop",
         spec=sample_checkout("demo")["spec"],
@@ -33,12 +33,13 @@ def sample_values() -> dict[str, dict[str, object]]:
 
 async def test_every_rendered_kind_is_one_the_operator_manages(renderer: ChartRenderer) -> None:
     rendered = await renderer.render_many(sample_values(), release="demo", namespace="shop")
-    assert set(rendered) == set(SERVICES)
+    assert set(rendered) == set(WORKLOADS)
     for service, objects in rendered.items():
         kinds = {(o["apiVersion"], o["kind"]) for o in objects}
         assert kinds <= set(KINDS), f"{service} renders kinds the operator cannot manage"
         assert all(o["metadata"]["name"].startswith(f"demo-{service}") for o in objects)
-        # The database credentials come from the operator's Secret, never from a template.
+        # The database credentials and the storefront's CSRF secret come from the operator's
+        # Secrets, never from a template.
         assert not [o for o in objects if o["kind"] == "Secret"]
 
 
@@ -58,7 +59,7 @@ async def test_the_spec_picks_the_database_engine(
     renderer: ChartRenderer, mongodb: dict[str, str], image: str, container: str
 ) -> None:
     spec = {**sample_checkout("demo")["spec"], "mongodb": mongodb}
-    values = all_service_values(
+    values = all_workload_values(
         release="demo",
         namespace="shop",
         spec=spec,
@@ -66,7 +67,9 @@ async def test_the_spec_picks_the_database_engine(
         cluster_domain="cluster.local",
     )
     rendered = await renderer.render_many(values, release="demo", namespace="shop")
-    for service, objects in rendered.items():
+    assert not [o for o in rendered["storefront"] if o["kind"] == "StatefulSet"]
+    for service in SERVICES:
+        objects = rendered[service]
         (statefulset,) = [o for o in objects if o["kind"] == "StatefulSet"]
         (database,) = statefulset["spec"]["template"]["spec"]["containers"]
         assert (database["name"], database["image"]) == (container, image), service

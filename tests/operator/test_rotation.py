@@ -534,6 +534,41 @@ class KeyService:
         self.server.server_close()
 
 
+def running_pod(cluster: Cluster, namespace: str, name: str, workload: str, port: int) -> None:
+    """A pod of the chart's labels, reported running at 127.0.0.1 on ``port``, as a kubelet
+    would (there is none here)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/name": workload,
+                "app.kubernetes.io/instance": "shop",
+                "app.kubernetes.io/component": "api",
+            },
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": workload,
+                    "image": f"registry.example.com/checkout/{workload}:0.1.0",
+                    "ports": [{"name": "http", "containerPort": port}],
+                }
+            ]
+        },
+    }
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    created = cluster.client.post(pods, json=pod)
+    assert created.status_code == 201, created.text
+    running = cluster.client.patch(
+        f"{pods}/{name}/status",
+        json={"status": {"phase": "Running", "podIP": "127.0.0.1"}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert running.status_code == 200, running.text
+
+
 def test_a_pod_that_has_not_loaded_the_new_key_holds_the_rotation(
     cluster: Cluster, namespace: str, operator: RunningOperator
 ) -> None:
@@ -545,37 +580,7 @@ def test_a_pod_that_has_not_loaded_the_new_key_holds_the_rotation(
     service = KeyService()
     try:
         service.holds(before["jwt"], before["internal"])
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "shop-auth-7d9f-x2x4k",
-                "labels": {
-                    "app.kubernetes.io/name": "auth",
-                    "app.kubernetes.io/instance": "shop",
-                    "app.kubernetes.io/component": "api",
-                },
-            },
-            "spec": {
-                "containers": [
-                    {
-                        "name": "auth",
-                        "image": "registry.example.com/checkout/auth:0.1.0",
-                        "ports": [{"name": "http", "containerPort": service.port}],
-                    }
-                ]
-            },
-        }
-        pods = f"/api/v1/namespaces/{namespace}/pods"
-        created = cluster.client.post(pods, json=pod)
-        assert created.status_code == 201, created.text
-        # What a kubelet would report: running, at an address the operator can reach.
-        running = cluster.client.patch(
-            f"{pods}/{pod['metadata']['name']}/status",
-            json={"status": {"phase": "Running", "podIP": "127.0.0.1"}},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        assert running.status_code == 200, running.text
+        running_pod(cluster, namespace, "shop-auth-7d9f-x2x4k", "auth", service.port)
         annotate(cluster, namespace, ROTATE_ANNOTATION, "internal")
         added = wait_until(
             lambda: len((ring := current(cluster, namespace, "internal"))[1]) == 2 and ring,
@@ -613,6 +618,30 @@ def test_a_pod_that_has_not_loaded_the_new_key_holds_the_rotation(
     wait_until(
         lambda: "PropagationOverdue" in reasons(cluster, namespace), what="an overdue warning"
     )
+
+
+def test_the_storefronts_pods_are_never_asked_for_keys(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    """The storefront mounts no keyring: a running storefront pod (here one that would report
+    the old ring, and so hold the rotation, if it were asked) is left out of the propagation."""
+    before = idle(cluster, namespace)
+    service = KeyService()
+    try:
+        service.holds(before["jwt"], before["internal"])
+        running_pod(cluster, namespace, "shop-storefront-5c8d-q7w2m", "storefront", service.port)
+        annotate(cluster, namespace, ROTATE_ANNOTATION, "internal")
+        wait_until(
+            lambda: ring_status(cluster, namespace, "internal").get("rotations") == 1,
+            timeout=30,
+            what="the rotation done without the storefront",
+        )
+    finally:
+        service.close()
+    assert service.keys_presented == []
+    status = ring_status(cluster, namespace, "internal")
+    assert status["lastConfirmedBy"] == "delay"  # no service pod here could be asked
+    assert "PropagationOverdue" not in reasons(cluster, namespace)
 
 
 def test_a_status_merge_patch_nulls_what_is_gone() -> None:

@@ -15,20 +15,24 @@ from checkout_operator.status import (
     deployment_problem,
     healthy_status,
     merge_conditions,
+    retired_conditions,
     service_states,
     status_patch,
 )
 from checkout_operator.values import (
     SERVICES,
-    all_service_values,
+    WORKLOADS,
+    all_workload_values,
+    enabled_workloads,
     ingress_url,
     parse_image,
     service_values,
+    storefront_values,
 )
 
 from services.kit.keyring import parse_keyring
 
-DEFAULT_IMAGES = {s: f"registry.example.com/{s}:1.0.0" for s in SERVICES}
+DEFAULT_IMAGES = {w: f"registry.example.com/{w}:1.0.0" for w in WORKLOADS}
 
 
 def values_for(spec: dict[str, Any], service: str = "auth") -> dict[str, Any]:
@@ -56,22 +60,85 @@ def test_parse_image(reference: str, expected: dict[str, str]) -> None:
 
 
 def test_every_service_is_wired_to_every_other() -> None:
-    values = all_service_values(
+    values = all_workload_values(
         release="shop",
         namespace="prod",
         spec={},
         default_images=DEFAULT_IMAGES,
         cluster_domain="corp.local",
     )
-    assert set(values) == set(SERVICES)
-    for service_values_ in values.values():
-        assert service_values_["serviceUrls"] == {
+    assert set(values) == set(WORKLOADS)
+    for chart, chart_values in values.items():
+        assert chart_values["serviceUrls"] == {
             s: f"http://shop-{s}.prod.svc.corp.local:80" for s in SERVICES
         }
-        assert service_values_["keyrings"] == {
-            "jwt": {"secretName": "shop-jwt-keyring"},
-            "internal": {"secretName": "shop-internal-keyring"},
-        }
+        if chart in SERVICES:
+            assert chart_values["keyrings"] == {
+                "jwt": {"secretName": "shop-jwt-keyring"},
+                "internal": {"secretName": "shop-internal-keyring"},
+            }
+    # The storefront mounts no keyring and has no database: it gets its CSRF Secret only.
+    storefront = values["storefront"]
+    assert not {"keyrings", "mongodb", "jwt"} & set(storefront)
+    assert storefront["csrf"] == {"existingSecret": "shop-storefront-csrf"}
+
+
+def test_the_storefront_section_becomes_the_storefront_charts_values() -> None:
+    spec = {
+        "storefront": {
+            "replicas": 2,
+            "image": {"tag": "2.0.0"},
+            "resources": {"requests": {"cpu": "20m"}},
+            "autoscaling": {"enabled": True, "maxReplicas": 3},
+        },
+        "ingress": {"host": "shop.example.com", "tls": {"enabled": True, "secretName": "tls"}},
+        "networkPolicy": {"ingressController": {"namespace": "edge"}},
+    }
+    values = storefront_values(
+        release="shop",
+        namespace="prod",
+        spec=spec,
+        default_images=DEFAULT_IMAGES,
+        cluster_domain="cluster.local",
+    )
+    assert values["replicaCount"] == 2
+    assert values["image"] == {"repository": "registry.example.com/storefront", "tag": "2.0.0"}
+    assert values["resources"] == {"requests": {"cpu": "20m"}}
+    assert values["autoscaling"]["enabled"] is True
+    assert values["autoscaling"]["maxReplicas"] == 3
+    # Its own Ingress ("/", the chart's default paths) on the services' host, with their TLS.
+    assert values["ingress"] == values_for(spec, "cart")["ingress"]
+    assert "paths" not in values["ingress"]
+    # No operator in its NetworkPolicy: there are no keys to read from its pods.
+    assert values["networkPolicy"]["ingressController"]["namespace"] == "edge"
+    assert "operator" not in values["networkPolicy"]
+
+
+@pytest.mark.parametrize(
+    ("storefront", "expected"),
+    [
+        (None, WORKLOADS),
+        ({}, WORKLOADS),
+        ({"enabled": True}, WORKLOADS),
+        ({"enabled": False}, SERVICES),
+    ],
+)
+def test_the_storefront_is_enabled_unless_the_spec_says_otherwise(
+    storefront: dict[str, Any] | None, expected: tuple[str, ...]
+) -> None:
+    spec = {} if storefront is None else {"storefront": storefront}
+    assert enabled_workloads(spec) == expected
+    values = all_workload_values(
+        release="shop",
+        namespace="prod",
+        spec=spec,
+        default_images={},
+        cluster_domain="cluster.local",
+    )
+    assert tuple(values) == expected
+    assert retired_conditions(expected) == (
+        () if expected == WORKLOADS else ("StorefrontAvailable",)
+    )
 
 
 def test_spec_fields_become_chart_values() -> None:
@@ -244,6 +311,16 @@ def test_secrets_are_random_keyrings_in_the_services_format() -> None:
         "shop-jwt-keyring",
         "shop-internal-keyring",
         *(f"shop-{s}-mongodb" for s in SERVICES),
+        "shop-storefront-csrf",
+    ]
+    # The storefront's CSRF secret: 48 URL-safe characters, a new one each time.
+    csrf = base64.b64decode(first[-1]["data"]["csrf-secret"]).decode()
+    assert len(csrf) == 48 and csrf.replace("-", "").replace("_", "").isalnum()
+    assert first[-1]["data"] != second[-1]["data"]
+    assert first[-1]["metadata"]["labels"]["app.kubernetes.io/component"] == "csrf"
+    # Without the storefront, no CSRF Secret.
+    assert "shop-storefront-csrf" not in [
+        s["metadata"]["name"] for s in wanted_secrets("shop", "prod", SERVICES)
     ]
     for secret, prefix in zip(first[:2], ("jwt-", "api-"), strict=True):
         active, keys = parse_keyring(base64.b64decode(secret["data"]["keyring.json"]))
@@ -306,6 +383,53 @@ def test_the_same_status_twice_is_no_patch() -> None:
     assert status_patch(first, computed, "t1") is None
 
 
+def test_the_storefront_is_available_with_its_deployment_alone() -> None:
+    """It has no StatefulSet: its Deployment decides its condition, and Ready waits for it."""
+    deployments = {f"shop-{w}": deployment(1, 1, 1) for w in WORKLOADS}
+    statefulsets = {
+        f"shop-{s}-mongodb": {
+            "metadata": {"generation": 1},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 1, "readyReplicas": 1},
+        }
+        for s in SERVICES
+    }
+    states = service_states(
+        deployments,
+        statefulsets,
+        deployment_names={w: f"shop-{w}" for w in WORKLOADS},
+        statefulset_names={s: f"shop-{s}-mongodb" for s in SERVICES},
+    )
+    computed = healthy_status(states, generation=1, url=None)
+    assert computed["phase"] == "Ready"
+    types = [c["type"] for c in computed["conditions"]]
+    assert types == ["Ready", *(f"{w.capitalize()}Available" for w in WORKLOADS)]
+    deployments["shop-storefront"] = deployment(1, 1, 0)
+    states = service_states(
+        deployments,
+        statefulsets,
+        deployment_names={w: f"shop-{w}" for w in WORKLOADS},
+        statefulset_names={s: f"shop-{s}-mongodb" for s in SERVICES},
+    )
+    waiting = healthy_status(states, generation=1, url=None)
+    assert waiting["phase"] == "Progressing"
+    assert waiting["message"] == "waiting for storefront: its Deployment has 0/1 replicas available"
+
+
+def test_a_disabled_storefronts_condition_is_removed_not_left_stale() -> None:
+    existing = [
+        {"type": "Ready", "status": "True", "lastTransitionTime": "t0"},
+        {"type": "StorefrontAvailable", "status": "True", "lastTransitionTime": "t0"},
+        {"type": "SecretsRotated", "status": "True", "lastTransitionTime": "t0"},
+    ]
+    computed = {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}]}
+    patch = status_patch(
+        {"phase": "Ready", "conditions": existing}, computed, "t1", retired=("StorefrontAvailable",)
+    )
+    assert patch is not None
+    assert [c["type"] for c in patch["conditions"]] == ["Ready", "SecretsRotated"]
+
+
 def test_subset_comparison() -> None:
     assert is_subset({"a": 1, "b": [{"c": 2}]}, {"a": 1, "b": [{"c": 2, "d": 3}], "e": 4})
     assert not is_subset({"b": [{"c": 2}]}, {"b": [{"c": 2}, {"c": 3}]})
@@ -313,21 +437,25 @@ def test_subset_comparison() -> None:
 
 
 def test_settings_from_the_environment(tmp_path: Path) -> None:
-    for service in SERVICES:
-        (tmp_path / service).mkdir()
-        (tmp_path / service / "Chart.yaml").write_text("name: x\n")
+    for chart in WORKLOADS:
+        (tmp_path / chart).mkdir()
+        (tmp_path / chart / "Chart.yaml").write_text("name: x\n")
     config = OperatorConfig.from_env(
         {
             "CHECKOUT_CHARTS_DIR": str(tmp_path),
             "HELM_BINARY": "/usr/local/bin/helm",
             "CHECKOUT_DEFAULT_IMAGE_AUTH": "checkout/auth:0.1.0",
+            "CHECKOUT_DEFAULT_IMAGE_STOREFRONT": "checkout/storefront:0.1.0",
             "CHECKOUT_DEFAULT_DATABASE_IMAGE_FERRETDB": "mirror.example.com/ferretdb:1.24.2",
             "CHECKOUT_DRIFT_INTERVAL_SECONDS": "15",
             "POD_NAMESPACE": "checkout-system",
         }
     )
     assert config.namespace == "checkout-system"
-    assert config.default_images == {"auth": "checkout/auth:0.1.0"}
+    assert config.default_images == {
+        "auth": "checkout/auth:0.1.0",
+        "storefront": "checkout/storefront:0.1.0",
+    }
     assert config.default_database_images == {"ferretdb": "mirror.example.com/ferretdb:1.24.2"}
     assert config.drift_interval == 15.0
     assert config.finalizer == "checkout.platform.io/finalizer"
@@ -337,3 +465,7 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
         OperatorConfig.from_env(
             {"CHECKOUT_CHARTS_DIR": str(tmp_path), "CHECKOUT_DRIFT_INTERVAL_SECONDS": "soon"}
         )
+    # Charts without the storefront's: the operator could not render what the CRD allows.
+    (tmp_path / "storefront" / "Chart.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"holds no chart for \['storefront'\]"):
+        OperatorConfig.from_env({"CHECKOUT_CHARTS_DIR": str(tmp_path)})

@@ -3,15 +3,25 @@
 {{ include "checkout-lib.labels" . }}
 {{- end }}
 
+{{/* The charts the umbrella installs: the four services, and the storefront unless disabled. */}}
+{{- define "checkout.charts" -}}
+{{- $charts := list "auth" "product" "cart" "order" }}
+{{- if .Values.storefront.enabled }}
+{{- $charts = append $charts "storefront" }}
+{{- end }}
+{{- toJson $charts }}
+{{- end }}
+
 {{/*
-Routes of the single Ingress: every service's public ingress.paths (from its own chart's values,
-so the list lives in one place) to that service's Service.
+Routes of the single Ingress: every installed chart's public ingress.paths (from its own chart's
+values, so the list lives in one place) to that chart's Service: the services' API paths, and the
+storefront's "/" (Prefix matching takes the longest path, so the API paths stay the services').
 */}}
 {{- define "checkout.routes" -}}
 {{- $routes := list }}
-{{- range $service := list "auth" "product" "cart" "order" }}
-{{- $values := index $.Values $service }}
-{{- $name := $values.fullnameOverride | default (printf "%s-%s" $.Release.Name $service) }}
+{{- range $chart := include "checkout.charts" . | fromJsonArray }}
+{{- $values := index $.Values $chart }}
+{{- $name := $values.fullnameOverride | default (printf "%s-%s" $.Release.Name $chart) }}
 {{- range $values.ingress.paths }}
 {{- $routes = append $routes (dict "path" . "service" $name) }}
 {{- end }}
