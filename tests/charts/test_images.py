@@ -18,7 +18,7 @@ import yaml
 
 from tests.charts.conftest import repo_path
 from tests.charts.dockerfiles import final_instructions, ignored, parse
-from tests.infra.helm import WORKLOADS
+from tests.infra.helm import CHARTS_WITH_DEPENDENCIES, WORKLOADS
 
 ROOT = repo_path()
 SERVICE_DOCKERFILE = ROOT / "services" / "Dockerfile"
@@ -249,6 +249,24 @@ def test_operator_image_carries_helm_and_the_charts() -> None:
     # The chart's Deployment points the operator at the same places.
     chart = (ROOT / "charts" / "checkout-operator" / "templates" / "deployment.yaml").read_text()
     assert "value: /app/charts" in chart and "value: /usr/local/bin/helm" in chart
+
+
+def test_operator_image_builds_every_charts_dependencies_in_order() -> None:
+    """Each chart the operator renders needs its charts/ built (the library), and the umbrella
+    after the charts it bundles: a chart left out fails every render of it in the image."""
+    runs = [
+        rest for s in parse(OPERATOR_DOCKERFILE).stages for k, rest in s.instructions if k == "RUN"
+    ]
+    (loop,) = [r for r in runs if "dependency build" in r]
+    listed = re.search(r"for chart in ([a-z -]+); do", loop)
+    assert listed, loop
+    with_dependencies = [
+        chart.parent.name
+        for chart in sorted((ROOT / "charts").glob("*/Chart.yaml"))
+        if "file://" in chart.read_text()
+    ]
+    assert sorted(listed.group(1).split()) == sorted(with_dependencies)
+    assert listed.group(1).split() == list(CHARTS_WITH_DEPENDENCIES)
 
 
 def test_operator_entry_point_imports() -> None:

@@ -11,7 +11,7 @@ shortcut is deliberately not applied.
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The service this chart deploys (auth, product, cart, order), as the services name themselves. */}}
+{{/* What this chart deploys (auth, product, cart, order or storefront), as the processes name themselves. */}}
 {{- define "checkout-lib.serviceName" -}}
 {{- .Chart.Name }}
 {{- end }}
