@@ -27,6 +27,9 @@ from playwright.sync_api import (
     Request,
     sync_playwright,
 )
+from playwright.sync_api import (
+    Error as PlaywrightError,
+)
 
 from services.local.mongo_server import MongoServer
 from services.local.platform import PROCESSES, LocalPlatform
@@ -82,8 +85,6 @@ def shop_platform(
 ) -> Iterator[LocalPlatform]:
     """Every service and the storefront, with the sample catalogue loaded."""
     prefix = "b" + uuid.uuid4().hex[:8] + "_"
-    # Fail fast when a test stops a backend: one retry, short timeouts.
-    retries = {"HTTP_RETRIES": "1", "HTTP_BACKOFF_SECONDS": "0.02", "HTTP_TIMEOUT_SECONDS": "2"}
     auth = {
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "8192",
@@ -98,13 +99,9 @@ def shop_platform(
         mongo=mongo_server,
         db_prefix=prefix,
         services=PROCESSES,
-        service_env={
-            "auth": auth | retries,
-            "product": retries,
-            "cart": retries,
-            "order": retries,
-            "storefront": retries,
-        },
+        # Service calls keep their production timeouts and retries: a stopped service refuses
+        # connections at once, and a loaded machine must not turn a slow checkout into a 503.
+        service_env={"auth": auth},
     ) as running:
         yield running
 
@@ -170,7 +167,12 @@ OpenPage = Callable[..., Page]
 
 
 @pytest.fixture
-def open_page(browser: Browser, storefront: str) -> Iterator[OpenPage]:
+def open_page(
+    browser: Browser,
+    storefront: str,
+    shop_platform: LocalPlatform,
+    request: pytest.FixtureRequest,
+) -> Iterator[OpenPage]:
     """``open_page(**context_options)``: a page in a new browser context (its own cookies) with
     the storefront as base URL, a desktop viewport unless told otherwise, and its requests
     watched. Every context is closed and checked when the test ends."""
@@ -187,6 +189,17 @@ def open_page(browser: Browser, storefront: str) -> Iterator[OpenPage]:
         return context.new_page()
 
     yield open_one
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        # What the shopper was looking at, and what the shop logged, next to the failure.
+        for context in contexts:
+            for open_tab in context.pages:
+                try:
+                    text = open_tab.locator("body").inner_text(timeout=2000)[:2000]
+                except PlaywrightError as exc:
+                    text = f"(unreadable: {exc.message})"
+                print(f"\n=== {open_tab.url} ===\n{text}")
+        print(f"\n=== storefront log ===\n{shop_platform.services['storefront'].log_tail(4000)}")
     for context in contexts:
         context.close()
     assert watcher.urls, "the browser made no request at all"

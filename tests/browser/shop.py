@@ -162,32 +162,42 @@ def no_horizontal_overflow(page: Page) -> None:
     assert widths[0] <= widths[1], f"{page.url}: {widths[0]} px wide in a {widths[1]} px viewport"
 
 
+# Why the focused element does not visibly show its focus ("" when it does): :focus-visible must
+# match and an outline or a ring (a box-shadow) be drawn - not a style that removes the browser's.
+FOCUS_PROBLEM = """el => {
+    if (!el || el === document.body) return 'nothing is focused';
+    const style = getComputedStyle(el);
+    const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+    const ring = style.boxShadow !== 'none';
+    const what = el.outerHTML.slice(0, 120);
+    if (!el.matches(':focus-visible')) return `${what}: no :focus-visible`;
+    if (!outline && !ring) return `${what}: no outline or ring`;
+    return '';
+}"""
+
+
 def focus_is_visible(page: Page) -> None:
-    """The focused element shows it: :focus-visible matches, and it has an outline or a ring
-    (a box-shadow) drawn - not a style that removes the browser's own."""
-    shown = page.evaluate(
-        """() => {
-            const el = document.activeElement;
-            if (!el || el === document.body) return 'nothing is focused';
-            const style = getComputedStyle(el);
-            const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
-            const ring = style.boxShadow !== 'none';
-            const what = el.outerHTML.slice(0, 120);
-            if (!el.matches(':focus-visible')) return `${what}: no :focus-visible`;
-            if (!outline && !ring) return `${what}: no outline or ring`;
-            return '';
-        }"""
-    )
+    shown = page.evaluate(f"() => ({FOCUS_PROBLEM})(document.activeElement)")
     assert shown == "", f"{page.url}: {shown}"
 
 
 def tab_to(page: Page, target: Locator, *, limit: int = 60) -> None:
-    """Press Tab until ``target`` has the focus (checking each stop shows its focus)."""
+    """Press Tab until ``target`` has the focus, checking that every stop on the way shows it."""
     handle = target.element_handle()
     for _ in range(limit):
         page.keyboard.press("Tab")
-        if page.evaluate("el => document.activeElement === el", handle):
-            focus_is_visible(page)
+        # Past the last stop the focus leaves the page for the browser's own UI (the body is the
+        # active element) before it comes round to the top again.
+        reached, problem = page.evaluate(
+            f"""target => {{
+                const el = document.activeElement;
+                const problem = el === document.body ? '' : ({FOCUS_PROBLEM})(el);
+                return [el === target, problem];
+            }}""",
+            handle,
+        )
+        assert problem == "", f"{page.url}: {problem}"
+        if reached:
             return
     raise AssertionError(f"{page.url}: {target} not reached in {limit} presses of Tab")
 

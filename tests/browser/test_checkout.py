@@ -72,6 +72,7 @@ def test_a_double_click_and_a_resubmitted_form_make_one_order(
     assert len(orders) == 1, orders
     assert backends.product(product["name"])["stock"] == 8
     header_link(page, "Orders").click()
+    expect(page).to_have_url(re.compile(r"/orders$"))
     expect(page.locator("main a[href^='/orders/']")).to_have_count(1)
 
 
