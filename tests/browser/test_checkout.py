@@ -1,18 +1,28 @@
-"""Placing an order from the browser: exactly once however often the form is sent, and what the
-cart and the checkout say when the catalogue changed under the shopper."""
+"""Placing an order from the browser: exactly once however often the form is sent; what the
+cart and the checkout say when the catalogue changed under the shopper; and what a cancelled
+order shows."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
+from bson import ObjectId
 from playwright.sync_api import Page, expect
+from pymongo import MongoClient
+from pymongo.collection import Collection
 
+from services.local.platform import LocalPlatform
+from services.order.service import RESERVATION_LOST
 from tests.browser.shop import (
     Backends,
     add_to_cart,
+    axe_violations,
     cart_line,
     header_link,
     new_email,
+    place_order,
     price,
     register,
     status,
@@ -110,3 +120,32 @@ def test_the_cart_says_what_changed_and_checkout_refuses_what_ran_out(
     expect(page.get_by_role("heading", level=1)).to_have_text("Some items ran out of stock")
     page.get_by_role("main").get_by_role("link", name=re.compile("cart", re.IGNORECASE)).click()
     expect(page).to_have_url(re.compile(r"/cart$"))
+
+
+def test_a_cancelled_order_says_why(
+    page: Page, backends: Backends, shop_platform: LocalPlatform, axe_script: Path
+) -> None:
+    """An order is cancelled only by the order service's own worker (its stock reservation was
+    lost before it was confirmed); the test marks one so, in the order database, as that worker
+    does (OrderRepository.cancel)."""
+    register(page, new_email("cancelled"))
+    buy_page(page, backends.new_product(stock=5), 1)
+    page.goto("/cart")
+    order_id = place_order(page)
+    assert shop_platform.mongo is not None
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(shop_platform.mongo.uri) as client:
+        orders: Collection[dict[str, Any]] = client[f"{shop_platform.db_prefix}order"].orders
+        changed = orders.update_one(
+            {"_id": ObjectId(order_id)},
+            {"$set": {"status": "cancelled", "cancelReason": RESERVATION_LOST}},
+        )
+        assert changed.modified_count == 1
+
+    page.reload()
+    main = page.get_by_role("main")
+    expect(main).to_contain_text(re.compile(r"Status\s*Cancelled"))
+    expect(main).to_contain_text(RESERVATION_LOST)
+    assert axe_violations(page, axe_script) == []
+    header_link(page, "Orders").click()
+    expect(page.locator("tr.order-row")).to_contain_text("Cancelled")
