@@ -7,12 +7,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Controller, Litestar, get
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import ResponseHeader, State
+from litestar.exceptions import NotFoundException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
@@ -47,8 +51,17 @@ SECURITY_HEADERS = [
 ]
 
 
+def not_relayed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Probes and metrics are for the cluster (the kubelet, Prometheus: straight to the pod). A
+    request relayed by a proxy - the ingress sets X-Forwarded-For - is the public's, and the
+    storefront serves ``/`` to the public, so these paths are no page there."""
+    if "x-forwarded-for" in connection.headers or "forwarded" in connection.headers:
+        raise NotFoundException()
+
+
 class Probes(Controller):
     include_in_schema = False
+    guards = [not_relayed]
 
     @get("/healthz", sync_to_thread=False)
     def healthz(self) -> Health:
@@ -60,6 +73,10 @@ class Probes(Controller):
         if getattr(state, "backend", None) is None:
             raise ServiceUnavailable("Not ready: starting.")
         return Health(status="ready", checks={"started": True})
+
+
+class Metrics(MetricsController):
+    guards = [not_relayed]
 
 
 def template_engine() -> JinjaTemplateEngine:
@@ -113,7 +130,7 @@ def create_app(settings: StorefrontSettings) -> Litestar:
     return Litestar(
         route_handlers=[
             Probes,
-            MetricsController,
+            Metrics,
             CataloguePages,
             CartPages,
             OrderPages,

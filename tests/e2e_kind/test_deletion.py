@@ -29,6 +29,7 @@ def _checkout(name: str, namespace: str, keep_data: bool) -> dict[str, Any]:
     manifest["spec"]["mongodb"]["resources"] = small
     for service in manifest["spec"]["services"].values():
         service["resources"] = small
+    manifest["spec"].setdefault("storefront", {})["resources"] = small
     return manifest
 
 
@@ -52,7 +53,8 @@ def test_deleting_a_checkout_removes_its_children_and_keeps_data_as_asked(
     for name, keep in (("dropped", False), ("kept", True)):
         apply_and_wait_ready(cluster, _checkout(name, namespace, keep))
         before[name] = made = _left(cluster, namespace, name)
-        assert len(made["deployments"]) == 4 and len(made["statefulsets"]) == 4
+        # The four services and the storefront; a database for each service.
+        assert len(made["deployments"]) == 5 and len(made["statefulsets"]) == 4
         assert len(made["pvc"]) == 4
         if not keep:
             volumes = {

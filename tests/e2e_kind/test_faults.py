@@ -43,6 +43,7 @@ def _manifest(namespace: str) -> dict[str, Any]:
     for service in manifest["spec"]["services"].values():
         service["replicas"] = REPLICAS
         service["resources"] = _resources("10m")
+    manifest["spec"].setdefault("storefront", {})["resources"] = _resources("10m")
     return manifest
 
 

@@ -1,7 +1,8 @@
-"""The kind journeys, run everywhere: the four services as local processes, behind a stand-in for
-the ingress controller that routes each request by the umbrella chart's rendered Ingress rules.
-This keeps the kind test's body honest on machines without Docker, and shows the chart's routes
-reach the right service for real requests (clean and seed paths alike)."""
+"""The kind journeys, run everywhere: the four services and the storefront as local processes,
+behind a stand-in for the ingress controller that routes each request by the umbrella chart's
+rendered Ingress rules. This keeps the kind test's body honest on machines without Docker, and
+shows the chart's routes reach the right service for real requests (clean and seed paths
+alike)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from services.local.mongo_server import MongoServer
-from services.local.platform import LocalPlatform
+from services.local.platform import PROCESSES, LocalPlatform
 from tests.charts.ingress_rules import NOT_FOUND_BODY, NOT_FOUND_CONTENT_TYPE, route
 from tests.e2e_kind.journeys import (
     INTERNAL_PATHS,
@@ -49,6 +50,7 @@ class IngressTransport(httpx.BaseTransport):
         request.url = request.url.copy_with(
             scheme=upstream.scheme, host=upstream.host, port=upstream.port
         )
+        request.headers["X-Forwarded-For"] = "127.0.0.1"  # as Traefik relays it
         return self.upstream.handle_request(request)
 
     def close(self) -> None:
@@ -84,6 +86,7 @@ def platform(
         tmp_path_factory.mktemp("platform"),
         mongo=mongo_server,
         db_prefix="j" + uuid.uuid4().hex[:8] + "_",
+        services=PROCESSES,
         service_env={"auth": fast_hashing},
     ) as running:
         yield RoutedPlatform(ingress, running.urls)

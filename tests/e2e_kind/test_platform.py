@@ -66,6 +66,11 @@ def test_the_checkout_is_ready_because_its_pods_are(platform: Platform) -> None:
             "statefulset", f"{platform.name}-{service}-mongodb", "-n", platform.namespace
         )
         assert database["status"].get("readyReplicas") == 1
+    assert conditions["StorefrontAvailable"]["status"] == "True"
+    shop = platform.cluster.get(
+        "deployment", f"{platform.name}-storefront", "-n", platform.namespace
+    )
+    assert shop["status"].get("availableReplicas") == shop["spec"]["replicas"]
     table = platform.cluster.kubectl("get", "checkouts", "-n", platform.namespace).stdout
     header, *rows = table.splitlines()
     assert header.split()[:4] == ["NAME", "READY", "PHASE", "HOST"]
@@ -75,7 +80,8 @@ def test_the_checkout_is_ready_because_its_pods_are(platform: Platform) -> None:
 def test_pods_run_as_the_charts_say(platform: Platform) -> None:
     platform.wait_settled()
     pods = platform.pods()
-    assert len(pods) == 2 * len(SERVICES)  # one service pod and one database pod each
+    # One service pod and one database pod each, and the storefront's pod.
+    assert len(pods) == 2 * len(SERVICES) + 1
     for pod in pods:
         spec, status = pod["spec"], pod["status"]
         assert status["phase"] == "Running"
@@ -87,7 +93,7 @@ def test_pods_run_as_the_charts_say(platform: Platform) -> None:
             assert security["capabilities"]["drop"] == ["ALL"]
             assert "readinessProbe" in container and "livenessProbe" in container
         assert all(c["ready"] for c in status["containerStatuses"])
-    for service in SERVICES:
+    for service in (*SERVICES, "storefront"):
         api = [p for p in platform.pods(service) if "mongodb" not in p["metadata"]["name"]]
         assert api, f"no {service} pod"
         image = api[0]["spec"]["containers"][0]["image"]

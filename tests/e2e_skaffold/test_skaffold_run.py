@@ -1,5 +1,5 @@
 """`skaffold build`, then `skaffold run -p operator` on the run's kind cluster, checked by what a
-developer would notice: the five images in the node, the operator Deployment rolled out with the
+developer would notice: the six images in the node, the operator Deployment rolled out with the
 image skaffold built, the sample Checkout Ready with the service images skaffold built (the
 operator's defaults, which skaffold set), and REST answering through the ingress.
 
@@ -31,7 +31,8 @@ pytestmark = pytest.mark.e2e
 SAMPLE = yaml.safe_load((ROOT / "k8s" / "checkout-sample.yaml").read_text())
 OPERATOR_NAMESPACE = "checkout-system"
 OPERATOR_DEPLOYMENT = "checkout-operator-checkout-operator"
-SERVICES = ("auth", "product", "cart", "order")
+# The four services and the storefront: each has its image, Deployment and Available condition.
+SERVICES = ("auth", "product", "cart", "order", "storefront")
 BUILD_TIMEOUT_SECONDS = 60 * 60
 RUN_TIMEOUT_SECONDS = 30 * 60
 READY_TIMEOUT_SECONDS = 600

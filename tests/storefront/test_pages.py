@@ -400,6 +400,16 @@ def test_pictures_are_drawn_here_and_cacheable(visitor: Visitor) -> None:
     assert answer.text != visitor.get("/pictures/audio/HP-011.svg").text
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_probes_and_metrics_are_no_page_for_a_request_through_a_proxy(
+    visitor: Visitor, path: str
+) -> None:
+    # The ingress routes "/" here and sets X-Forwarded-For; the kubelet and Prometheus do not.
+    for relayed in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}):
+        answer = visitor.get(path, headers=relayed)
+        assert answer.status_code == 404 and h1(answer) == "Page not found"
+
+
 def test_probes_and_metrics(visitor: Visitor) -> None:
     assert visitor.get("/healthz").json() == {"status": "ok", "checks": {}}
     assert visitor.get("/readyz").status_code == 200
