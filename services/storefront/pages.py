@@ -100,9 +100,13 @@ async def page(
 
 def sign_in_first(request: Req, next_path: str) -> Response[Any]:
     target = f"/signin?next={next_path}"
+    answer = redirect(target, flash="sign-in-needed", secure=secure(request.app.state))
     if is_htmx(request):
-        return Response(b"", status_code=204, headers={"HX-Redirect": target})
-    return redirect(target, flash="sign-in-needed", secure=secure(request.app.state))
+        # htmx would follow a 303 inside the page; HX-Redirect makes the browser go there.
+        return Response(
+            b"", status_code=204, headers={"HX-Redirect": target}, cookies=answer.cookies
+        )
+    return answer
 
 
 def form_quantity(form: Any, *, minimum: int = 1) -> int | None:

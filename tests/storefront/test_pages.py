@@ -134,6 +134,7 @@ def test_adding_to_the_cart_signed_out_asks_to_sign_in_first(visitor: Visitor) -
     assert (
         htmx.status_code == 204 and htmx.headers["hx-redirect"] == f"/signin?next=/products/{pid}"
     )
+    assert "Please sign in to continue." in visitor.get(htmx.headers["hx-redirect"]).text
 
 
 @pytest.mark.parametrize("path", ACTIONS)
