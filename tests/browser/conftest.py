@@ -11,21 +11,16 @@ shop's Content-Security-Policy refused, fails the test too.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
-    ConsoleMessage,
     Page,
-    Request,
-    sync_playwright,
 )
 from playwright.sync_api import (
     Error as PlaywrightError,
@@ -34,21 +29,8 @@ from playwright.sync_api import (
 from services.local.mongo_server import MongoServer
 from services.local.platform import PROCESSES, LocalPlatform
 from tests.browser.shop import AXE_SCRIPT, Backends, Screenshots
+from tests.infra.browser import RequestWatcher, chromium_executable, launched_chromium, missing
 
-# As root Chromium needs --no-sandbox; the rest keep it from calling Google's services (refused by
-# a closed network, and not traffic a test should make).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-]
 DESKTOP = {"width": 1280, "height": 800}
 # Actions wait this long (ms) for an element or a navigation: ample on a loaded 2-core machine,
 # short enough that a missing element fails in seconds rather than Playwright's default 30 s.
@@ -56,20 +38,9 @@ ACTION_TIMEOUT_MS = 15_000
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def missing(what: str, how: str) -> None:
-    """Outside CI a missing prerequisite skips the browser tests; under CI=true it fails them."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing under CI=true ({how})")
-    pytest.skip(f"{what} is missing ({how})")
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    if not path:
-        missing("chromium", "Debian: apt-get install chromium; make test installs it as root")
-    assert path is not None
-    return path
+    return chromium_executable()
 
 
 @pytest.fixture(scope="session")
@@ -120,47 +91,8 @@ def backends(shop_platform: LocalPlatform) -> Iterator[Backends]:
 
 @pytest.fixture(scope="session")
 def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
-
-
-class RequestWatcher:
-    """Every URL a browser context asked for; ``foreign()`` lists those that went anywhere but
-    the storefront (``data:``/``blob:``/``about:`` URLs stay inside the browser)."""
-
-    def __init__(self, storefront: str) -> None:
-        self.own = urlsplit(storefront).netloc
-        self.urls: list[str] = []
-        self.page_errors: list[str] = []
-
-    def watch(self, context: BrowserContext) -> None:
-        context.on("request", self._record)
-        context.on("page", self._watch_page)
-
-    def _record(self, request: Request) -> None:
-        self.urls.append(request.url)
-
-    def _watch_page(self, page: Page) -> None:
-        page.on("pageerror", lambda error: self.page_errors.append(f"{page.url}: {error}"))
-        page.on("console", lambda message: self._console(page, message))
-
-    def _console(self, page: Page, message: ConsoleMessage) -> None:
-        # Chromium reports what the shop's Content-Security-Policy refused (an inline style or
-        # script, another origin) only here; a refused style or script silently breaks the page.
-        if message.type == "error" and "Content Security Policy" in message.text:
-            self.page_errors.append(f"{page.url}: {message.text}")
-
-    def foreign(self) -> list[str]:
-        outside = []
-        for url in self.urls:
-            parts = urlsplit(url)
-            if parts.scheme in ("data", "blob", "about"):
-                continue
-            if parts.scheme not in ("http", "https", "ws", "wss") or parts.netloc != self.own:
-                outside.append(url)
-        return outside
 
 
 OpenPage = Callable[..., Page]

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Error
 
 from services.local.mongo_server import free_port
-from tests.browser.conftest import RequestWatcher
+from tests.infra.browser import RequestWatcher
 
 
 def test_the_watcher_sees_requests_elsewhere_and_refusals(
