@@ -9,10 +9,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api clean
+.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api bench-servers wrk clean
 
 help:
-	@echo "make dev      run the four services as local processes (no Docker needed)"
+	@echo "make dev      run the shop (http://127.0.0.1:8000) and the four services as local processes (no Docker needed)"
 	@echo "make test     install everything, then lint, type-check and run every test"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make up       the platform on a kind cluster (a Docker engine, or Debian's dockerd; prints the URL)"
@@ -20,6 +20,7 @@ help:
 	@echo "make e2e      only the cluster tests: tests/cluster, tests/e2e_kind, then tests/e2e_skaffold"
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 	@echo "make bench-api  requests/s, latency, CPU and database work per endpoint (local mode, wrk)"
+	@echo "make bench-servers  the ASGI servers side by side: uvicorn (h11, httptools+uvloop), Granian (wrk)"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -88,11 +89,16 @@ bench: venv
 	$(PY) -m bench.rotation_load
 
 # wrk is Debian's package; installed here when missing and this is root on Debian.
-bench-api: venv
+wrk:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
-	    { echo "bench-api: install wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+	    { echo "bench: install wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+
+bench-api: venv wrk
 	$(PY) -m bench.api $(BENCH_ARGS)
+
+bench-servers: venv wrk
+	$(PY) -m bench.servers $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache $(BROWSER_DIR)/node_modules
