@@ -242,12 +242,13 @@ install_operator() {
   wait_for_condition crd/checkouts.checkout.platform.io Established 120
   for service in "${SERVICES[@]}"; do
     args+=(--set "serviceImages.${service}.repository=checkout/${service}")
-    args+=(--set "serviceImages.${service}.tag=${tag}")
+    # --set-string: a tag of digits only (a commit id can be one) is a string, not a number.
+    args+=(--set-string "serviceImages.${service}.tag=${tag}")
   done
   say "installing the operator chart (release ${OPERATOR_RELEASE}, namespace ${OPERATOR_NAMESPACE})"
   kube_helm upgrade --install "${OPERATOR_RELEASE}" "${ROOT}/charts/checkout-operator" \
     --namespace "${OPERATOR_NAMESPACE}" --create-namespace \
-    --set image.repository=checkout/operator --set "image.tag=${tag}" "${args[@]}" \
+    --set image.repository=checkout/operator --set-string "image.tag=${tag}" "${args[@]}" \
     --wait --timeout 5m >/dev/null
 }
 

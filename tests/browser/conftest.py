@@ -89,8 +89,12 @@ def backends(shop_platform: LocalPlatform) -> Iterator[Backends]:
         yield api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Browser]:
+    # One per test module, not per session: while Playwright's sync API is open it marks its
+    # event loop as running in this thread, and an asyncio test that pytest-xdist runs in this
+    # worker after the module would find it ("Runner.run() cannot be called from a running
+    # event loop").
     with launched_chromium() as launched:
         yield launched
 

@@ -254,8 +254,8 @@ def test_up_runs_every_step_in_order_against_the_kind_context(tmp_path: Path) ->
     for service in ("auth", "product", "cart", "order", "storefront"):
         assert any(f"SERVICE={service} --tag checkout/{service}:t1" in b for b in builds)
     (install,) = [line for line in log if "upgrade --install checkout-operator" in line]
-    assert "--set image.repository=checkout/operator --set image.tag=t1" in install
-    assert "--set serviceImages.cart.tag=t1" in install
+    assert "--set image.repository=checkout/operator --set-string image.tag=t1" in install
+    assert "--set-string serviceImages.cart.tag=t1" in install
     assert "--set serviceImages.storefront.repository=checkout/storefront" in install
     # Nothing touched a context other than the kind one.
     for line in log:

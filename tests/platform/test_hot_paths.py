@@ -46,6 +46,14 @@ def counted(
     }
 
 
+def as_expected(work: dict[str, tuple[int, int]], expected: dict[str, tuple[int, int]]) -> bool:
+    """``work`` is ``expected``, or that plus one cart command: the token check's read of the
+    deleted users, made again once its last answer for this user is over ALIVE_TTL_SECONDS
+    (1 s) old - a loaded machine can take longer than that between two requests."""
+    cart_commands, cart_calls = expected["cart"]
+    return work in (expected, {**expected, "cart": (cart_commands + 1, cart_calls)})
+
+
 @pytest.fixture
 def leases(platform: LocalPlatform) -> int:
     """Commands a lease costs here: 2 on FerretDB (take and give back), 0 on MongoDB."""
@@ -68,7 +76,7 @@ def test_the_hot_paths_make_the_fewest_round_trips(
     assert listed == {"product": (2, 0)}  # the page and its count
     view = counted(platform, lambda: shopper.call("GET", "cart", "/api/v1/cart"))
     # cart: its lines; product: the lines' products (one find, no count)
-    assert view == {"cart": (1, 1), "product": (1, 0)}
+    assert as_expected(view, {"cart": (1, 1), "product": (1, 0)}), view
     add = counted(
         platform,
         lambda: shopper.call(
@@ -76,10 +84,10 @@ def test_the_hot_paths_make_the_fewest_round_trips(
         ),
     )
     # cart: the deletion check under the lock, the lines, the insert; product: one find
-    assert add == {"cart": (3 + leases, 1), "product": (1, 0)}
+    assert as_expected(add, {"cart": (3 + leases, 1), "product": (1, 0)}), add
     change = counted(
         platform,
         lambda: shopper.call("PATCH", "cart", f"/api/v1/cart/items/{second}", json={"quantity": 2}),
     )
-    assert change == {"cart": (3 + leases, 1), "product": (1, 0)}
+    assert as_expected(change, {"cart": (3 + leases, 1), "product": (1, 0)}), change
     print("hot paths:", read, listed, view, add, change)
