@@ -123,7 +123,12 @@ def test_a_spec_change_rolls_every_deployment_under_load_without_a_failed_reques
     pods_before = {s: set(_serving_pods(shop, s)) for s in SERVICES}
 
     def roll() -> None:
-        change = {"spec": {"services": {s: {"resources": _resources("15m")} for s in SERVICES}}}
+        change = {
+            "spec": {
+                "services": {s: {"resources": _resources("15m")} for s in SERVICES},
+                "storefront": {"resources": _resources("15m")},
+            }
+        }
         shop.cluster.kubectl(
             "-n", shop.namespace, "patch", "checkout", shop.name, "--type=merge",
             "-p", json.dumps(change),
