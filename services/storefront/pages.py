@@ -427,19 +427,20 @@ class AccountPages(Controller):
 
     @get("/account", name="account")
     async def account(self, request: Req, state: State) -> Response[Any]:
-        token = token_of(request)
-        if token is None:
-            return sign_in_first(request, "/account")
-        user = await backend(state).whoami(token)
-        return await page(request, "account.html", {"user": user})
+        return await self.about_me(request, state, "account.html")
 
     @get("/account/delete", name="account-delete")
     async def confirm_delete(self, request: Req, state: State) -> Response[Any]:
+        return await self.about_me(request, state, "account_delete.html")
+
+    @staticmethod
+    async def about_me(request: Req, state: State, template: str) -> Response[Any]:
+        """A page about the signed-in shopper's account."""
         token = token_of(request)
         if token is None:
-            return sign_in_first(request, "/account/delete")
+            return sign_in_first(request, request.url.path)
         user = await backend(state).whoami(token)
-        return await page(request, "account_delete.html", {"user": user})
+        return await page(request, template, {"user": user})
 
     @post("/account/delete", name="account-delete-action")
     async def delete(self, request: Req, state: State) -> Response[Any]:

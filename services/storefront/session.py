@@ -51,10 +51,11 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else ""
 
 
-def session_cookie(token: str, max_age: int, secure: bool) -> Cookie:
+def cookie(name: str, value: str, secure: bool, max_age: int | None = None) -> Cookie:
+    """Every cookie of the shop: the whole site, HttpOnly, SameSite=Lax, Secure under TLS."""
     return Cookie(
-        key=SESSION_COOKIE,
-        value=token,
+        key=name,
+        value=value,
         max_age=max_age,
         path="/",
         httponly=True,
@@ -63,10 +64,12 @@ def session_cookie(token: str, max_age: int, secure: bool) -> Cookie:
     )
 
 
-def expired(name: str, secure: bool, *, httponly: bool = True) -> Cookie:
-    return Cookie(
-        key=name, value="", max_age=0, path="/", httponly=httponly, samesite="lax", secure=secure
-    )
+def session_cookie(token: str, max_age: int, secure: bool) -> Cookie:
+    return cookie(SESSION_COOKIE, token, secure, max_age)
+
+
+def expired(name: str, secure: bool) -> Cookie:
+    return cookie(name, "", secure, max_age=0)
 
 
 def redirect(
@@ -80,16 +83,7 @@ def redirect(
     sent = list(cookies or [])
     if flash is not None:
         assert flash in FLASHES, flash
-        sent.append(
-            Cookie(
-                key=FLASH_COOKIE,
-                value=flash,
-                path="/",
-                httponly=True,
-                samesite="lax",
-                secure=secure,
-            )
-        )
+        sent.append(cookie(FLASH_COOKIE, flash, secure))
     return Redirect(path, status_code=303, cookies=sent)
 
 

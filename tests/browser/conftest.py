@@ -11,7 +11,6 @@ shop's Content-Security-Policy refused, fails the test too.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ from playwright.sync_api import (
 )
 
 from services.local.mongo_server import MongoServer
-from services.local.platform import PROCESSES, LocalPlatform
+from services.local.platform import LocalPlatform
 from tests.browser.shop import AXE_SCRIPT, Backends, Screenshots
 from tests.infra.browser import RequestWatcher, chromium_executable, launched_chromium, missing
+from tests.storefront.conftest import shop_platform as start_shop
 
 DESKTOP = {"width": 1280, "height": 800}
 # Actions wait this long (ms) for an element or a navigation: ample on a loaded 2-core machine,
@@ -55,25 +55,7 @@ def shop_platform(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPlatform]:
     """Every service and the storefront, with the sample catalogue loaded."""
-    prefix = "b" + uuid.uuid4().hex[:8] + "_"
-    auth = {
-        "ARGON2_TIME_COST": "1",
-        "ARGON2_MEMORY_KIB": "8192",
-        "CASCADE_POLL_SECONDS": "0.2",
-        "CASCADE_RETRY_MAX_SECONDS": "0.5",
-        # Every shopper signs in from 127.0.0.1 (through the storefront and the tests' own API
-        # calls); the per-email limit, which one test reaches, stays at its default.
-        "SIGNIN_LIMIT_PER_CLIENT": "10000",
-    }
-    with LocalPlatform(
-        tmp_path_factory.mktemp("shop"),
-        mongo=mongo_server,
-        db_prefix=prefix,
-        services=PROCESSES,
-        # Service calls keep their production timeouts and retries: a stopped service refuses
-        # connections at once, and a loaded machine must not turn a slow checkout into a 503.
-        service_env={"auth": auth},
-    ) as running:
+    with start_shop(mongo_server, tmp_path_factory.mktemp("shop"), "b") as running:
         yield running
 
 

@@ -5,9 +5,7 @@ the services' own APIs."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -33,22 +31,6 @@ def price(cents: int) -> str:
 
 def new_email(label: str = "shopper") -> str:
     return f"{label}-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.2) -> T:
-    """Call ``check`` until it returns a truthy value without raising AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 # --- pages -----------------------------------------------------------------------------------

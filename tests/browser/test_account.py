@@ -11,7 +11,6 @@ from tests.browser.shop import (
     Backends,
     add_to_cart,
     alert,
-    eventually,
     header_link,
     new_email,
     open_product,
@@ -20,6 +19,7 @@ from tests.browser.shop import (
     sign_in_form,
     status,
 )
+from tests.platform.conftest import eventually
 
 
 def test_deleting_the_account_takes_the_orders_with_it(page: Page, backends: Backends) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,7 @@ from pymongo.errors import PyMongoError
 from services.kit import locks as locks_module
 from services.kit.errors import ServiceUnavailable
 from services.kit.locks import KeyedLocks, needs_leases
-from services.local.mongo_server import MongoServer, free_port, start_mongo
-
-
-@pytest.fixture
-async def db(mongo_server: MongoServer, db_prefix: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri)
-    try:
-        yield client[f"{db_prefix}_locks"]
-    finally:
-        await client.close()
+from services.local.mongo_server import free_port, start_mongo
 
 
 async def _increments(db: Any, replicas: list[KeyedLocks], each: int) -> int:

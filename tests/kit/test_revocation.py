@@ -3,24 +3,12 @@ found not deleted believed for ALIVE_TTL_SECONDS, a deletion recorded here known
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from services.kit import revocation
 from services.kit.revocation import DeletedUsers
-from services.local.mongo_server import MongoServer
-
-
-@pytest.fixture
-async def db(mongo_server: MongoServer, db_prefix: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri)
-    try:
-        yield client[f"{db_prefix}revocation"]
-    finally:
-        await client.close()
 
 
 class Counting:

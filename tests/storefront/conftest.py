@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,37 +16,37 @@ from services.local.mongo_server import MongoServer
 from services.local.platform import PROCESSES, LocalPlatform
 
 PASSWORD = "correct horse battery"
-# Fail fast when a test stops a backend: one retry, short timeouts.
-RETRIES = {"HTTP_RETRIES": "1", "HTTP_BACKOFF_SECONDS": "0.02", "HTTP_TIMEOUT_SECONDS": "2"}
 FAST_AUTH = {
     "ARGON2_TIME_COST": "1",
     "ARGON2_MEMORY_KIB": "8192",
     "CASCADE_POLL_SECONDS": "0.2",
     "CASCADE_RETRY_MAX_SECONDS": "0.5",
-    # Every test shopper signs in from 127.0.0.1; the per-email limit stays at its default.
+    # Every shopper signs in from 127.0.0.1 (through the storefront and the tests' own API
+    # calls); the per-email limit, which some tests reach, stays at its default.
     "SIGNIN_LIMIT_PER_CLIENT": "10000",
 }
 
 
-def shop_env(auth: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
-    """Every process's extra settings for a test platform with the storefront."""
-    return {
-        "auth": FAST_AUTH | RETRIES | (auth or {}),
-        **{name: RETRIES for name in ("product", "cart", "order", "storefront")},
-    }
+def shop_platform(mongo_server: MongoServer, folder: Path, label: str) -> LocalPlatform:
+    """The four services and the storefront as local processes (not started yet) on the
+    session's database server, in databases of their own, the sample catalogue loaded; fast
+    password hashing and a quick deletion cascade. Service calls keep their production timeouts
+    and retries: a stopped service refuses connections at once, and a loaded machine must not
+    turn a slow checkout into a 503."""
+    return LocalPlatform(
+        folder,
+        mongo=mongo_server,
+        db_prefix=label + uuid.uuid4().hex[:8] + "_",
+        services=PROCESSES,
+        service_env={"auth": dict(FAST_AUTH)},
+    )
 
 
 @pytest.fixture(scope="module")
 def shop(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPlatform]:
-    with LocalPlatform(
-        tmp_path_factory.mktemp("shop"),
-        mongo=mongo_server,
-        db_prefix="s" + uuid.uuid4().hex[:8] + "_",
-        services=PROCESSES,
-        service_env=shop_env(),
-    ) as running:
+    with shop_platform(mongo_server, tmp_path_factory.mktemp("shop"), "s") as running:
         yield running
 
 
