@@ -45,9 +45,13 @@ PATHS = {
 
 
 def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1, what: str = ""
+    predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.1, what: str = ""
 ) -> Any:
-    """Poll until ``predicate`` returns something truthy; return it, or fail after ``timeout``."""
+    """Poll until ``predicate`` returns something truthy; return it, or fail after ``timeout``.
+
+    The timeout bounds a wait for something that must happen, not how fast it happens (a
+    passing wait returns at once): 60 s, since a CI run whose first phase also drives Chromium
+    took over 20 s for one scheduled rotation (render five charts, patch, probe the pods)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
