@@ -19,13 +19,17 @@ from pymongo.errors import DuplicateKeyError
 from services.kit.locks import KeyedLocks, LockTable
 from services.kit.mongo import Database, Document, parse_object_id
 
+# Each sort ends with _id (a stable order for pages) and is one index read forwards or backwards:
+# "-name" is "name" reversed, ties included, so one index serves both.
 SORTS: dict[str, list[tuple[str, int]]] = {
     "name": [("nameKey", ASCENDING), ("_id", ASCENDING)],
-    "-name": [("nameKey", DESCENDING), ("_id", ASCENDING)],
+    "-name": [("nameKey", DESCENDING), ("_id", DESCENDING)],
     "price": [("priceCents", ASCENDING), ("_id", ASCENDING)],
-    "-price": [("priceCents", DESCENDING), ("_id", ASCENDING)],
+    "-price": [("priceCents", DESCENDING), ("_id", DESCENDING)],
     "newest": [("createdAt", DESCENDING), ("_id", DESCENDING)],
 }
+# The catalogue's pages, with and without a category, in every order: an index each.
+LIST_INDEXES = [SORTS[key] for key in ("name", "price", "newest")]
 
 
 class SkuTaken(Exception):
@@ -34,8 +38,9 @@ class SkuTaken(Exception):
 
 async def create_indexes(db: Database) -> None:
     await db.products.create_index([("sku", ASCENDING)], unique=True, name="sku_unique")
-    await db.products.create_index([("category", ASCENDING), ("nameKey", ASCENDING)])
-    await db.products.create_index([("priceCents", ASCENDING)])
+    for order in LIST_INDEXES:
+        await db.products.create_index(order)
+        await db.products.create_index([("category", ASCENDING), *order])
     await db.reservations.create_index([("state", ASCENDING), ("updatedAt", ASCENDING)])
 
 
