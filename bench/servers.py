@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ) as platform:
         any_product = httpx.get(platform.urls["product"] + "/api/v1/products?pageSize=1").json()
         product_path = f"/api/v1/products/{any_product['items'][0]['id']}"
-        env = {k: v for k, v in platform._env("product").items() if k not in ("PORT", "LISTEN_FD")}
+        env = {
+            k: v for k, v in platform.env_for("product").items() if k not in ("PORT", "LISTEN_FD")
+        }
         platform.stop_service("product")  # the candidates serve it now, one at a time
         endpoints = [
             ("bare", "bench.bare:app", False, Endpoint("bare", "bare", "GET", "/")),

@@ -244,7 +244,8 @@ class LocalPlatform:
         env.update(self.service_env.get(STOREFRONT, {}))
         return env
 
-    def _env(self, name: str) -> dict[str, str]:
+    def env_for(self, name: str) -> dict[str, str]:
+        """The environment ``name``'s process runs with (as ``python -m services.<name>``)."""
         if name == STOREFRONT:
             return self._storefront_env()
         assert self.mongo is not None
@@ -292,7 +293,7 @@ class LocalPlatform:
                 self.services[name] = ServiceProcess(
                     name,
                     self.ports[name],
-                    self._env(name),
+                    self.env_for(name),
                     self.logs_dir / f"{name}.log",
                     sockets.pop(name),
                 )
@@ -325,7 +326,7 @@ class LocalPlatform:
         """Load the sample catalogue with the documented command; returns its summary line."""
         result = subprocess.run(
             [sys.executable, "-m", "services.product", "load-catalogue"],
-            env=self._env("product"),
+            env=self.env_for("product"),
             capture_output=True,
             text=True,
             timeout=120,

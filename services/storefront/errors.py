@@ -20,6 +20,8 @@ from litestar.response import Template
 from services.kit.errors import AppError
 from services.kit.observability import current_request_id
 from services.storefront.backend import Refused, SessionExpired
+from services.storefront.pages import is_htmx
+from services.storefront.pages import secure as cookies_secure
 from services.storefront.session import SESSION_COOKIE, expired, redirect, safe_next, token_of
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def error_page(
     request: Req, status: int, message: str | None = None, *, headers: dict[str, str] | None = None
 ) -> Response[Any]:
     sent = {"Cache-Control": "no-store", **(headers or {})}
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         # htmx swaps the page's main region for the error page's (the meta config in base.html
         # lets it swap error answers).
         sent |= {"HX-Retarget": "#main", "HX-Reswap": "outerHTML", "HX-Reselect": "#main"}
@@ -81,9 +83,9 @@ def session_expired(request: Req, exc: SessionExpired) -> Response[Any]:
     else:
         back = "/"
     target = f"/signin?next={back}"
-    secure = bool(request.app.state.settings.cookie_secure)
+    secure = cookies_secure(request.app.state)
     gone = expired(SESSION_COOKIE, secure)
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         return Response(b"", status_code=204, headers={"HX-Redirect": target}, cookies=[gone])
     return redirect(target, flash="session-expired", secure=secure, cookies=[gone])
 

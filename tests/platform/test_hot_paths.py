@@ -7,26 +7,14 @@ services/kit/locks.py); on MongoDB it does not."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import httpx
 import pytest
 
+from bench.api import counters
 from services.local.platform import LocalPlatform
 from tests.platform.conftest import Shopper
-
-
-def work(platform: LocalPlatform, service: str) -> tuple[float, float]:
-    """(database commands, service calls) ``service`` has made so far."""
-    text = httpx.get(platform.urls[service] + "/metrics", timeout=10).text
-    commands = sum(
-        float(v) for v in re.findall(r"^checkout_db_commands_total\{.*\} (\S+)$", text, re.M)
-    )
-    calls = sum(
-        float(v) for v in re.findall(r"^checkout_service_calls_total\{.*\} (\S+)$", text, re.M)
-    )
-    return commands, calls
 
 
 def counted(
@@ -35,10 +23,10 @@ def counted(
     # Not auth nor order: their workers (the deletion cascade, the order finisher) poll their
     # databases all the time.
     services = ("product", "cart")
-    before = {s: work(platform, s) for s in services}
+    before = {s: counters([platform.urls[s]]) for s in services}
     answer = request()
     assert answer.status_code < 300, answer.text
-    after = {s: work(platform, s) for s in services}
+    after = {s: counters([platform.urls[s]]) for s in services}
     return {
         s: (round(after[s][0] - before[s][0]), round(after[s][1] - before[s][1]))
         for s in services
