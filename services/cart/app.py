@@ -17,9 +17,11 @@ async def _build_service(app: Litestar) -> None:
     # One DeletedUsers for the token check and the service: a deletion recorded by the cascade
     # is known to the next request at once.
     app.state.deleted_users = DeletedUsers(app.state.db)
-    app.state.cart_service = CartService(
-        app.state.db, ProductCatalogue(app.state.clients["product"]), app.state.deleted_users
+    settings: CartSettings = app.state.settings
+    catalogue = ProductCatalogue(
+        app.state.clients["product"], display_max_age=settings.product_facts_max_age_seconds
     )
+    app.state.cart_service = CartService(app.state.db, catalogue, app.state.deleted_users)
 
 
 def create_app(settings: CartSettings) -> Litestar:

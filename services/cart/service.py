@@ -10,7 +10,7 @@ from services.cart.clients import ProductCatalogue, ProductInfo
 from services.cart.repository import CartRepository, LineContended, LineFull
 from services.cart.schemas import Cart, CartItemCreate, CartLine
 from services.kit.contracts import MAX_LINE_QUANTITY, MAX_LINES, CartContents, CartRemoval, LineItem
-from services.kit.errors import Conflict, NotFound, Unauthorized
+from services.kit.errors import Conflict, NotFound
 from services.kit.locks import KeyedLocks
 from services.kit.mongo import Database, Document
 from services.kit.revocation import DeletedUsers
@@ -88,19 +88,16 @@ class CartService:
         # then see the writes before them, and FerretDB's non-atomic updates stay correct.
         self.locks = KeyedLocks(db.locks, "cart")
 
-    async def _ensure_not_deleted(self, user_id: str) -> None:
-        # Checked again under the lock: a deletion that arrived after the token check wins.
-        if await self.deleted.contains(user_id):
-            raise Unauthorized("The token is invalid or expired.")
-
     async def view(self, user_id: str) -> Cart:
         docs = await self.repo.for_user(user_id)
-        products = await self.catalogue.lookup({doc["productId"] for doc in docs})
+        products = await self.catalogue.for_display({doc["productId"] for doc in docs})
         return to_cart(user_id, docs, products)
 
     async def add(self, user_id: str, item: CartItemCreate) -> Cart:
         async with self.locks.hold(user_id):
-            await self._ensure_not_deleted(user_id)
+            # Under the lock (the token check left it to this): a deletion recorded before the
+            # lock was taken wins, and its own clear waits for this write.
+            await self.deleted.refuse_if_deleted(user_id)
             docs = await self.repo.for_user(user_id)
             existing = next((d for d in docs if d["productId"] == item.product_id), None)
             if existing is None and len(docs) >= MAX_LINES:
@@ -136,7 +133,7 @@ class CartService:
 
     async def set_quantity(self, user_id: str, product_id: str, quantity: int) -> Cart:
         async with self.locks.hold(user_id):
-            await self._ensure_not_deleted(user_id)
+            await self.deleted.refuse_if_deleted(user_id)
             docs = await self.repo.for_user(user_id)
             if not any(doc["productId"] == product_id for doc in docs):
                 raise NotFound(f"Product {product_id!r} is not in the cart.")

@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from pymongo.errors import DuplicateKeyError
 
 from services.kit.mongo import Database
+from services.kit.security import subject_deleted
 from services.kit.tokens import Principal
 
 # How long a "not deleted" answer is believed by the per-request token check: the longest a
@@ -44,6 +45,13 @@ class DeletedUsers:
         if found:
             self._remember_deleted(user_id)
         return found
+
+    async def refuse_if_deleted(self, user_id: str) -> None:
+        """Refuse (401, logged as the token check does) when ``user_id`` was deleted, read from
+        the database now unless already known deleted: the check a write makes under its lock,
+        so that a deletion recorded before the lock was taken wins."""
+        if user_id in self._deleted or await self.contains(user_id):
+            raise subject_deleted(user_id)
 
     async def recently_contains(self, user_id: str) -> bool:
         """The same answer, from memory when it may be: a deleted user stays deleted (ids are

@@ -41,8 +41,17 @@ def route_of(request: Request[Any, Any, Any]) -> str:
     return str(request.scope.get("path_template") or request.url.path)
 
 
-async def authenticate(request: Request[Any, Any, Any], token: str | None = None) -> Principal:
-    """Verify the request's bearer token (or ``token``) and the subject is not revoked."""
+def subject_deleted(user_id: str, route: str | None = None) -> Unauthorized:
+    """The refusal of a token whose user was deleted, logged as every token refusal is."""
+    log.info("token refused", extra={"reason": "subject deleted", "sub": user_id, "route": route})
+    return Unauthorized("The token is invalid or expired.")
+
+
+async def authenticate(
+    request: Request[Any, Any, Any], token: str | None = None, *, check_revoked: bool = True
+) -> Principal:
+    """Verify the request's bearer token (or ``token``) and, unless ``check_revoked`` is false
+    (the handler checks it itself), that the subject is not revoked."""
     token = token or bearer_token(request)
     if token is None:
         raise Unauthorized("A bearer token is required.")
@@ -54,22 +63,21 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None = None
         reason = str(exc)[:MAX_REASON_CHARS]
         log.info("token refused", extra={"reason": reason, "route": route_of(request)})
         raise Unauthorized("The token is invalid or expired.") from exc
-    is_revoked: RevocationCheck | None = state.get("is_revoked")
+    is_revoked: RevocationCheck | None = state.get("is_revoked") if check_revoked else None
     if is_revoked is not None and await is_revoked(state, principal):
-        log.info(
-            "token refused",
-            extra={
-                "reason": "subject deleted",
-                "sub": principal.user_id,
-                "route": route_of(request),
-            },
-        )
-        raise Unauthorized("The token is invalid or expired.")
+        raise subject_deleted(principal.user_id, route_of(request))
     return principal
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return await authenticate(request)
+
+
+async def provide_principal_checked_by_handler(request: Request[Any, Any, Any]) -> Principal:
+    """``principal`` for handlers whose write reads the user's deletion itself, fresh and under
+    the lock the write takes (it must: a deletion may land between the token check and the
+    write). The token-time check would be the same read twice in one request."""
+    return await authenticate(request, check_revoked=False)
 
 
 async def provide_admin(request: Request[Any, Any, Any]) -> Principal:
@@ -107,6 +115,12 @@ def ensure_self_or_admin(principal: Principal, user_id: str) -> None:
     if principal.user_id != user_id and not principal.is_admin:
         raise Forbidden("You may only act on your own account.")
 
+
+# A route's ``dependencies=`` for the handlers described at
+# ``provide_principal_checked_by_handler``.
+DELETION_CHECKED_BY_HANDLER = {
+    "principal": Provide(provide_principal_checked_by_handler),
+}
 
 AUTH_DEPENDENCIES = {
     "principal": Provide(provide_principal),

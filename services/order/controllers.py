@@ -13,6 +13,7 @@ from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.kit.openapi import problems
+from services.kit.security import DELETION_CHECKED_BY_HANDLER
 from services.kit.tokens import Principal
 from services.order.schemas import Order, OrderPage, SeedOrderCreate
 from services.order.service import OrderService, Placement
@@ -57,6 +58,7 @@ class OrderController(Controller):
         "/",
         operation_id="placeOrder",
         opt=problems(409),
+        dependencies=DELETION_CHECKED_BY_HANDLER,
         status_code=HTTP_201_CREATED,
         responses=PLACEMENT_RESPONSES,
     )
@@ -121,6 +123,7 @@ class SeedRoutes(Controller):
         "/",
         operation_id="seedCreateOrder",
         opt=problems(403, 409),
+        dependencies=DELETION_CHECKED_BY_HANDLER,
         status_code=HTTP_201_CREATED,
         responses=PLACEMENT_RESPONSES,
     )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 
 from services.kit.contracts import CartRemoval, LineItem
-from services.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from services.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.kit.http import DependencyUnavailable
 from services.kit.locks import KeyedLocks
 from services.kit.mongo import Database, Document, parse_object_id
@@ -136,8 +136,9 @@ class OrderService:
             f"order:{order_id}" if idempotency_key is None else f"key:{user_id}:{idempotency_key}"
         )
         async with self.locks.hold(user_id):
-            if await self.deleted.contains(user_id):
-                raise Unauthorized("The token is invalid or expired.")
+            # Here, not at the token check (the routes leave it to this): a deletion recorded
+            # before the lock was taken wins, and the deletion waits for a checkout in flight.
+            await self.deleted.refuse_if_deleted(user_id)
             if idempotency_key is not None:
                 earlier = await self.repo.by_checkout_key(checkout_key)
                 if earlier is not None:

@@ -5,6 +5,7 @@ order shows."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,13 @@ def test_the_cart_says_what_changed_and_checkout_refuses_what_ran_out(
     )
     assert deleted.status_code == 204, deleted.text
 
+    # The cart shows product facts up to 2 s old (cart's product_facts_max_age_seconds).
     page.goto("/cart")
+    deadline = time.monotonic() + 7.0
+    while "Out of stock" not in cart_line(page, scarce["name"]).inner_text():
+        assert time.monotonic() < deadline, "the cart never showed the stock that ran out"
+        time.sleep(0.2)
+        page.reload()
     expect(cart_line(page, repriced["name"])).to_contain_text(
         f"Price changed from {price(4500)} to {price(5000)}"
     )

@@ -63,19 +63,24 @@ def test_the_hot_paths_make_the_fewest_round_trips(
     listed = counted(platform, lambda: shopper.call("GET", "product", "/api/v1/products"))
     assert listed == {"product": (2, 0)}  # the page and its count
     view = counted(platform, lambda: shopper.call("GET", "cart", "/api/v1/cart"))
-    # cart: its lines; product: the lines' products (one find, no count)
-    assert as_expected(view, {"cart": (1, 1), "product": (1, 0)}), view
+    # cart: its lines; the lines' products as product told the add above, remembered for up to
+    # 2 s (product_facts_max_age_seconds); a loaded machine may take longer, and then cart asks
+    # product (one find, no count)
+    assert as_expected(view, {"cart": (1, 0)}) or as_expected(
+        view, {"cart": (1, 1), "product": (1, 0)}
+    ), view
     add = counted(
         platform,
         lambda: shopper.call(
             "POST", "cart", "/api/v1/cart/items", json={"productId": second, "quantity": 1}
         ),
     )
-    # cart: the deletion check under the lock, the lines, the insert; product: one find
-    assert as_expected(add, {"cart": (3 + leases, 1), "product": (1, 0)}), add
+    # cart: the deletion check under the lock (the token check leaves it to that), the lines,
+    # the insert; product: one find, fresh
+    assert add == {"cart": (3 + leases, 1), "product": (1, 0)}, add
     change = counted(
         platform,
         lambda: shopper.call("PATCH", "cart", f"/api/v1/cart/items/{second}", json={"quantity": 2}),
     )
-    assert as_expected(change, {"cart": (3 + leases, 1), "product": (1, 0)}), change
+    assert change == {"cart": (3 + leases, 1), "product": (1, 0)}, change
     print("hot paths:", read, listed, view, add, change)

@@ -4,6 +4,7 @@ no auth service is needed)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -145,3 +146,15 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert "Traceback" not in response.text
     return body
+
+
+async def cart_view_once(cart: RunningService, who: Shopper, shows: Callable[[Any], bool]) -> Any:
+    """The shopper's cart view once it ``shows`` something product changed: a view may show
+    product facts up to the cart's ``product_facts_max_age_seconds`` old (2 s)."""
+    limit = cart.app.state.settings.product_facts_max_age_seconds + 5.0
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        view = (await cart.client.get("/api/v1/cart", headers=who.headers)).json()
+        if shows(view) or asyncio.get_running_loop().time() > deadline:
+            return view
+        await asyncio.sleep(0.1)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from services.local.platform import LocalPlatform
+from tests.platform.conftest import eventually
 from tests.storefront.conftest import PASSWORD, Visitor, product_ids
 
 SIGNED_IN_PAGES = [
@@ -272,7 +273,8 @@ def test_the_cart_notes_price_changes_and_stock_that_ran_out(
         admin.patch(
             url, json={"priceCents": before["priceCents"] + 1000, "stock": 1}
         ).raise_for_status()
-        cart = visitor.get("/cart").text
+        # The cart shows product facts up to 2 s old (cart's product_facts_max_age_seconds).
+        cart = eventually(lambda: "Out of stock:" in (page := visitor.get("/cart").text) and page)
         assert re.search(r"Price changed from €[\d,.]+ to €[\d,.]+ since you added it\.", cart)
         assert "Out of stock: lower the quantity or remove it." in cart
         placed = visitor.post(

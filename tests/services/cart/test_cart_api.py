@@ -7,7 +7,13 @@ import asyncio
 from bson import ObjectId
 
 from tests.conftest import RunningService
-from tests.services.conftest import add_to_cart, assert_problem, product_id, set_stock
+from tests.services.conftest import (
+    add_to_cart,
+    assert_problem,
+    cart_view_once,
+    product_id,
+    set_stock,
+)
 
 
 async def test_add_view_change_remove(cart: RunningService, catalogue: RunningService, shopper):
@@ -194,7 +200,7 @@ async def test_the_cart_shows_current_prices_and_products_gone_from_the_catalogu
         {"_id": ObjectId(kb)}, {"$set": {"priceCents": 5000}}
     )
     await catalogue.app.state.db.products.delete_one({"_id": ObjectId(ms)})
-    view = (await cart.client.get("/api/v1/cart", headers=jay.headers)).json()
+    view = await cart_view_once(cart, jay, lambda v: v["lines"][0]["unitPriceCents"] == 5000)
     keyboard, mouse = view["lines"]
     assert keyboard["unitPriceCents"] == 5000 and keyboard["lineTotalCents"] == 10000
     # The price the shopper saw when adding stays with the line, so a client can say it changed;
@@ -252,3 +258,47 @@ async def test_openapi_lists_the_operations(cart: RunningService) -> None:
         "seedEditQuantity",
         "seedDeleteCartItem",
     } <= operation_ids
+
+
+async def test_a_view_shows_product_facts_up_to_their_stated_age_and_a_change_reads_them_fresh(
+    catalogue: RunningService, start_service, shopper
+) -> None:
+    """product_facts_max_age_seconds: views within it show what product last said (no call);
+    adding or changing a line always asks product, and what it hears is what views show next."""
+    kb, ms = await product_id(catalogue, "KB-001"), await product_id(catalogue, "MS-002")
+    products = catalogue.app.state.db.products
+
+    async def view(svc: RunningService, who) -> dict:
+        return (await svc.client.get("/api/v1/cart", headers=who.headers)).json()
+
+    async with start_service(
+        "cart", product_url=catalogue.url, product_facts_max_age_seconds=3600
+    ) as cart:
+        ann = shopper()
+        await add_to_cart(cart, ann, kb, 1)
+        await products.update_one({"_id": ObjectId(kb)}, {"$set": {"priceCents": 7000}})
+        assert (await view(cart, ann))["lines"][0]["unitPriceCents"] == 8999  # remembered
+        # Another shopper's view of the same product is served from the same memory.
+        bo = shopper()
+        await add_to_cart(cart, bo, ms, 1)
+        await products.update_one({"_id": ObjectId(ms)}, {"$set": {"stock": 0}})
+        assert (await view(cart, bo))["lines"][0]["inStock"] is True
+        # Adding reads fresh: the answer has the new price, and so does the next view.
+        added = await add_to_cart(cart, ann, kb, 1)
+        assert added["lines"][0]["unitPriceCents"] == 7000
+        assert added["lines"][0]["addedUnitPriceCents"] == 7000
+        assert (await view(cart, ann))["lines"][0]["unitPriceCents"] == 7000
+        # A change of quantity checks the stock as it is now, never as remembered.
+        changed = await cart.client.patch(
+            f"/api/v1/cart/items/{ms}", json={"quantity": 2}, headers=bo.headers
+        )
+        assert_problem(changed, 409)
+        assert (await view(cart, bo))["lines"][0]["inStock"] is False
+
+    async with start_service(
+        "cart", product_url=catalogue.url, product_facts_max_age_seconds=0
+    ) as cart:
+        cy = shopper()
+        await add_to_cart(cart, cy, kb, 1)
+        await products.update_one({"_id": ObjectId(kb)}, {"$set": {"priceCents": 6500}})
+        assert (await view(cart, cy))["lines"][0]["unitPriceCents"] == 6500  # 0: always asks
