@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api bench-servers wrk clean
+.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api bench-servers bench-operator wrk clean
 
 help:
 	@echo "make dev      run the shop (http://127.0.0.1:8000) and the four services as local processes (no Docker needed)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 	@echo "make bench-api  requests/s, latency, CPU and database work per endpoint (local mode, wrk)"
 	@echo "make bench-servers  the ASGI servers side by side: uvicorn (h11, httptools+uvloop), Granian (wrk)"
+	@echo "make bench-operator  100 Checkouts on a real kube-apiserver: apply time, CPU waiting and steady, memory"
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -99,6 +100,10 @@ bench-api: venv wrk
 
 bench-servers: venv wrk
 	$(PY) -m bench.servers $(BENCH_ARGS)
+
+# The operator as its own process against the real kube-apiserver the operator tests use.
+bench-operator: venv
+	$(PY) -m bench.operator $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache $(BROWSER_DIR)/node_modules
