@@ -17,7 +17,8 @@ measured in the same run. It ends with one line per endpoint:
       db_cmds=<n> calls=<n> ratio=<x>   (one line)
 
 and exits 1 when any request failed. ``--seconds`` per endpoint (10), ``--connections`` (32),
-``--only`` a comma-separated subset.
+``--only`` a comma-separated subset, ``--profile DIR`` also samples every service process with
+py-spy during each endpoint and prints where its CPU went (``bench/profiles.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import httpx
 
+from bench.profiles import Recording, Summary
 from services.kit.keyring import KeyRing
 from services.kit.tokens import TokenService
 from services.local.mongo_server import free_port
@@ -143,8 +145,17 @@ def wrk_summary(url: str, script: Path, seconds: float, connections: int) -> dic
 
 
 class Bench:
-    def __init__(self, platform: LocalPlatform, bare_url: str, seconds: float, connections: int):
+    def __init__(
+        self,
+        platform: LocalPlatform,
+        bare_url: str,
+        seconds: float,
+        connections: int,
+        profile: Path | None = None,
+    ):
         self.platform = platform
+        self.profile = profile
+        self.profiles: list[tuple[str, Summary]] = []
         self.urls = {**platform.urls, "bare": bare_url}
         self.seconds = seconds
         self.connections = connections
@@ -161,9 +172,24 @@ class Bench:
         service_urls = [self.platform.urls[s] for s in SERVICES]
         cpu0, db0 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
         cmds0, calls0 = counters(service_urls)
-        summary = wrk_summary(
-            self.urls[endpoint.service] + endpoint.path, script, self.seconds, self.connections
-        )
+        if self.profile is not None and endpoint.service != "bare":
+            pids = {
+                name: p.process.pid
+                for name, p in self.platform.services.items()
+                if p.process is not None and name in SERVICES
+            }
+            with Recording(self.profile, endpoint.name, pids, self.seconds) as recording:
+                summary = wrk_summary(
+                    self.urls[endpoint.service] + endpoint.path,
+                    script,
+                    self.seconds,
+                    self.connections,
+                )
+            self.profiles += [(endpoint.name, s) for s in recording.summaries()]
+        else:
+            summary = wrk_summary(
+                self.urls[endpoint.service] + endpoint.path, script, self.seconds, self.connections
+            )
         cpu1, db1 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
         cmds1, calls1 = counters(service_urls)
         n = max(1, summary["requests"])
@@ -277,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=SERVICE:PATH",
         help="also GET PATH of SERVICE (auth, product, cart, order) as endpoint NAME",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the services with py-spy; collapsed stacks to DIR, a summary printed",
+    )
     args = parser.parse_args(argv)
     wrk_binary()
     wanted = set(filter(None, args.only.split(",")))
@@ -311,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.1)
-                bench = Bench(platform, bare_url, args.seconds, args.connections)
+                bench = Bench(platform, bare_url, args.seconds, args.connections, args.profile)
                 results = []
                 for endpoint in endpoints(platform) + extra:
                     if wanted and endpoint.name not in wanted and endpoint.name != "bare":
@@ -333,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.endpoint:14} {r.rps:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.failed:7d} "
             f"{r.cpu_ms:7.2f} {r.db_cpu_ms:7.2f} {r.db_cmds:8.1f} {r.calls:6.1f} {r.ratio:6.3f}"
         )
+    for name, profile in bench.profiles:
+        print(profile.line(name))
     for r in results:
         print(r.line())
     failed = sum(r.failed for r in results)

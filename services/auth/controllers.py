@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from services.auth.schemas import SignIn, Token, TokenCheck, User, UserCreate
 from services.auth.service import AuthService
 from services.kit.openapi import problems
+from services.kit.security import DELETION_CHECKED_BY_HANDLER
 from services.kit.tokens import Principal
 
 
@@ -46,7 +47,9 @@ class AuthController(Controller):
         """Exchange email and password for an access token."""
         return await auth_service.sign_in(data, client_address(request))
 
-    @get("/verify", operation_id="verifyToken")
+    # The handler reads the user (refusing one deleted): the token check's read of the same
+    # user would be the same read twice.
+    @get("/verify", operation_id="verifyToken", dependencies=DELETION_CHECKED_BY_HANDLER)
     async def verify(
         self, principal: NamedDependency[Principal], auth_service: NamedDependency[AuthService]
     ) -> TokenCheck:

@@ -15,7 +15,7 @@ from services.auth.settings import AuthSettings
 from services.kit.errors import Conflict, NotFound, Unauthorized
 from services.kit.mongo import Database, Document
 from services.kit.ratelimit import RateLimiter
-from services.kit.security import ensure_self_or_admin
+from services.kit.security import ensure_self_or_admin, subject_deleted
 from services.kit.tokens import Principal, TokenService
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class AuthService:
     async def check(self, principal: Principal) -> TokenCheck:
         doc = await self.users.by_id(principal.user_id)
         if doc is None:
-            raise Unauthorized("The token is invalid or expired.")
+            raise subject_deleted(principal.user_id)
         return TokenCheck(valid=True, user=to_user(doc), expires_at=principal.expires_at)
 
     async def get(self, principal: Principal, user_id: str) -> User:

@@ -1,6 +1,7 @@
 """A smoke run of the API benchmark (``make bench-api``; figures come from the full run, never
 from tests): it starts local mode, measures, prints one line per endpoint in its fixed format,
-and exits 1 when a request failed (here an extra endpoint that answers 404)."""
+and exits 1 when a request failed (here an extra endpoint that answers 404); with ``--profile``
+also where the services' CPU went."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ LINE = re.compile(
 )
 
 
-def test_the_benchmark_runs_and_fails_on_a_failed_request() -> None:
+PROFILE = re.compile(r"^profile (?P<name>\S+) (?P<service>\S+) busy=[\d.]+( \| .+ \d+%)+$", re.M)
+
+
+def test_the_benchmark_runs_and_fails_on_a_failed_request(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("wrk is not installed (.ci/run installs Debian's wrk)")
@@ -29,7 +33,7 @@ def test_the_benchmark_runs_and_fails_on_a_failed_request() -> None:
     missing = "missing=product:/api/v1/products/000000000000000000000000"
     run = subprocess.run(
         [sys.executable, "-m", "bench.api", "--seconds", "1", "--connections", "4",
-         "--only", "product-read", "--extra", missing],
+         "--only", "product-read", "--extra", missing, "--profile", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     lines = {m["name"]: int(m["failed"]) for m in LINE.finditer(run.stdout)}
@@ -38,3 +42,8 @@ def test_the_benchmark_runs_and_fails_on_a_failed_request() -> None:
     assert lines["missing"] > 0, run.stdout
     assert run.returncode == 1, run.stdout + run.stderr
     assert "failed requests" in run.stderr
+    # --profile: py-spy sampled the product service while it answered, and where its CPU went
+    # was printed and its stacks kept.
+    profiled = {(m["name"], m["service"]) for m in PROFILE.finditer(run.stdout)}
+    assert ("product-read", "product") in profiled, run.stdout
+    assert (tmp_path / "product-read-product.txt").stat().st_size > 0
