@@ -1,4 +1,5 @@
-"""HTTP routes of the auth service: the clean API, then the seed documents' routes as aliases."""
+"""HTTP routes of the auth service: the clean API, each handler also answering the seed documents'
+routes that behave the same (``with_seed_paths``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.auth.schemas import SignIn, Token, TokenCheck, User, UserCreate
 from services.auth.service import AuthService
-from services.kit.openapi import problems
+from services.kit.openapi import problems, with_seed_paths
 from services.kit.security import DELETION_CHECKED_BY_HANDLER
 from services.kit.tokens import Principal
 
@@ -27,17 +28,32 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 
 class AuthController(Controller):
-    path = "/api/v1/auth"
+    path = "/api"
     tags = ["auth"]
 
-    @post("/register", operation_id="register", opt=problems(409), status_code=HTTP_201_CREATED)
+    @post(
+        **with_seed_paths(
+            "register",
+            "/v1/auth/register",
+            seedRegister="/auth/register",
+            seedCreateUser="/user",
+        ),
+        opt=problems(409),
+        status_code=HTTP_201_CREATED,
+    )
     async def register(
         self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
     ) -> User:
         """Create a customer account."""
         return await auth_service.register(data)
 
-    @post("/token", operation_id="signIn", opt=problems(401, 429), status_code=200)
+    @post(
+        **with_seed_paths(
+            "signIn", "/v1/auth/token", seedSignIn="/auth/signin", seedLogin="/user/login"
+        ),
+        opt=problems(401, 429),
+        status_code=200,
+    )
     async def sign_in(
         self,
         request: Request[Any, Any, Any],
@@ -49,7 +65,10 @@ class AuthController(Controller):
 
     # The handler reads the user (refusing one deleted): the token check's read of the same
     # user would be the same read twice.
-    @get("/verify", operation_id="verifyToken", dependencies=DELETION_CHECKED_BY_HANDLER)
+    @get(
+        **with_seed_paths("verifyToken", "/v1/auth/verify", seedVerifyToken="/auth/verify-token"),
+        dependencies=DELETION_CHECKED_BY_HANDLER,
+    )
     async def verify(
         self, principal: NamedDependency[Principal], auth_service: NamedDependency[AuthService]
     ) -> TokenCheck:
@@ -58,10 +77,13 @@ class AuthController(Controller):
 
 
 class UsersController(Controller):
-    path = "/api/v1/users"
+    path = "/api"
     tags = ["users"]
 
-    @get("/{user_id:str}", operation_id="getUser", opt=problems(403, 404))
+    @get(
+        **with_seed_paths("getUser", "/v1/users/{user_id:str}", seedGetUser="/user/{user_id:str}"),
+        opt=problems(403, 404),
+    )
     async def get_user(
         self,
         user_id: FromPath[str],
@@ -72,8 +94,9 @@ class UsersController(Controller):
         return await auth_service.get(principal, user_id)
 
     @delete(
-        "/{user_id:str}",
-        operation_id="deleteUser",
+        **with_seed_paths(
+            "deleteUser", "/v1/users/{user_id:str}", seedDeleteUser="/user/{user_id:str}"
+        ),
         opt=problems(403, 404),
         status_code=HTTP_204_NO_CONTENT,
     )
@@ -88,80 +111,8 @@ class UsersController(Controller):
         await auth_service.delete(principal, user_id, wake=state.cascade_wake)
 
 
-class SeedRoutes(Controller):
-    """Routes from the two seed documents, answering exactly as the clean API does."""
-
-    path = "/api"
-    tags = ["seed-compatible"]
-
-    @post(
-        "/auth/register",
-        operation_id="seedRegister",
-        opt=problems(409),
-        status_code=HTTP_201_CREATED,
-    )
-    async def seed_register(
-        self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
-    ) -> User:
-        return await auth_service.register(data)
-
-    @post("/auth/signin", operation_id="seedSignIn", opt=problems(401, 429), status_code=200)
-    async def seed_sign_in(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[SignIn],
-        auth_service: NamedDependency[AuthService],
-    ) -> Token:
-        return await auth_service.sign_in(data, client_address(request))
-
-    @get("/auth/verify-token", operation_id="seedVerifyToken")
-    async def seed_verify(
-        self, principal: NamedDependency[Principal], auth_service: NamedDependency[AuthService]
-    ) -> TokenCheck:
-        return await auth_service.check(principal)
-
-    @post("/user", operation_id="seedCreateUser", opt=problems(409), status_code=HTTP_201_CREATED)
-    async def seed_create_user(
-        self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]
-    ) -> User:
-        return await auth_service.register(data)
-
-    @post("/user/login", operation_id="seedLogin", opt=problems(401, 429), status_code=200)
-    async def seed_login(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[SignIn],
-        auth_service: NamedDependency[AuthService],
-    ) -> Token:
-        return await auth_service.sign_in(data, client_address(request))
-
-    @get("/user/{user_id:str}", operation_id="seedGetUser", opt=problems(403, 404))
-    async def seed_get_user(
-        self,
-        user_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        auth_service: NamedDependency[AuthService],
-    ) -> User:
-        return await auth_service.get(principal, user_id)
-
-    @delete(
-        "/user/{user_id:str}",
-        operation_id="seedDeleteUser",
-        opt=problems(403, 404),
-        status_code=HTTP_204_NO_CONTENT,
-    )
-    async def seed_delete_user(
-        self,
-        user_id: FromPath[str],
-        principal: NamedDependency[Principal],
-        auth_service: NamedDependency[AuthService],
-        state: State,
-    ) -> None:
-        await auth_service.delete(principal, user_id, wake=state.cascade_wake)
-
-
 router = Router(
     path="/",
-    route_handlers=[AuthController, UsersController, SeedRoutes],
+    route_handlers=[AuthController, UsersController],
     dependencies={"auth_service": Provide(provide_auth_service, sync_to_thread=False)},
 )

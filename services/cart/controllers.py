@@ -1,5 +1,6 @@
-"""HTTP routes of the cart service: the clean API, the internal routes used by order and by
-auth's deletion cascade, then seed 000's routes as aliases."""
+"""HTTP routes of the cart service: the clean API (its handlers also answer seed 000's routes that
+behave the same, ``with_seed_paths``), the internal routes used by order and by auth's deletion
+cascade, then the one seed route of its own."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from services.cart.schemas import Cart, CartItemCreate, CartItemUpdate
 from services.cart.service import CartService
 from services.kit.contracts import MAX_LINE_QUANTITY, CartContents, CartRemoval
 from services.kit.errors import BadRequest
-from services.kit.openapi import problems
+from services.kit.openapi import problems, with_seed_paths
 from services.kit.security import DELETION_CHECKED_BY_HANDLER, authenticate
 from services.kit.tokens import Principal
 
@@ -29,17 +30,18 @@ def provide_cart_service(state: State) -> CartService:
 
 
 class CartController(Controller):
-    path = "/api/v1/cart"
+    path = "/api"
     tags = ["cart"]
 
-    @get("/", operation_id="getCart")
+    # Litestar ignores a trailing slash, so the seed's ``/api/cart/get-cart/`` answers here too.
+    @get(**with_seed_paths("getCart", "/v1/cart", seedGetCart="/cart/get-cart"))
     async def get_cart(
         self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
     ) -> Cart:
         """Your cart, with current prices, line totals and a total."""
         return await cart_service.view(principal.user_id)
 
-    @delete("/", operation_id="clearCart", status_code=HTTP_204_NO_CONTENT)
+    @delete("/v1/cart", operation_id="clearCart", status_code=HTTP_204_NO_CONTENT)
     async def clear_cart(
         self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
     ) -> None:
@@ -47,8 +49,7 @@ class CartController(Controller):
         await cart_service.clear(principal.user_id)
 
     @post(
-        "/items",
-        operation_id="addCartItem",
+        **with_seed_paths("addCartItem", "/v1/cart/items", seedAddToCart="/cart/add-to-cart"),
         opt=problems(404, 409),
         status_code=200,
         dependencies=DELETION_CHECKED_BY_HANDLER,
@@ -63,7 +64,7 @@ class CartController(Controller):
         return await cart_service.add(principal.user_id, data)
 
     @patch(
-        "/items/{product_id:str}",
+        "/v1/cart/items/{product_id:str}",
         operation_id="updateCartItem",
         opt=problems(404, 409),
         dependencies=DELETION_CHECKED_BY_HANDLER,
@@ -79,7 +80,13 @@ class CartController(Controller):
         return await cart_service.set_quantity(principal.user_id, product_id, data.quantity)
 
     @delete(
-        "/items/{product_id:str}", operation_id="removeCartItem", opt=problems(404), status_code=204
+        **with_seed_paths(
+            "removeCartItem",
+            "/v1/cart/items/{product_id:str}",
+            seedDeleteCartItem="/cart/delete-cart/{product_id:str}",
+        ),
+        opt=problems(404),
+        status_code=204,
     )
     async def remove_item(
         self,
@@ -133,32 +140,10 @@ def looks_like_jwt(value: str) -> bool:
 
 
 class SeedRoutes(Controller):
-    """Routes from seed 000, answering as the clean API does."""
+    """Seed 000's route with no clean twin: a quantity change by GET, the token in the path."""
 
     path = "/api/cart"
     tags = ["seed-compatible"]
-
-    @post(
-        "/add-to-cart",
-        operation_id="seedAddToCart",
-        opt=problems(404, 409),
-        status_code=200,
-        dependencies=DELETION_CHECKED_BY_HANDLER,
-    )
-    async def seed_add(
-        self,
-        data: JSONBody[CartItemCreate],
-        principal: NamedDependency[Principal],
-        cart_service: NamedDependency[CartService],
-    ) -> Cart:
-        return await cart_service.add(principal.user_id, data)
-
-    # Litestar ignores a trailing slash, so the seed's ``/api/cart/get-cart/`` answers here too.
-    @get("/get-cart", operation_id="seedGetCart")
-    async def seed_get(
-        self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
-    ) -> Cart:
-        return await cart_service.view(principal.user_id)
 
     @get(
         "/edit-quantity/{token:str}",
@@ -186,20 +171,6 @@ class SeedRoutes(Controller):
                 raise BadRequest("The path and ?productId= name different products.")
             product_id = token
         return await cart_service.set_quantity(principal.user_id, product_id, quantity)
-
-    @delete(
-        "/delete-cart/{product_id:str}",
-        operation_id="seedDeleteCartItem",
-        opt=problems(404),
-        status_code=204,
-    )
-    async def seed_delete(
-        self,
-        product_id: ProductIdPath,
-        principal: NamedDependency[Principal],
-        cart_service: NamedDependency[CartService],
-    ) -> None:
-        await cart_service.remove(principal.user_id, product_id)
 
 
 router = Router(

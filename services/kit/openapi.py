@@ -71,6 +71,35 @@ class Problem(msgspec.Struct, omit_defaults=True, rename="camel"):
     errors: list[dict[str, Any]] | None = None
 
 
+SEED_PREFIX = "seed"  # operation ids of the seed documents' routes
+SEED_TAG = "seed-compatible"
+
+
+def with_seed_paths(operation_id: str, path: str, /, **seed_paths: str) -> dict[str, Any]:
+    """Route arguments for one handler serving the clean API's ``path`` and, answering the
+    same, routes of the seed documents (``seed_paths``: operation id -> path, ids starting with
+    ``seed``)::
+
+        @get(**with_seed_paths("getUser", "/v1/users/{user_id:str}",
+                               seedGetUser="/user/{user_id:str}"))
+
+    Each path stays its own operation in the OpenAPI document with its own id; the seed ones are
+    tagged ``seed-compatible`` (see `document_operations`).
+    """
+    ids = {path: operation_id, **{p: i for i, p in seed_paths.items()}}
+    bad = [i for i in seed_paths if not i.startswith(SEED_PREFIX)]
+    if bad:
+        raise ValueError(f"seed operation ids start with {SEED_PREFIX!r}: {bad}")
+
+    def operation_id_of(handler: Any, method: Any, components: list[Any]) -> str:
+        full = "/".join(c if isinstance(c, str) else "{" + c.full + "}" for c in components)
+        # The handler's own path is the end of the route's (after router and controller).
+        matches = [p for p in ids if f"/{full}".rstrip("/").endswith(p.rstrip("/"))]
+        return ids[max(matches, key=len)]
+
+    return {"path": list(ids), "operation_id": operation_id_of}
+
+
 def problems(*statuses: int, authenticates: bool = False) -> dict[str, Any]:
     """``opt=`` for a handler whose service logic answers ``statuses`` (e.g. 404, 409); those
     that follow from its dependencies and parameters are found by themselves.
@@ -178,11 +207,14 @@ def document_operations(app: Litestar, limits: Mapping[str, int] | None = None) 
             security = security_of(handler)
             if security:
                 handler.security = security
-    if limits:
-        for path_item in (app.openapi_schema.paths or {}).values():
-            for method in ("get", "post", "put", "patch", "delete"):
-                operation = getattr(path_item, method, None)
-                for parameter in (operation.parameters or []) if operation else []:
-                    limit = limits.get(getattr(parameter, "name", ""))
-                    if limit is not None and isinstance(parameter.schema, Schema):
-                        parameter.schema.maximum = limit
+    for path_item in (app.openapi_schema.paths or {}).values():
+        for method in ("get", "post", "put", "patch", "delete"):
+            operation = getattr(path_item, method, None)
+            if operation is None:
+                continue
+            if (operation.operation_id or "").startswith(SEED_PREFIX):
+                operation.tags = [SEED_TAG]
+            for parameter in operation.parameters or []:
+                limit = (limits or {}).get(getattr(parameter, "name", ""))
+                if limit is not None and isinstance(parameter.schema, Schema):
+                    parameter.schema.maximum = limit

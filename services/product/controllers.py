@@ -1,4 +1,6 @@
-"""HTTP routes of the product service: the clean API, internal stock routes, seed aliases."""
+"""HTTP routes of the product service: the clean API (its handlers also answer the seed's routes
+that behave the same, ``with_seed_paths``), internal stock routes, and the one seed route of its
+own."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from services.kit.openapi import problems
+from services.kit.openapi import problems, with_seed_paths
 from services.kit.tokens import Principal
 from services.product.schemas import (
     CategoryList,
@@ -38,25 +40,11 @@ def provide_product_service(state: State) -> ProductService:
     return service
 
 
-async def _list(
-    service: ProductService,
-    page: int,
-    page_size: int,
-    q: str | None,
-    category: str | None,
-    sort: SortKey,
-    ids: str | None,
-) -> ProductPage:
-    return await service.list(
-        page=page, page_size=page_size, q=q, category=category, sort=sort, ids=ids
-    )
-
-
 class ProductController(Controller):
-    path = "/api/v1/products"
+    path = "/api"
     tags = ["products"]
 
-    @get("/", operation_id="listProducts")
+    @get(**with_seed_paths("listProducts", "/v1/products", seedListProducts="/get-product"))
     async def list_products(
         self,
         product_service: NamedDependency[ProductService],
@@ -68,15 +56,29 @@ class ProductController(Controller):
         ids: Ids = None,
     ) -> ProductPage:
         """The catalogue, a page at a time, filtered and sorted."""
-        return await _list(product_service, page, pageSize, q, category, sort, ids)
+        return await product_service.list(
+            page=page, page_size=pageSize, q=q, category=category, sort=sort, ids=ids
+        )
 
-    @get("/{product_id:str}", operation_id="getProduct", opt=problems(404))
+    @get(
+        **with_seed_paths(
+            "getProduct",
+            "/v1/products/{product_id:str}",
+            seedGetProduct="/get-product-one/{product_id:str}",
+        ),
+        opt=problems(404),
+    )
     async def get_product(
         self, product_id: FromPath[str], product_service: NamedDependency[ProductService]
     ) -> Product:
         return await product_service.get(product_id)
 
-    @post("/", operation_id="createProduct", opt=problems(409), status_code=HTTP_201_CREATED)
+    @post(
+        "/v1/products",
+        operation_id="createProduct",
+        opt=problems(409),
+        status_code=HTTP_201_CREATED,
+    )
     async def create_product(
         self,
         data: JSONBody[ProductCreate],
@@ -85,7 +87,7 @@ class ProductController(Controller):
     ) -> Product:
         return await product_service.create(data)
 
-    @patch("/{product_id:str}", operation_id="updateProduct", opt=problems(404))
+    @patch("/v1/products/{product_id:str}", operation_id="updateProduct", opt=problems(404))
     async def update_product(
         self,
         product_id: FromPath[str],
@@ -96,7 +98,7 @@ class ProductController(Controller):
         return await product_service.update(product_id, data)
 
     @delete(
-        "/{product_id:str}",
+        "/v1/products/{product_id:str}",
         operation_id="deleteProduct",
         opt=problems(404),
         status_code=HTTP_204_NO_CONTENT,
@@ -167,34 +169,16 @@ class CategoryController(Controller):
 
 
 class SeedRoutes(Controller):
-    """Routes from seed 000, answering exactly as the clean API does."""
+    """Seed 000's route with no clean twin: a product by ``?id=``."""
 
     path = "/api"
     tags = ["seed-compatible"]
-
-    @get("/get-product", operation_id="seedListProducts")
-    async def seed_list(
-        self,
-        product_service: NamedDependency[ProductService],
-        page: Page = 1,
-        pageSize: PageSize = 20,
-        q: Text = None,
-        category: CategoryFilter = None,
-        sort: Sort = "name",
-    ) -> ProductPage:
-        return await _list(product_service, page, pageSize, q, category, sort, None)
 
     @get("/get-product-one", operation_id="seedGetProductByQuery", opt=problems(404))
     async def seed_get_by_query(
         self,
         product_service: NamedDependency[ProductService],
         product_id: Annotated[str, QueryParameter(name="id", min_length=1, max_length=64)],
-    ) -> Product:
-        return await product_service.get(product_id)
-
-    @get("/get-product-one/{product_id:str}", operation_id="seedGetProduct", opt=problems(404))
-    async def seed_get(
-        self, product_id: FromPath[str], product_service: NamedDependency[ProductService]
     ) -> Product:
         return await product_service.get(product_id)
 
