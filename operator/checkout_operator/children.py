@@ -9,6 +9,7 @@ claims are kept or removed by the spec, not by ownership).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,7 @@ from typing import Any, cast
 
 import kopf
 
-from .kube import MANAGED_KINDS, PVC, SECRET, KubeClient, kind_of
+from .kube import MANAGED_KINDS, PVC, SECRET, Kind, KubeClient, kind_of
 from .secrets import is_database_credential
 from .values import HASH_ANNOTATION, OWNER_LABEL, SERVICES
 
@@ -155,15 +156,21 @@ class Children:
         self.kube = kube
         self.in_sync: dict[str, tuple[str, str]] = {}  # uid -> (resourceVersion, config hash)
 
-    async def live(self, owner: Owner) -> dict[Key, dict[str, Any]]:
-        """Every child carrying the owner label, by (kind, name)."""
-        found: dict[Key, dict[str, Any]] = {}
-        for kind in MANAGED_KINDS:
-            for item in await self.kube.list(kind, owner.namespace, label_selector=owner.selector):
-                found[key_of(item)] = item
-        return found
+    async def live(
+        self, owner: Owner, kinds: Iterable[Kind] = MANAGED_KINDS
+    ) -> dict[Key, dict[str, Any]]:
+        """Every child of those kinds carrying the owner label, by (kind, name)."""
+        # One list per kind, all at once: a reconcile waits for the slowest, not for the sum.
+        lists = await asyncio.gather(
+            *(
+                self.kube.list(kind, owner.namespace, label_selector=owner.selector)
+                for kind in kinds
+            )
+        )
+        return {key_of(item): item for items in lists for item in items}
 
-    async def _needs_apply(self, wanted: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    async def needs_apply(self, wanted: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+        """Whether ``live`` differs from ``wanted`` in a field the operator sets."""
         meta = live.get("metadata") or {}
         want_hash = wanted["metadata"]["annotations"][HASH_ANNOTATION]
         if (meta.get("annotations") or {}).get(HASH_ANNOTATION) != want_hash:
@@ -180,40 +187,56 @@ class Children:
         self.in_sync[uid] = (version, want_hash)
         return False
 
-    async def sync(
+    def wanted(
         self,
         owner: Owner,
         rendered: Iterable[Mapping[str, Any]],
         secrets: Iterable[Mapping[str, Any]],
+    ) -> tuple[dict[Key, dict[str, Any]], list[dict[str, Any]]]:
+        """The rendered objects owned (by key, in the order they are applied) and the Secrets."""
+        order = {kind.kind: index for index, kind in enumerate(MANAGED_KINDS)}
+        objects = sorted(
+            (owned(obj, owner) for obj in rendered), key=lambda o: order[kind_of(o).kind]
+        )
+        return {key_of(obj): obj for obj in objects}, [owned(s, owner) for s in secrets]
+
+    async def sync(
+        self,
+        owner: Owner,
+        wanted: Mapping[Key, Mapping[str, Any]],
+        wanted_secrets: Iterable[Mapping[str, Any]],
+        *,
+        kinds: Iterable[Kind] = MANAGED_KINDS,
+        live: Mapping[Key, Mapping[str, Any]] | None = None,
     ) -> SyncReport:
-        """Create what is missing, put back what drifted, prune what is no longer wanted."""
+        """Create what is missing, put back what drifted, prune what is no longer wanted.
+
+        ``wanted`` and ``wanted_secrets`` as `wanted` gives them. Only ``kinds`` are looked at;
+        their live children are listed once per kind (all at once) unless ``live`` has them.
+        """
         report = SyncReport()
-        live = await self.live(owner)
-        wanted_secrets = [owned(s, owner) for s in secrets]
-        secret_keys = {key_of(s) for s in wanted_secrets}
-        for secret in wanted_secrets:
+        kinds = tuple(kinds)
+        names = {kind.kind for kind in kinds}
+        if live is None:
+            live = await self.live(owner, kinds)
+        secret_keys = set()
+        for secret in wanted_secrets if SECRET.kind in names else ():
+            secret_keys.add(key_of(secret))
             await self._ensure_secret(secret, live.get(key_of(secret)), owner, report)
 
-        wanted = [owned(obj, owner) for obj in rendered]
-        order = {kind.kind: index for index, kind in enumerate(MANAGED_KINDS)}
-        for obj in sorted(wanted, key=lambda o: order[kind_of(o).kind]):
-            current = live.get(key_of(obj))
-            if current is None:
-                current = await self.kube.get(
-                    kind_of(obj), owner.namespace, obj["metadata"]["name"]
-                )
-            if current is not None and not await self._needs_apply(obj, current):
+        for key, obj in wanted.items():
+            if key[0] not in names:
+                continue
+            current = live.get(key)
+            if current is None:  # absent, or lost the owner label: then it is updated
+                current = await self.kube.get(kind_of(obj), owner.namespace, key[1])
+            if current is not None and not await self.needs_apply(obj, current):
                 report.unchanged += 1
                 continue
-            applied = await self.kube.apply(obj)
-            meta = applied["metadata"]
-            self.in_sync[str(meta["uid"])] = (
-                str(meta["resourceVersion"]),
-                obj["metadata"]["annotations"][HASH_ANNOTATION],
-            )
-            (report.updated if current is not None else report.created).append(label(key_of(obj)))
+            await self.put(obj)
+            (report.updated if current is not None else report.created).append(label(key))
 
-        keep = {key_of(o) for o in wanted} | secret_keys
+        keep = set(wanted) | secret_keys
         for key, item in live.items():
             if key in keep or (item.get("metadata") or {}).get("deletionTimestamp"):
                 continue
@@ -223,6 +246,15 @@ class Children:
             self.in_sync.pop(str(item["metadata"].get("uid")), None)
         return report
 
+    async def put(self, obj: Mapping[str, Any]) -> None:
+        """Apply one wanted object and remember the version written as in sync."""
+        applied = await self.kube.apply(obj)
+        meta = applied["metadata"]
+        self.in_sync[str(meta["uid"])] = (
+            str(meta["resourceVersion"]),
+            obj["metadata"]["annotations"][HASH_ANNOTATION],
+        )
+
     async def _ensure_secret(
         self,
         secret: Mapping[str, Any],
@@ -231,9 +263,7 @@ class Children:
         report: SyncReport,
     ) -> None:
         name = secret["metadata"]["name"]
-        if current is None:
-            current = await self.kube.get(SECRET, owner.namespace, name)
-        if current is None:
+        if current is None:  # not among the owner's: absent, or someone else's to adopt
             if await self.kube.create(secret) is not None:
                 report.secrets_created.append(name)
                 return

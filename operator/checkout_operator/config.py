@@ -32,6 +32,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: floa
     return value
 
 
+def _count(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     """Everything the operator needs besides the API credentials."""
@@ -52,14 +65,19 @@ class OperatorConfig:
     kubeconfig: Path | None = None
     """An explicit kubeconfig; otherwise the in-cluster service account, then $KUBECONFIG."""
     drift_interval: float = 60.0
-    """How often every Checkout is reconciled again, which repairs drift of its children."""
+    """How often every Checkout's children are listed and compared with what was applied (the
+    safety net; no render). A Deployment or StatefulSet deleted or edited is put back at once,
+    from its watch."""
     wait_delay: float = 10.0
-    """Retry delay of the create/update handler while the services are not yet available."""
+    """Retry delay of the create/update handler after a failure that may pass (an API error).
+    Waiting for the services to become available is driven by their watch, not retried."""
     request_timeout: float = 30.0
     connect_timeout: float = 10.0
     watch_server_timeout: float = 300.0
     """Asked of the API server per watch request; the client waits a little longer."""
     helm_timeout: float = 60.0
+    helm_parallelism: int | None = None
+    """helm processes at most at once; None: one per CPU (os.cpu_count())."""
     rotation_check_interval: float = 30.0
     """How often an idle Checkout's rotation schedule and annotations are looked at (a
     rotation annotation wakes it at once), and the longest sleep during a rotation."""
@@ -115,6 +133,7 @@ class OperatorConfig:
             request_timeout=_seconds(env, "CHECKOUT_REQUEST_TIMEOUT_SECONDS", 30.0, minimum=1),
             watch_server_timeout=_seconds(env, "CHECKOUT_WATCH_TIMEOUT_SECONDS", 300.0, minimum=1),
             helm_timeout=_seconds(env, "CHECKOUT_HELM_TIMEOUT_SECONDS", 60.0, minimum=1),
+            helm_parallelism=_count(env, "CHECKOUT_HELM_PARALLELISM"),
             rotation_check_interval=_seconds(
                 env, "CHECKOUT_ROTATION_CHECK_INTERVAL_SECONDS", 30.0, minimum=0.1
             ),

@@ -14,12 +14,18 @@ from typing import Any
 import kopf
 
 from .config import ConfigError, OperatorConfig
-from .kube import KubeClient
+from .kube import ApiError, KubeClient
 from .login import connection_info
 from .reconcile import ReconcileError, Runtime, Stopping
 from .values import GROUP, OWNER_LABEL, PLURAL, VERSION
 
 CHECKOUTS = (GROUP, VERSION, PLURAL)
+# At most this many objects handled at once (Checkouts and the children's watch events): a
+# hundred Checkouts created together queue here instead of each holding memory and connections
+# while helm (bounded separately, one process per CPU) is busy.
+WORKER_LIMIT = 32
+
+log = logging.getLogger(__name__)
 
 
 def _config(memo: kopf.Memo) -> OperatorConfig:
@@ -54,6 +60,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.enabled = True
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = "checkout-operator"
+    settings.queueing.worker_limit = WORKER_LIMIT
     # Sent as ?timeoutSeconds=, which the API server parses as an integer.
     settings.watching.server_timeout = int(config.watch_server_timeout)
     settings.watching.client_timeout = config.watch_client_timeout
@@ -62,6 +69,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # filters them, so a big cluster's other workloads never reach this process.
     settings.watching.label_selectors["apps", "deployments"] = OWNER_LABEL
     settings.watching.label_selectors["apps", "statefulsets"] = OWNER_LABEL
+    # httpx logs every request at INFO: a line per API call is noise, and costs CPU at scale.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.networking.request_timeout = config.request_timeout
     settings.networking.connect_timeout = config.connect_timeout
     # Exit in time for the pod's terminationGracePeriodSeconds (30 s by default).
@@ -103,7 +112,13 @@ def reconciles(memo: kopf.Memo, **_: Any) -> int:
 @kopf.on.create(*CHECKOUTS)
 @kopf.on.update(*CHECKOUTS, field="spec")
 async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Apply the spec. Done once applied: the services becoming available is followed by the
+    watch on their Deployments and StatefulSets (`child_changed`), not by retrying this."""
     runtime = _runtime(memo)
+    if runtime.sweeper is None:
+        # One drift sweep for every Checkout (a daemon each would list each one's children
+        # apart), started from a handler: its events need the context kopf gives handlers.
+        runtime.sweeper = asyncio.create_task(runtime.sweep_forever())
     try:
         outcome = await runtime.reconcile(body)
     except Stopping as exc:
@@ -112,9 +127,11 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
         if exc.permanent:
             raise kopf.PermanentError(str(exc)) from exc
         raise kopf.TemporaryError(str(exc), delay=runtime.config.wait_delay) from exc
-    logger.info("reconciled: %s", outcome.report.summary())
+    # Not the object logger: kopf would post every line of it as an event.
+    where = f"{body.meta.namespace}/{body.meta.name}"
+    log.info("%s reconciled: %s", where, outcome.report.summary())
     if not outcome.ready:
-        raise kopf.TemporaryError(outcome.message, delay=runtime.config.wait_delay)
+        log.info("%s %s", where, outcome.message)
 
 
 @kopf.on.delete(*CHECKOUTS)
@@ -126,57 +143,28 @@ async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
     logger.info("deleted %d children: %s", len(deleted), ", ".join(deleted) or "none")
 
 
-# Cancelled at once when the operator stops or the Checkout goes: the sleep is where it waits,
-# and a reconcile already started is shielded, so it finishes (the cleanup handler waits for it).
-@kopf.daemon(*CHECKOUTS, cancellation_timeout=0.0, backoff=5.0)
-async def repair_drift(
-    stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
-) -> None:
-    """Reconcile again every ``drift_interval``: puts back children deleted or edited by hand."""
-    runtime = _runtime(memo)
-    last_error = ""
-    while not stopped:
-        await asyncio.sleep(runtime.config.drift_interval)
-        if stopped or body.meta.get("deletionTimestamp"):
-            break
-        try:
-            outcome = await asyncio.shield(runtime.reconcile(body))
-        except Stopping:
-            break
-        except ReconcileError as exc:
-            # Logged once, not every interval; the reconcile posts the event with the status.
-            if str(exc) != last_error:
-                logger.warning("drift repair failed: %s", exc)
-            last_error = str(exc)
-            continue
-        last_error = ""
-        if outcome.report.changed:
-            logger.info("drift repaired: %s", outcome.report.summary())
-
-
 @kopf.on.event("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "statefulsets", labels={OWNER_LABEL: kopf.PRESENT})
 async def child_changed(
     type: str | None,  # kopf passes the watch event type by this name
+    body: kopf.Body,
     namespace: str | None,
     labels: kopf.Labels,
     memo: kopf.Memo,
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    """A service's Deployment or StatefulSet moved: its Checkout's conditions may have too.
-
-    One that was deleted is put back at once rather than at the next drift interval.
-    """
+    """A service's Deployment or StatefulSet moved: its Checkout's conditions may have too; one
+    deleted, or edited in a field the operator sets, is put back at once."""
     owner = labels.get(OWNER_LABEL)
     if not namespace or not owner:
         return
     runtime = _runtime(memo)
     with contextlib.suppress(Stopping):
-        if type == "DELETED":
-            try:
-                await runtime.reconcile_named(namespace, owner)
-            except ReconcileError as exc:
-                logger.warning("putting back a deleted child failed: %s", exc)
-        else:
-            await runtime.refresh_status(namespace, owner)
+        try:
+            repaired = await runtime.child_event(namespace, owner, type, body)
+        except (ReconcileError, ApiError) as exc:
+            logger.warning("putting back or following a child failed: %s", exc)
+            return
+        if repaired:
+            log.info("%s/%s put back %s", namespace, owner, ", ".join(repaired))

@@ -25,8 +25,11 @@ class Kind:
     kind: str
     plural: str
 
-    def path(self, namespace: str, name: str | None = None) -> str:
+    def path(self, namespace: str | None, name: str | None = None) -> str:
+        """The object's path; with ``namespace`` None, the kind's in every namespace."""
         prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if namespace is None:
+            return f"{prefix}/{self.plural}"
         path = f"{prefix}/namespaces/{namespace}/{self.plural}"
         return f"{path}/{name}" if name else path
 
@@ -164,8 +167,9 @@ class KubeClient:
         return result
 
     async def list(
-        self, kind: Kind, namespace: str, *, label_selector: str
+        self, kind: Kind, namespace: str | None, *, label_selector: str
     ) -> list[dict[str, Any]]:
+        """Objects of ``kind`` matching the selector, in ``namespace`` or (None) in all."""
         response = await self._request(
             "GET", kind.path(namespace), params={"labelSelector": label_selector}
         )

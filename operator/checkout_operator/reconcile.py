@@ -1,22 +1,31 @@
 """One reconcile of one Checkout: secrets, render, apply, prune, status; and its deletion.
 
-Called by the create/update/resume handlers, by the drift daemon and (status only) by the
-watchers of Deployments and StatefulSets. A lock per Checkout keeps them from interleaving.
+Called by the create/update/resume handlers (`Runtime.reconcile`), by the drift sweep (the
+safety net, `Runtime.sweep`, one loop for every Checkout) and by the watchers of Deployments and
+StatefulSets (`Runtime.child_event`: status, and a child deleted or edited put back). A lock per
+Checkout keeps them from interleaving.
+
+No work without a change: what a Checkout's spec renders to is kept (`Desired`), keyed by a
+digest of everything the render depends on, so helm runs again only when that changed; the drift
+check and the watchers compare and apply from it without a render.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import kopf
 
-from .children import Children, Owner, SyncReport, as_body
+from .children import Children, Key, Owner, SyncReport, as_body, key_of, label
 from .config import OperatorConfig
-from .kube import CHECKOUT, DEPLOYMENT, STATEFULSET, ApiError, KubeClient
+from .kube import CHECKOUT, DEPLOYMENT, MANAGED_KINDS, SECRET, STATEFULSET, ApiError, KubeClient
 from .render import ChartRenderer, RenderError
 from .secrets import wanted_secrets
 from .status import (
@@ -30,9 +39,22 @@ from .status import (
     service_states,
     status_patch,
 )
-from .values import SERVICES, Names, all_workload_values, enabled_workloads, ingress_url
+from .values import (
+    OWNER_LABEL,
+    SERVICES,
+    Names,
+    all_workload_values,
+    enabled_workloads,
+    ingress_url,
+)
 
 PHASE_MESSAGES = {PHASE_READY: "every service is available"}
+# The kinds of children whose watch events the operator follows (`child_event`): the drift check
+# leaves them out. The others are not watched: the chart's RBAC grants no watch on them.
+WATCHED_KINDS = (DEPLOYMENT, STATEFULSET)
+UNWATCHED_KINDS = tuple(kind for kind in MANAGED_KINDS if kind not in WATCHED_KINDS)
+
+log = logging.getLogger(__name__)
 
 
 class Stopping(Exception):
@@ -54,25 +76,59 @@ class Outcome:
     message: str
 
 
+@dataclass
+class Desired:
+    """What one Checkout's spec renders to, owned and hashed, as last applied without error."""
+
+    digest: str
+    """Of the render's inputs (`ChartRenderer.render_digest`) and the owner's uid."""
+    owner: Owner
+    objects: dict[Key, dict[str, Any]]
+    secrets: list[dict[str, Any]]
+    synced: bool = False
+    """Applied in full by a reconcile that did not fail: the drift checks may act on it."""
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
 class Runtime:
-    """What every handler shares: settings, the API client, helm, and a lock per Checkout."""
+    """What every handler shares: settings, the API client, helm, a lock per Checkout, and what
+    each Checkout renders to."""
 
     config: OperatorConfig
     kube: KubeClient
     renderer: ChartRenderer
     children: Children
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    desired: dict[tuple[str, str], Desired] = field(default_factory=dict)
+    pending: dict[tuple[str, str], dict[Key, tuple[str, dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+    """Watch events of children not yet looked at, per Checkout: the latest per child."""
+    syncs: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Per Checkout, how many times its children were synced: a sweep whose lists were read
+    before a sync leaves that Checkout for the next sweep."""
+    secret_versions: dict[tuple[str, str], str] = field(default_factory=dict)
+    """resourceVersion of every owned Secret, by (namespace, name), as the last sweep saw it:
+    the rotation reads a keyring again when it moved."""
+    list_cluster_wide: bool = True
+    sweeper: asyncio.Task[None] | None = None
     reconciles: int = 0
+    """Full reconciles, drift checks (one per Checkout per sweep) and children put back after a
+    watch event."""
     closing: bool = False
 
     @classmethod
     def create(cls, config: OperatorConfig, kube: KubeClient) -> Runtime:
-        renderer = ChartRenderer(config.helm_binary, config.charts_dir, timeout=config.helm_timeout)
+        renderer = ChartRenderer(
+            config.helm_binary,
+            config.charts_dir,
+            timeout=config.helm_timeout,
+            parallelism=config.helm_parallelism,
+        )
         return cls(config=config, kube=kube, renderer=renderer, children=Children(kube))
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -89,6 +145,10 @@ class Runtime:
         kopf runs the cleanup handlers while its daemons and handlers may still be finishing.
         """
         self.closing = True
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
         for lock in list(self.locks.values()):
             async with lock:
                 pass
@@ -110,29 +170,52 @@ class Runtime:
             self.reconciles += 1
             return await self._reconcile(owner, latest)
 
+    async def _desired(self, owner: Owner, spec: Mapping[str, Any]) -> Desired:
+        """What the spec renders to: kept from the last render if none of its inputs changed."""
+        values = all_workload_values(
+            release=owner.name,
+            namespace=owner.namespace,
+            spec=spec,
+            default_images=self.config.default_images,
+            cluster_domain=self.config.cluster_domain,
+            default_database_images=self.config.default_database_images,
+            operator_namespace=self.config.namespace,
+        )
+        key = (owner.namespace, owner.name)
+        digest = self.renderer.render_digest(
+            values, release=owner.name, namespace=owner.namespace, uid=owner.uid
+        )
+        kept = self.desired.get(key)
+        if kept is not None and kept.digest == digest:
+            return kept
+        rendered = await self.renderer.render_many(
+            values, release=owner.name, namespace=owner.namespace
+        )
+        workloads = enabled_workloads(spec)
+        objects, secrets = self.children.wanted(
+            owner,
+            (obj for chart in values for obj in rendered[chart]),
+            wanted_secrets(owner.name, owner.namespace, workloads),
+        )
+        desired = Desired(digest, owner, objects, secrets)
+        self.desired[key] = desired
+        return desired
+
     async def _reconcile(self, owner: Owner, body: Mapping[str, Any]) -> Outcome:
         spec = body.get("spec") or {}
         generation = body["metadata"].get("generation")
         url = ingress_url(spec)
         workloads = enabled_workloads(spec)
+        key = (owner.namespace, owner.name)
         try:
-            values = all_workload_values(
-                release=owner.name,
-                namespace=owner.namespace,
-                spec=spec,
-                default_images=self.config.default_images,
-                cluster_domain=self.config.cluster_domain,
-                default_database_images=self.config.default_database_images,
-                operator_namespace=self.config.namespace,
-            )
-            rendered = await self.renderer.render_many(
-                values, release=owner.name, namespace=owner.namespace
-            )
-            objects = [obj for chart in values for obj in rendered[chart]]
-            report = await self.children.sync(
-                owner, objects, wanted_secrets(owner.name, owner.namespace, workloads)
-            )
+            desired = await self._desired(owner, spec)
+            desired.synced = False
+            self.syncs[key] = self.syncs.get(key, 0) + 1
+            report = await self.children.sync(owner, desired.objects, desired.secrets)
+            desired.synced = True
         except (RenderError, ApiError) as exc:
+            # Until a reconcile succeeds, the drift checks leave the children alone.
+            self.desired.pop(key, None)
             message = str(exc)
             failed = failed_status(message, generation=generation, permanent=exc.permanent, url=url)
             # An error is an event once, when it first shows in the status, not every retry.
@@ -148,6 +231,152 @@ class Runtime:
             ready=computed["phase"] == PHASE_READY,
             message=computed["message"],
         )
+
+    async def sweep(self) -> int:
+        """The drift safety net, for every Checkout at once: the children no watch follows are
+        listed (one request per kind, in every namespace, or per namespace where the operator
+        may not list cluster-wide), compared with what was last applied, and what differs is put
+        back, without a render. Nothing more when nothing differs. Returns the Checkouts
+        compared."""
+        syncs = {key: self.syncs.get(key, 0) for key, d in self.desired.items() if d.synced}
+        if not syncs:
+            return 0
+        live = await self._unwatched_children({namespace for namespace, _ in syncs})
+        for key, count in syncs.items():
+            namespace, name = key
+            async with self.lock(namespace, name):
+                self._check_open()
+                desired = self.desired.get(key)
+                # Applied again since the lists were read: they may be older than the children.
+                if desired is None or not desired.synced or self.syncs.get(key, 0) != count:
+                    continue
+                self.reconciles += 1
+                self.syncs[key] = count + 1
+                try:
+                    report = await self.children.sync(
+                        desired.owner,
+                        desired.objects,
+                        desired.secrets,
+                        kinds=UNWATCHED_KINDS,
+                        live=live.get(key, {}),
+                    )
+                except ApiError as exc:
+                    log.warning("%s/%s: drift repair failed: %s", namespace, name, exc)
+                    continue
+                if report.changed:
+                    log.info("%s/%s drift repaired: %s", namespace, name, report.summary())
+                    kopf.info(
+                        as_body(desired.owner.body),
+                        reason="DriftRepaired",
+                        message=report.summary(),
+                    )
+                    await self._refresh(namespace, name)
+        return len(syncs)
+
+    async def _unwatched_children(
+        self, namespaces: set[str]
+    ) -> dict[tuple[str, str], dict[Key, dict[str, Any]]]:
+        """Every child of the kinds no watch follows, by (namespace, owner), then (kind, name);
+        the Secrets' resourceVersions also go to ``secret_versions``."""
+        lists: list[list[dict[str, Any]]] = []
+        if self.list_cluster_wide:
+            try:
+                lists = await asyncio.gather(
+                    *(self.kube.list(k, None, label_selector=OWNER_LABEL) for k in UNWATCHED_KINDS)
+                )
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                # Namespaced RBAC (the chart's watchNamespaces): per namespace from now on.
+                self.list_cluster_wide = False
+        if not self.list_cluster_wide:
+            lists = await asyncio.gather(
+                *(
+                    self.kube.list(k, namespace, label_selector=OWNER_LABEL)
+                    for namespace in sorted(namespaces)
+                    for k in UNWATCHED_KINDS
+                )
+            )
+        found: dict[tuple[str, str], dict[Key, dict[str, Any]]] = {}
+        for item in (item for items in lists for item in items):
+            meta = item["metadata"]
+            owner = (meta.get("labels") or {}).get(OWNER_LABEL)
+            if owner:
+                found.setdefault((meta["namespace"], owner), {})[key_of(item)] = item
+            if item["kind"] == SECRET.kind:
+                self.secret_versions[(meta["namespace"], meta["name"])] = meta["resourceVersion"]
+        return found
+
+    async def sweep_forever(self) -> None:
+        """`sweep` every ``drift_interval`` until cancelled (the operator stops)."""
+        while not self.closing:
+            await asyncio.sleep(self.config.drift_interval)
+            try:
+                await asyncio.shield(self.sweep())
+            except Stopping:
+                return
+            except (ApiError, httpx.HTTPError) as exc:
+                log.warning("drift check failed: %s", exc)
+            except Exception:  # the one loop for every Checkout must not end on one surprise
+                log.exception("drift check failed")
+
+    async def child_event(
+        self, namespace: str, owner: str, event: str | None, child: Mapping[str, Any]
+    ) -> list[str]:
+        """A watched child (Deployment or StatefulSet) changed or went: put it back if it no
+        longer is what was applied, and recompute the Checkout's conditions. Returns what was
+        put back.
+
+        Events that arrive while the Checkout is busy are kept (the latest per child) and handled
+        together by the first of them to get the lock, with one status refresh for all.
+        """
+        key = (namespace, owner)
+        queued = self.pending.get(key)
+        self.pending.setdefault(key, {})[(str(child["kind"]), child["metadata"]["name"])] = (
+            event or "",
+            dict(child),
+        )
+        if queued is not None:
+            return []  # the one that queued first handles this one too
+        async with self.lock(namespace, owner):
+            self._check_open()
+            events = self.pending.pop(key, {})
+            desired = self.desired.get(key)
+            if desired is None or not desired.synced:
+                if any(kind == "DELETED" for kind, _ in events.values()):
+                    # Nothing applied to put back from (e.g. just restarted): a full reconcile.
+                    return await self._reconcile_locked(namespace, owner)
+                await self._refresh(namespace, owner)
+                return []
+            repaired = []
+            for child_key, (kind, body) in events.items():
+                wanted = desired.objects.get(child_key)
+                if wanted is None:
+                    continue  # pruned, or another's
+                if kind == "DELETED" or await self.children.needs_apply(wanted, body):
+                    await self.children.put(wanted)
+                    repaired.append(label(child_key))
+            if repaired:
+                self.reconciles += 1
+                kopf.info(
+                    as_body(desired.owner.body),
+                    reason="DriftRepaired",
+                    message="put back " + ", ".join(repaired),
+                )
+            await self._refresh(namespace, owner)
+            return repaired
+
+    async def _reconcile_locked(self, namespace: str, name: str) -> list[str]:
+        latest = await self.kube.get(CHECKOUT, namespace, name)
+        if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
+            return []
+        self.reconciles += 1
+        try:
+            outcome = await self._reconcile(Owner.of(latest), latest)
+        except ReconcileError as exc:
+            log.warning("%s/%s: putting back a deleted child failed: %s", namespace, name, exc)
+            return []
+        return outcome.report.created
 
     async def _health(
         self,
@@ -207,35 +436,34 @@ class Runtime:
         return True
 
     async def refresh_status(self, namespace: str, name: str) -> bool:
-        """Recompute the conditions from the children, e.g. when a Deployment's status moved.
-
-        Only for a Checkout whose current spec was applied without error: otherwise the
-        reconcile that is retrying owns the status.
-        """
+        """Recompute the conditions from the children, e.g. when a Deployment's status moved."""
         async with self.lock(namespace, name):
             self._check_open()
-            body = await self.kube.get(CHECKOUT, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return False
-            status = body.get("status") or {}
-            generation = body["metadata"].get("generation")
-            if status.get("observedGeneration") != generation or status.get("phase") in (
-                PHASE_FAILED,
-                PHASE_DELETING,
-            ):
-                return False
-            ready = next(
-                (c for c in status.get("conditions") or [] if c.get("type") == READY), None
-            )
-            if ready is None or ready.get("reason") in ("ReconcileError", "InvalidSpec"):
-                return False
-            owner = Owner.of(body)
-            spec = body.get("spec") or {}
-            workloads = enabled_workloads(spec)
-            computed = await self._health(
-                owner, workloads, generation=generation, url=ingress_url(spec)
-            )
-            return await self._publish(body, computed, retired=retired_conditions(workloads))
+            return await self._refresh(namespace, name)
+
+    async def _refresh(self, namespace: str, name: str) -> bool:
+        """`refresh_status` under the lock. Only for a Checkout whose current spec was applied
+        without error: otherwise the reconcile that is retrying owns the status."""
+        body = await self.kube.get(CHECKOUT, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return False
+        status = body.get("status") or {}
+        generation = body["metadata"].get("generation")
+        if status.get("observedGeneration") != generation or status.get("phase") in (
+            PHASE_FAILED,
+            PHASE_DELETING,
+        ):
+            return False
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == READY), None)
+        if ready is None or ready.get("reason") in ("ReconcileError", "InvalidSpec"):
+            return False
+        owner = Owner.of(body)
+        spec = body.get("spec") or {}
+        workloads = enabled_workloads(spec)
+        computed = await self._health(
+            owner, workloads, generation=generation, url=ingress_url(spec)
+        )
+        return await self._publish(body, computed, retired=retired_conditions(workloads))
 
     async def delete(self, body: Mapping[str, Any]) -> list[str]:
         owner = Owner.of(body)
@@ -252,6 +480,8 @@ class Runtime:
                         + ("; keeping the database volumes" if keep else ""),
                     },
                 )
+            self.desired.pop((owner.namespace, owner.name), None)
+            self.syncs.pop((owner.namespace, owner.name), None)
             deleted = await self.children.delete_all(owner, keep_data=keep)
         self.locks.pop((owner.namespace, owner.name), None)
         return deleted

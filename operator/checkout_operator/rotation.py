@@ -475,6 +475,18 @@ def rotation_status_patch(
 # --- the loop ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class IdleRings:
+    """A Checkout's rings as a full look left them: no rotation in progress, none asked for, no
+    problem. Until something changes, the next look needs no request."""
+
+    generation: int | None
+    due_at: float | None
+    """When the schedule makes a ring due (the operator's clock); None: never."""
+    versions: Mapping[str, str]
+    """resourceVersion of each keyring Secret, by name, as read or written."""
+
+
 @dataclass
 class Rotator:
     """The rotation of every Checkout this operator handles."""
@@ -482,6 +494,7 @@ class Rotator:
     runtime: Runtime
     prober: Prober
     wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    idle: dict[tuple[str, str], IdleRings] = field(default_factory=dict)
     ticks: int = 0
 
     @classmethod
@@ -508,17 +521,49 @@ class Rotator:
         return self.wakers.setdefault((namespace, name), asyncio.Event())
 
     def wake(self, namespace: str, name: str) -> None:
+        self.idle.pop((namespace, name), None)
         self.waker(namespace, name).set()
 
-    async def tick(self, namespace: str, name: str) -> float:
+    async def tick(self, namespace: str, name: str, body: Mapping[str, Any] | None = None) -> float:
         """One look at a Checkout's rings: start what is due or asked for, take the next step
-        of what is in progress, write status and events. Returns when to look again."""
+        of what is in progress, write status and events. Returns when to look again.
+
+        ``body``, the Checkout as kopf last saw it: when it and the keyring Secrets (as the drift
+        sweep last listed them) are as the last look left them, nothing is in progress and
+        nothing is due, the look is over without a request."""
         lock = self.runtime.lock(namespace, name)
         async with lock:
             if self.runtime.closing:
                 raise Stopping("the operator is stopping")
             self.ticks += 1
+            quiet = self._still_idle(namespace, name, body)
+            if quiet is not None:
+                return quiet
+            self.idle.pop((namespace, name), None)
             return await self._tick(namespace, name)
+
+    def _still_idle(
+        self, namespace: str, name: str, body: Mapping[str, Any] | None
+    ) -> float | None:
+        """When to look again if nothing changed since the last full look; else None."""
+        idle = self.idle.get((namespace, name))
+        if idle is None or body is None:
+            return None
+        meta = body.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        if meta.get("generation") != idle.generation or (
+            ROTATE_ANNOTATION in annotations or EMERGENCY_ANNOTATION in annotations
+        ):
+            return None
+        for secret, version in idle.versions.items():
+            seen = self.runtime.secret_versions.get((namespace, secret))
+            if seen is not None and seen != version:
+                return None  # changed by someone else (or listed before this operator's write)
+        interval = self.config.rotation_check_interval
+        if idle.due_at is None:
+            return interval
+        left = idle.due_at - self.config.clock()
+        return min(interval, left) if left > 0 else None
 
     async def _tick(self, namespace: str, name: str) -> float:
         config, kube = self.config, self.kube
@@ -575,8 +620,19 @@ class Rotator:
         if request.present:
             await self._acknowledge(namespace, name, {a: annotations[a] for a in request.present})
         if again > 0:  # else the next step follows at once and publishes its own status
-            await self._publish(
-                namespace, name, outcomes, problems, schedule, meta.get("generation")
+            # Read at the start of this tick, under the Checkout's lock: its status is as read
+            # (this tick changed at most its annotations), so no second read is needed.
+            await self._publish(checkout, outcomes, problems, schedule)
+        settled = not (problems or request.present or request.problems) and all(
+            not o.state.in_progress and (o.decision is None or o.decision.check_after is None)
+            for o in outcomes
+        )
+        if settled and again > 0:
+            due = [o.next_rotation for o in outcomes if o.next_rotation is not None]
+            self.idle[(namespace, name)] = IdleRings(
+                generation=meta.get("generation"),
+                due_at=min(due) if due else None,
+                versions={record.name: record.resource_version for record in records.values()},
             )
         return again
 
@@ -725,16 +781,13 @@ class Rotator:
 
     async def _publish(
         self,
-        namespace: str,
-        name: str,
+        latest: Mapping[str, Any],
         outcomes: Sequence[RingOutcome],
         problems: Mapping[str, str],
         schedule: RotationSchedule | None,
-        generation: int | None,
     ) -> None:
-        latest = await self.kube.get(CHECKOUT, namespace, name)
-        if latest is None:
-            return
+        meta = latest["metadata"]
+        namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
         rotation: dict[str, Any] = {o.ring: ring_status(o) for o in outcomes}
         rotation["schedule"] = schedule.describe() if schedule is not None else "invalid"
         rotated = rotated_condition(outcomes, problems, schedule, generation)
@@ -796,6 +849,7 @@ def _rotator(memo: kopf.Memo) -> Rotator:
 @kopf.daemon(*CHECKOUTS, id="rotate-secrets", cancellation_timeout=0.0, backoff=5.0)
 async def rotate_secrets(
     stopped: kopf.DaemonStopped,
+    body: kopf.Body,
     namespace: str | None,
     name: str | None,
     memo: kopf.Memo,
@@ -811,7 +865,7 @@ async def rotate_secrets(
     while not stopped:
         waker.clear()
         try:
-            delay = await asyncio.shield(rotator.tick(namespace, name))
+            delay = await asyncio.shield(rotator.tick(namespace, name, body))
         except Stopping:
             break
         except (ApiError, httpx.HTTPError, RotationError) as exc:
