@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 
 import msgspec
 
+from services.kit.contracts import Page
 from services.kit.http import ServiceClient
 
 DISPLAY_MAX_AGE_SECONDS = 2.0
@@ -29,10 +30,6 @@ class ProductInfo(msgspec.Struct, rename="camel"):
     price_cents: int
     currency: str
     stock: int
-
-
-class _ProductPage(msgspec.Struct, rename="camel"):
-    items: list[ProductInfo]
 
 
 class ProductCatalogue:
@@ -63,7 +60,7 @@ class ProductCatalogue:
         if response.status_code != 200:
             raise self.client.unexpected(response)
         found = {
-            product.id: product for product in self.client.decode(response, _ProductPage).items
+            product.id: product for product in self.client.decode(response, Page[ProductInfo]).items
         }
         self._remember(product_ids, found)
         return found

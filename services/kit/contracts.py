@@ -1,9 +1,10 @@
-"""Wire types shared by the cart service (which serves them) and the order service (which calls
-it), kept in one place so the two sides cannot drift apart."""
+"""Wire types shared by the services that serve them and those that call them (a page of a
+listing; the cart's internal routes, which the order service calls; product's reservation lines,
+which order keeps), kept in one place so the two sides cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -18,6 +19,19 @@ MAX_LINE_QUANTITY = 99
 MAX_LINES = 50
 Quantity = Annotated[int, Meta(ge=1, le=MAX_LINE_QUANTITY, description="units of one product")]
 RemovalId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+T = TypeVar("T")
+
+
+class Page(msgspec.Struct, Generic[T], rename="camel"):
+    """One page of a listing. A service names its own in the OpenAPI document with
+    ``Annotated[Page[Item], KwargDefinition(schema_component_key="ItemPage")]``."""
+
+    items: list[T]
+    page: int  # 1-based
+    page_size: int
+    total: int  # items in the whole listing
+
 
 CART_CONTENTS_PATH = "/internal/v1/users/{user_id}/cart"
 CART_REMOVALS_PATH = "/internal/v1/users/{user_id}/cart/removals"
@@ -42,3 +56,14 @@ class CartRemoval(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
 
     removal_id: RemovalId
     lines: Annotated[list[LineItem], Meta(min_length=1, max_length=MAX_LINES)]
+
+
+class ReservedLine(msgspec.Struct, rename="camel"):
+    """A reserved item with the product's name and price at the moment of the reservation:
+    product answers them, order keeps them as the order's lines."""
+
+    product_id: str
+    quantity: int
+    name: str
+    price_cents: int
+    currency: str

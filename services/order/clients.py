@@ -14,19 +14,10 @@ from services.kit.contracts import (
     CartContents,
     CartRemoval,
     LineItem,
+    ReservedLine,
 )
 from services.kit.errors import Conflict
 from services.kit.http import IDEMPOTENCY_HEADER, ServiceClient
-
-
-class ReservedLine(msgspec.Struct, rename="camel"):
-    """A reserved item with the product's name and price at the moment of the reservation."""
-
-    product_id: str
-    quantity: int
-    name: str
-    price_cents: int
-    currency: str
 
 
 class _Reservation(msgspec.Struct, rename="camel"):

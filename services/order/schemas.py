@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.params import KwargDefinition
 from msgspec import Meta
 
-from services.kit.contracts import MAX_LINES, LineItem
+from services.kit.contracts import MAX_LINES, LineItem, Page
 
 OrderStatus = Literal["placed", "cancelled"]
 
@@ -35,11 +36,7 @@ class Order(msgspec.Struct, rename="camel"):
     cancel_reason: str | None = None
 
 
-class OrderPage(msgspec.Struct, rename="camel"):
-    items: list[Order]
-    page: int
-    page_size: int
-    total: int
+OrderPage = Annotated[Page[Order], KwargDefinition(schema_component_key="OrderPage")]
 
 
 class SeedOrderCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
-from services.kit.contracts import CartRemoval, LineItem
+from services.kit.contracts import CartRemoval, LineItem, Page, ReservedLine
 from services.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.kit.http import DependencyUnavailable
 from services.kit.locks import KeyedLocks
@@ -26,7 +26,7 @@ from services.kit.mongo import Database, Document, parse_object_id
 from services.kit.revocation import DeletedUsers
 from services.kit.security import ensure_self_or_admin
 from services.kit.tokens import Principal
-from services.order.clients import CartClient, ReservedLine, StockReservations
+from services.order.clients import CartClient, StockReservations
 from services.order.repository import DuplicateCheckout, OrderRepository
 from services.order.schemas import Order, OrderLine, OrderPage
 
@@ -256,7 +256,7 @@ class OrderService:
         if page_size > self.max_page_size:
             raise BadRequest(f"pageSize may be at most {self.max_page_size}.")
         docs, total = await self.repo.page_for_user(user_id, (page - 1) * page_size, page_size)
-        return OrderPage(
+        return Page(
             items=[to_order(doc) for doc in docs], page=page, page_size=page_size, total=total
         )
 

@@ -6,7 +6,10 @@ from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
+from litestar.params import KwargDefinition
 from msgspec import UNSET, Meta, UnsetType
+
+from services.kit.contracts import Page, ReservedLine
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Description = Annotated[str, Meta(max_length=4000)]
@@ -56,11 +59,7 @@ class Product(msgspec.Struct, rename="camel"):
     image_url: str | None = None
 
 
-class ProductPage(msgspec.Struct, rename="camel"):
-    items: list[Product]
-    page: int
-    page_size: int
-    total: int
+ProductPage = Annotated[Page[Product], KwargDefinition(schema_component_key="ProductPage")]
 
 
 class CategoryList(msgspec.Struct, rename="camel"):
@@ -79,14 +78,6 @@ class ReservationItem(msgspec.Struct, forbid_unknown_fields=True, rename="camel"
 class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     reservation_id: ReservationId
     items: Annotated[list[ReservationItem], Meta(min_length=1, max_length=100)]
-
-
-class ReservedLine(msgspec.Struct, rename="camel"):
-    product_id: str
-    quantity: int
-    name: str
-    price_cents: int
-    currency: str
 
 
 class Reservation(msgspec.Struct, rename="camel"):

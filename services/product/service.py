@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from bson import ObjectId
 
+from services.kit.contracts import Page, ReservedLine
 from services.kit.errors import BadRequest, Conflict, NotFound
 from services.kit.mongo import Database, Document, parse_object_id
 from services.product.repository import ProductRepository, ReservationRepository, SkuTaken
@@ -20,7 +21,6 @@ from services.product.schemas import (
     ProductUpdate,
     Reservation,
     ReservationCreate,
-    ReservedLine,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class ProductService:
             skip=(page - 1) * page_size,
             limit=page_size,
         )
-        return ProductPage(
+        return Page(
             items=[to_product(d) for d in docs], page=page, page_size=page_size, total=total
         )
 
