@@ -3,7 +3,8 @@ problem+json body; who may call it; request bodies that refuse unknown fields sa
 
 Litestar documents a handler's success response and its own validation error (as
 ``application/json``); the rest is derived here, in one place, from what each handler depends
-on (``principal``, ``admin``, ``internal_caller``, ``internal_or_admin``, a request body) plus
+on (``principal``, ``internal_caller``, ``internal_or_admin``, the ``admin_only`` guard, a request
+body) plus
 the statuses its service logic raises, which the handler names with ``opt=problems(...)``.
 """
 
@@ -22,7 +23,7 @@ from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
 from services.kit.errors import PROBLEM_JSON
-from services.kit.security import INTERNAL_KEY_HEADER
+from services.kit.security import INTERNAL_KEY_HEADER, admin_only
 
 PROBLEMS_OPT = "problems"
 AUTHENTICATES_OPT = "authenticates"
@@ -37,10 +38,9 @@ SECURITY_COMPONENTS = Components(
     }
 )
 # The dependencies of services.kit.security: who may call, and what a refusal answers.
-USER_DEPENDENCIES = {"principal", "admin"}
+USER_DEPENDENCIES = {"principal"}
 CALLER_STATUSES = {
     "principal": {401},
-    "admin": {401, 403},
     "internal_caller": {401},
     "internal_or_admin": {401, 403},
 }
@@ -162,6 +162,8 @@ def statuses_of(handler: HTTPRouteHandler) -> set[int]:
     statuses = {503}  # every operation reads its database, keyrings or another service
     for name in used:
         statuses |= CALLER_STATUSES.get(name, set())
+    if admin_only in handler.resolve_guards():
+        statuses |= {401, 403}
     parameters = _client_parameters(handler, dependencies)
     if parameters:
         # Litestar documents a validation 400 for any parameter (application/json): it is ours.
@@ -178,7 +180,11 @@ def security_of(handler: HTTPRouteHandler) -> list[dict[str, list[str]]]:
         return [{INTERNAL_KEY: []}, {BEARER: []}]
     if "internal_caller" in used:
         return [{INTERNAL_KEY: []}]
-    if used & USER_DEPENDENCIES or handler.opt.get(AUTHENTICATES_OPT):
+    if (
+        used & USER_DEPENDENCIES
+        or admin_only in handler.resolve_guards()
+        or handler.opt.get(AUTHENTICATES_OPT)
+    ):
         return [{BEARER: []}]
     return []
 

@@ -1,8 +1,9 @@
 """Request authentication: bearer tokens for users, the internal API key for services.
 
 Handlers declare what they need as a dependency: ``principal`` (any signed-in user),
-``admin`` (role admin), ``internal_caller`` (a service presenting the internal API key) or
-``internal_or_admin`` (either of the last two).
+``internal_caller`` (a service presenting the internal API key) or ``internal_or_admin`` (that,
+or an admin's bearer token); a handler only admins may call, and that has no use for who the
+admin is, takes the guard ``guards=[admin_only]``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
 
 from services.kit.errors import Forbidden, Unauthorized
 from services.kit.keyring import KeyringError
@@ -26,7 +29,7 @@ MAX_REASON_CHARS = 200
 RevocationCheck = Callable[[State, Principal], Awaitable[bool]]
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+def bearer_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -36,7 +39,7 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return value.strip()
 
 
-def route_of(request: Request[Any, Any, Any]) -> str:
+def route_of(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     # The route's template, not the path: a seed route carries the token in its path.
     return str(request.scope.get("path_template") or request.url.path)
 
@@ -48,7 +51,10 @@ def subject_deleted(user_id: str, route: str | None = None) -> Unauthorized:
 
 
 async def authenticate(
-    request: Request[Any, Any, Any], token: str | None = None, *, check_revoked: bool = True
+    request: ASGIConnection[Any, Any, Any, Any],
+    token: str | None = None,
+    *,
+    check_revoked: bool = True,
 ) -> Principal:
     """Verify the request's bearer token (or ``token``) and, unless ``check_revoked`` is false
     (the handler checks it itself), that the subject is not revoked."""
@@ -80,11 +86,17 @@ async def provide_principal_checked_by_handler(request: Request[Any, Any, Any]) 
     return await authenticate(request, check_revoked=False)
 
 
-async def provide_admin(request: Request[Any, Any, Any]) -> Principal:
-    principal = await authenticate(request)
+async def authenticate_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    principal = await authenticate(connection)
     if not principal.is_admin:
         raise Forbidden("This operation needs the admin role.")
     return principal
+
+
+async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: the request carries an admin's bearer token (401 without a valid one, 403 for
+    another role)."""
+    await authenticate_admin(connection)
 
 
 async def provide_internal_caller(request: Request[Any, Any, Any]) -> str:
@@ -108,7 +120,7 @@ async def provide_internal_or_admin(request: Request[Any, Any, Any]) -> Principa
     if request.headers.get(INTERNAL_KEY_HEADER):
         await provide_internal_caller(request)
         return None
-    return await provide_admin(request)
+    return await authenticate_admin(request)
 
 
 def ensure_self_or_admin(principal: Principal, user_id: str) -> None:
@@ -124,7 +136,6 @@ DELETION_CHECKED_BY_HANDLER = {
 
 AUTH_DEPENDENCIES = {
     "principal": Provide(provide_principal),
-    "admin": Provide(provide_admin),
     "internal_caller": Provide(provide_internal_caller),
     "internal_or_admin": Provide(provide_internal_or_admin),
 }

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.kit.openapi import problems, with_seed_paths
-from services.kit.tokens import Principal
+from services.kit.security import admin_only
 from services.product.schemas import (
     CategoryList,
     Product,
@@ -76,23 +76,27 @@ class ProductController(Controller):
     @post(
         "/v1/products",
         operation_id="createProduct",
+        guards=[admin_only],
         opt=problems(409),
         status_code=HTTP_201_CREATED,
     )
     async def create_product(
         self,
         data: JSONBody[ProductCreate],
-        admin: NamedDependency[Principal],
         product_service: NamedDependency[ProductService],
     ) -> Product:
         return await product_service.create(data)
 
-    @patch("/v1/products/{product_id:str}", operation_id="updateProduct", opt=problems(404))
+    @patch(
+        "/v1/products/{product_id:str}",
+        operation_id="updateProduct",
+        guards=[admin_only],
+        opt=problems(404),
+    )
     async def update_product(
         self,
         product_id: FromPath[str],
         data: JSONBody[ProductUpdate],
-        admin: NamedDependency[Principal],
         product_service: NamedDependency[ProductService],
     ) -> Product:
         return await product_service.update(product_id, data)
@@ -100,13 +104,13 @@ class ProductController(Controller):
     @delete(
         "/v1/products/{product_id:str}",
         operation_id="deleteProduct",
+        guards=[admin_only],
         opt=problems(404),
         status_code=HTTP_204_NO_CONTENT,
     )
     async def delete_product(
         self,
         product_id: FromPath[str],
-        admin: NamedDependency[Principal],
         product_service: NamedDependency[ProductService],
     ) -> None:
         await product_service.delete(product_id)
