@@ -237,7 +237,6 @@ def test_an_annotation_rotates_the_internal_ring_step_by_step(
     assert cluster.condition(namespace, "SecretsRotated")["status"] == "True"  # type: ignore[index]
 
     seen: list[tuple[str, str]] = []
-    started = time.monotonic()
     with history(kube_api, cluster, namespace, "internal") as watched:
         annotate(cluster, namespace, ROTATE_ANNOTATION, "internal")
 
@@ -254,8 +253,9 @@ def test_an_annotation_rotates_the_internal_ring_step_by_step(
                 assert condition.get("reason") == "Rotating"
             return status.get("rotations") == 1 and status.get("phase") == "idle"
 
+        # Within 30 s: the test's delays (1 s each) were used, not the production margin
+        # alone (30 s). Not a speed check: a loaded CI machine took 18 s for these 4 s.
         wait_until(finished, timeout=30, interval=0.05, what="the internal rotation done")
-    took = time.monotonic() - started
 
     new = current(cluster, namespace, "internal")[0]
     assert new != old and new.startswith("api-")
@@ -296,8 +296,6 @@ def test_an_annotation_rotates_the_internal_ring_step_by_step(
     )
     started_event = next(m for r, _, m in events(cluster, namespace) if r == "RotationStarted")
     assert f"internal: rotation asked for by {ROTATE_ANNOTATION}: {new}" in started_event
-    # Three propagation delays (1 s each) and the margin (1 s), with ticks of 0.2 s.
-    assert took < 15, took
     state = saved_state(cluster, namespace, "internal")
     assert state.phase == "idle" and state.rotations == 1
     assert {old, new} <= set(state.seen_kids)
