@@ -117,6 +117,9 @@ def open_product(page: Page, name: str) -> str:
 
 def add_to_cart(page: Page, quantity: int = 1) -> None:
     """On a product page: add ``quantity``; with htmx the page stays and says so."""
+    # As a shopper would: once the page has loaded (htmx set up). A click before that is the
+    # no-script form post (to the cart page), which a loaded CI machine once raced into.
+    page.wait_for_load_state("load")
     page.get_by_label("Quantity", exact=True).fill(str(quantity))
     page.get_by_role("button", name="Add to cart").click()
 
@@ -126,6 +129,7 @@ def cart_line(page: Page, name: str) -> Locator:
 
 
 def set_quantity(page: Page, name: str, quantity: int) -> None:
+    page.wait_for_load_state("load")  # see add_to_cart
     line = cart_line(page, name)
     line.get_by_label(f"Quantity for {name}").fill(str(quantity))
     line.get_by_role("button", name="Update").click()
