@@ -18,7 +18,7 @@ import pytest
 from litestar import Litestar
 
 from services.kit.settings import ServiceSettings
-from services.local.mongo_server import MongoServer, start_mongo
+from services.local.mongo_server import MongoServer, find_or_start_mongo
 from tests.infra.keys import Keyrings
 from tests.infra.kind import (
     RUN_ID_VARIABLE,
@@ -92,7 +92,7 @@ def namespace(kind_cluster: KindCluster, request: pytest.FixtureRequest) -> Iter
 
 @pytest.fixture(scope="session")
 def mongo_server() -> Iterator[MongoServer]:
-    server = start_mongo()
+    server = find_or_start_mongo()
     try:
         yield server
     finally:

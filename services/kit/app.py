@@ -59,6 +59,26 @@ def _clients(settings: ServiceSettings, internal_keys: KeyRing) -> dict[str, Ser
     return clients
 
 
+def every(
+    seconds: Callable[[Litestar], float], work: Callable[[Litestar], Awaitable[object]]
+) -> Hook:
+    """A ``background`` hook: once the indexes exist, ``work(app)`` every ``seconds(app)``; a
+    pass that fails is logged with its trace and the next one runs on time."""
+
+    async def worker(app: Litestar) -> None:
+        await app.state.indexes_ready.wait()
+        interval = seconds(app)
+        while True:
+            try:
+                await work(app)
+            except Exception:
+                log.exception("background pass failed", extra={"worker": worker.__name__})
+            await asyncio.sleep(interval)
+
+    worker.__name__ = getattr(work, "__name__", "worker")
+    return worker
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,

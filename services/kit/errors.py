@@ -63,10 +63,6 @@ class Conflict(AppError):
     status_code, title, slug = 409, "Conflict", "conflict"
 
 
-class UnprocessableEntity(AppError):
-    status_code, title, slug = 422, "Unprocessable Entity", "unprocessable"
-
-
 class TooManyRequests(AppError):
     status_code, title, slug = 429, "Too Many Requests", "rate-limited"
 

@@ -18,7 +18,7 @@ import msgspec
 from services.kit.counters import SERVICE_CALLS
 from services.kit.errors import ServiceUnavailable
 from services.kit.keyring import KeyRing
-from services.kit.observability import current_request_id
+from services.kit.observability import REQUEST_ID_HEADER, current_request_id
 from services.kit.security import INTERNAL_KEY_HEADER
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ServiceClient:
         out = dict(headers or {})
         request_id = current_request_id()
         if request_id:
-            out.setdefault("X-Request-ID", request_id)
+            out.setdefault(REQUEST_ID_HEADER, request_id)
         if internal:
             if self.internal_keys is None:
                 raise RuntimeError(f"client {self.name} has no internal keyring")

@@ -18,6 +18,7 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode("latin-1")
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # A JWT in a path is a credential (seed 000's edit-quantity route takes the bearer token there).
@@ -91,7 +92,7 @@ class RequestContextMiddleware:
             return
         incoming = None
         for name, value in scope["headers"]:
-            if name == b"x-request-id":
+            if name == _REQUEST_ID_BYTES:
                 incoming = value.decode("latin-1")
                 break
         request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
@@ -103,7 +104,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers.append((_REQUEST_ID_BYTES, request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

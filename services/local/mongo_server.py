@@ -17,7 +17,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +122,10 @@ class MongoServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_mongo(workdir: Path | None = None, port: int | None = None) -> MongoServer:
+def find_or_start_mongo(workdir: Path | None = None, port: int | None = None) -> MongoServer:
+    """The server of the module's docstring: ``MONGO_URI``'s, else a ``mongod`` or FerretDB
+    started on ``port`` (a free one by default) with its data in ``workdir`` (a temporary
+    folder, removed by ``stop()``, by default)."""
     uri = os.environ.get("MONGO_URI")
     if uri:
         return MongoServer(uri=uri, kind="external")
@@ -166,12 +168,3 @@ def start_mongo(workdir: Path | None = None, port: int | None = None) -> MongoSe
         server.stop()
         raise
     return server
-
-
-@contextlib.contextmanager
-def running_mongo() -> Iterator[MongoServer]:
-    server = start_mongo()
-    try:
-        yield server
-    finally:
-        server.stop()

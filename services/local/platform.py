@@ -27,7 +27,7 @@ import httpx
 from services.kit.files import write_atomically
 from services.kit.keyring import dump_keyring, generate_key
 from services.kit.rotation import RingName, make_kid
-from services.local.mongo_server import MongoServer, free_port, start_mongo
+from services.local.mongo_server import MongoServer, find_or_start_mongo, free_port
 
 SERVICES = ("auth", "product", "cart", "order")
 STOREFRONT = "storefront"
@@ -281,9 +281,9 @@ class LocalPlatform:
         if self._given_mongo is not None:
             self.mongo = self._given_mongo
         elif self._ephemeral_mongo:
-            self.mongo = start_mongo()
+            self.mongo = find_or_start_mongo()
         else:
-            self.mongo = start_mongo(workdir=self.workdir / "mongo")
+            self.mongo = find_or_start_mongo(workdir=self.workdir / "mongo")
         sockets: dict[str, socket.socket] = {}
         try:
             # Every port is bound before any service is told the others' URLs.

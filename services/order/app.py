@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from litestar import Litestar
 
-from services.kit.app import create_service_app
+from services.kit.app import create_service_app, every
 from services.kit.revocation import DeletedUsers, is_user_deleted
 from services.order.clients import CartClient, StockReservations
 from services.order.controllers import router
 from services.order.repository import create_indexes
 from services.order.service import OrderService
 from services.order.settings import OrderSettings
-
-log = logging.getLogger(__name__)
 
 
 async def _build_service(app: Litestar) -> None:
@@ -31,16 +26,9 @@ async def _build_service(app: Litestar) -> None:
     )
 
 
-async def _order_finisher(app: Litestar) -> None:
-    """Background worker: finishes placed orders whose stock commit or cart trim had to wait."""
-    await app.state.indexes_ready.wait()
-    interval = app.state.settings.finish_interval_seconds
-    while True:
-        try:
-            await app.state.order_service.finish_due()
-        except Exception:
-            log.exception("order finisher pass failed")
-        await asyncio.sleep(interval)
+async def finish_due_orders(app: Litestar) -> None:
+    """Finish placed orders whose stock commit or cart trim had to wait."""
+    await app.state.order_service.finish_due()
 
 
 def create_app(settings: OrderSettings) -> Litestar:
@@ -51,7 +39,9 @@ def create_app(settings: OrderSettings) -> Litestar:
         description="Orders with price snapshots, placed from the cart (checkout).",
         index_setup=create_indexes,
         on_startup=[_build_service],
-        background=[_order_finisher],
+        background=[
+            every(lambda app: app.state.settings.finish_interval_seconds, finish_due_orders)
+        ],
         state={"is_revoked": is_user_deleted},
         openapi_limits={"pageSize": settings.max_page_size},
     )

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from litestar import Litestar
 
-from services.kit.app import create_service_app
+from services.kit.app import create_service_app, every
 from services.product.controllers import router
 from services.product.repository import create_indexes
 from services.product.service import ProductService
 from services.product.settings import ProductSettings
-
-log = logging.getLogger(__name__)
 
 
 async def _build_service(app: Litestar) -> None:
@@ -26,13 +20,14 @@ async def _build_service(app: Litestar) -> None:
     )
 
 
-async def _stale_reservation_sweeper(app: Litestar) -> None:
-    await app.state.indexes_ready.wait()
-    interval = max(5, app.state.settings.reservation_ttl_seconds // 10)
-    while True:
-        with contextlib.suppress(Exception):
-            await app.state.product_service.release_stale()
-        await asyncio.sleep(interval)
+async def release_stale_reservations(app: Litestar) -> None:
+    """Give back the stock of reservations nobody committed or released in time."""
+    await app.state.product_service.release_stale()
+
+
+def _sweep_interval(app: Litestar) -> float:
+    settings: ProductSettings = app.state.settings
+    return max(5, settings.reservation_ttl_seconds // 10)
 
 
 def create_app(settings: ProductSettings) -> Litestar:
@@ -43,6 +38,6 @@ def create_app(settings: ProductSettings) -> Litestar:
         description="The catalogue, prices and stock.",
         index_setup=create_indexes,
         on_startup=[_build_service],
-        background=[_stale_reservation_sweeper],
+        background=[every(_sweep_interval, release_stale_reservations)],
         openapi_limits={"pageSize": settings.max_page_size},
     )

@@ -17,7 +17,7 @@ from pymongo.errors import PyMongoError
 from services.kit import locks as locks_module
 from services.kit.errors import ServiceUnavailable
 from services.kit.locks import KeyedLocks, needs_leases
-from services.local.mongo_server import free_port, start_mongo
+from services.local.mongo_server import find_or_start_mongo, free_port
 
 
 async def _increments(db: Any, replicas: list[KeyedLocks], each: int) -> int:
@@ -81,7 +81,7 @@ async def test_a_lease_whose_release_failed_is_given_back_once_the_database_is_b
     """The database goes away while a lease is held: the release fails with the request, and
     the lease is deleted as soon as the database answers again - not left to expire."""
     folder, port = tmp_path / "db", free_port()
-    server = start_mongo(folder, port)
+    server = find_or_start_mongo(folder, port)
     if server.kind == "external":
         server.stop()
         pytest.skip("MONGO_URI names an external server, which this test cannot stop")
@@ -93,7 +93,7 @@ async def test_a_lease_whose_release_failed_is_given_back_once_the_database_is_b
         with pytest.raises(PyMongoError):
             async with KeyedLocks(locks, "counter", lease_seconds=60).hold("c"):
                 server.stop()
-        server = start_mongo(folder, port)
+        server = find_or_start_mongo(folder, port)
         began = time.monotonic()
         while await locks.count_documents({}) and time.monotonic() - began < 10:
             await asyncio.sleep(0.2)

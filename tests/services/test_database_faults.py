@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.local.mongo_server import MongoServer, free_port, start_mongo
+from services.local.mongo_server import MongoServer, find_or_start_mongo, free_port
 from tests.conftest import RunningService
 from tests.infra.keys import Keyrings
 from tests.services.conftest import PROBLEM, Shopper, product_id, run_all_services
@@ -27,13 +27,13 @@ class RestartableDatabase:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.port = free_port()
-        self.server: MongoServer = start_mongo(folder, self.port)
+        self.server: MongoServer = find_or_start_mongo(folder, self.port)
 
     def stop(self) -> None:
         self.server.stop()
 
     def start(self) -> None:
-        self.server = start_mongo(self.folder, self.port)
+        self.server = find_or_start_mongo(self.folder, self.port)
 
 
 @pytest.fixture
