@@ -1,6 +1,6 @@
-"""A small reader of Dockerfiles and .dockerignore, enough for the checks in test_images.py and
-test_skaffold.py: stages with their instructions (continuations joined, comments dropped), the
-global ARG defaults, and Docker's rules for what the build context leaves out."""
+"""A small reader of Dockerfiles and .dockerignore, enough for the checks in test_images.py,
+test_skaffold.py and test_docs.py: stages with their instructions (continuations joined, comments
+dropped), the global ARG defaults, and Docker's rules for what the build context leaves out."""
 
 from __future__ import annotations
 

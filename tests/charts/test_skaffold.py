@@ -1,16 +1,17 @@
-"""skaffold.yaml agrees with the repository: artifacts build from files that exist, every built
-image is the one a chart deploys, value overrides name real values, port-forwards name real
-objects, the dev profile syncs .py files into the dev image, the operator profile deploys the
-operator chart and the sample Checkout, and the offline profile builds every artifact the way
-scripts/cluster.sh builds on a machine without a registry. Profiles are applied the way skaffold
-applies them, in the order named (the profile's own sections replace the base ones, then its
-patches: RFC 6902, plus the `key=value` selector of skaffold's patch library)."""
+"""What of skaffold.yaml no test runs skaffold for: tests/e2e_skaffold runs `skaffold build` and
+`skaffold run -p operator,offline` (`-p operator` with upstream images) on the kind cluster, which
+checks the artifacts, the operator profile's release, the sample and the images deployed. Left
+here: the base and dev profiles' releases (their value overrides name real values, the charts'
+defaults are the images built, a pushed image's digest is kept), port-forwards (only `skaffold
+dev` forwards), the dev profile's sync into the dev image, the CA bundle the offline profile hands
+to every build, and that the docs name the profiles in the order that works. Profiles are applied
+the way skaffold applies them, in the order named (the profile's own sections replace the base
+ones, then its patches: RFC 6902, plus the `key=value` selector of skaffold's patch library)."""
 
 from __future__ import annotations
 
 import copy
 import re
-import subprocess
 from typing import Any
 
 import pytest
@@ -145,37 +146,10 @@ profile_params = pytest.mark.parametrize(
 )
 
 
-def test_schema_version_and_known_profiles() -> None:
-    assert CONFIG["apiVersion"].startswith("skaffold/v4")
-    assert CONFIG["kind"] == "Config"
-    assert set(PROFILES) == {"dev", "operator", "offline"}
-
-
-@profile_params
-def test_artifacts_build_from_files_that_exist(profile: str | None) -> None:
-    config = effective(profile)
-    images = [a["image"] for a in config["build"]["artifacts"]]
-    assert len(images) == len(set(images)), "an image is built twice"
-    for artifact in config["build"]["artifacts"]:
-        context = ROOT / artifact.get("context", ".")
-        assert context.is_dir(), artifact
-        dockerfile = context / artifact["docker"].get("dockerfile", "Dockerfile")
-        assert dockerfile.is_file(), f"{artifact['image']}: no {dockerfile}"
-        target = artifact["docker"].get("target")
-        if target:
-            assert target in {s.name for s in parse(dockerfile).stages}, artifact
-        for arg in artifact["docker"].get("buildArgs", {}):
-            # A stage's ARG, or a global one (before the first FROM, as the base image's).
-            args = [*parse(dockerfile).global_args] + [
-                rest.partition("=")[0]
-                for s in parse(dockerfile).stages
-                for k, rest in s.instructions
-                if k == "ARG"
-            ]
-            assert arg in args, f"{artifact['image']}: build arg {arg} is not declared"
-
-
-@profile_params
+# The offline profile changes no deploy section. tests/e2e_skaffold deploys the operator profile's
+# release, but neither a chart's default images (an install without skaffold) nor a pushed image's
+# digest: those stay checked here.
+@pytest.mark.parametrize("profile", [None, "dev", "operator"], ids=["base", "dev", "operator"])
 def test_every_built_image_is_the_one_a_chart_deploys(profile: str | None) -> None:
     config = effective(profile)
     built = {sanitized(a["image"]): a["image"] for a in config["build"]["artifacts"]}
@@ -234,15 +208,6 @@ def test_port_forwards_name_rendered_objects(helm: Helm, profile: str | None) ->
         assert forward["port"] in ports, f"{key} has no port {forward['port']}"
 
 
-def test_base_deploys_the_umbrella_chart_with_every_service_image() -> None:
-    config = effective(None)
-    (release,) = config["deploy"]["helm"]["releases"]
-    assert release["chartPath"] == "charts/checkout"
-    assert sorted(a["image"] for a in config["build"]["artifacts"]) == sorted(
-        f"checkout/{w}" for w in WORKLOADS
-    )
-
-
 def test_dev_profile_syncs_python_files_into_the_dev_image(helm: Helm) -> None:
     config = effective("dev")
     service_artifacts = [a for a in config["build"]["artifacts"] if "buildArgs" in a["docker"]]
@@ -272,29 +237,6 @@ def test_dev_profile_syncs_python_files_into_the_dev_image(helm: Helm) -> None:
     for deployment in [o for o in objects if o["kind"] == "Deployment"]:
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["securityContext"]["readOnlyRootFilesystem"] is False
-
-
-def test_operator_profile_deploys_the_operator_chart_and_the_sample() -> None:
-    config = effective("operator")
-    images = {a["image"] for a in config["build"]["artifacts"]}
-    assert images == {f"checkout/{w}" for w in WORKLOADS} | {"checkout/operator"}
-    (release,) = config["deploy"]["helm"]["releases"]
-    assert release["chartPath"] == "charts/checkout-operator"
-    templates = release["setValueTemplates"]
-    for service in WORKLOADS:
-        assert f"IMAGE_REPO_checkout_{service}" in templates[f"serviceImages.{service}.repository"]
-    (manifest,) = config["manifests"]["rawYaml"]
-    assert manifest == "k8s/checkout-sample.yaml"
-    sample = yaml.safe_load((ROOT / manifest).read_text())
-    assert sample["apiVersion"] == "checkout.platform.io/v1alpha1"
-    assert sample["kind"] == "Checkout"
-    # kubectl runs after helm; its hook waits for the CRD that the operator chart installs.
-    crd = yaml.safe_load(
-        (ROOT / "charts/checkout-operator/crds/checkouts.checkout.platform.io.yaml").read_text()
-    )
-    hook = config["deploy"]["kubectl"]["hooks"]["before"][0]["host"]["command"]
-    assert f"crd/{crd['metadata']['name']}" in hook
-    assert crd["spec"]["group"] == sample["apiVersion"].split("/")[0]
 
 
 def test_crd_has_one_source_of_truth() -> None:
@@ -350,46 +292,18 @@ def test_injected_image_references_render_as_pinned_images(
     assert {image[: -len(suffix) - 1] for image in images} == built
 
 
-def _offline_python_image() -> str:
-    names = subprocess.run(
-        ["bash", str(ROOT / "k8s" / "offline" / "build.sh"), "names"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    (image,) = [
-        line.split("=", 1)[1] for line in names.splitlines() if line.startswith("PYTHON_IMAGE=")
-    ]
-    return image
-
-
-@pytest.mark.parametrize("profile", ["offline", OFFLINE_OPERATOR, "dev,operator,offline"])
-def test_offline_profile_builds_every_artifact_as_cluster_script_does(profile: str) -> None:
-    # As scripts/cluster.sh's docker_build on the offline path: the Python base built here, the
-    # host's network (the private engine has no bridge) and the CA bundle as a BuildKit secret.
-    config = effective(profile)
-    artifacts = config["build"]["artifacts"]
-    assert len(artifacts) == len(WORKLOADS) + (1 if "operator" in profile else 0)
-    # The docker CLI's own BuildKit (DOCKER_BUILDKIT=1), not buildx: skaffold's useBuildkit
-    # would add buildx's --load, which Debian's client refuses.
-    assert config["build"]["local"] == {"push": False, "useDockerCLI": True}
-    python_image = _offline_python_image()
-    script = (ROOT / "scripts" / "cluster.sh").read_text()
-    assert "--network host" in script and "PYTHON_IMAGE=" in script
+@pytest.mark.parametrize("profile", [OFFLINE_OPERATOR, "dev,operator,offline"])
+def test_offline_profile_hands_every_artifact_the_ca_bundle(profile: str) -> None:
+    # As scripts/cluster.sh's docker_build does. A build without it still passes where no extra
+    # certificate authority is needed (the secret mount is optional), so no skaffold run shows it.
+    artifacts = effective(profile)["build"]["artifacts"]
     for artifact in artifacts:
         docker = artifact["docker"]
-        assert docker["network"] == "host", artifact["image"]
-        assert docker["buildArgs"]["PYTHON_IMAGE"] == python_image, artifact["image"]
         (secret,) = docker["secrets"]
-        assert f'--secret "id={secret["id"]},src=' in script
         assert secret["src"].startswith("/"), secret
         dockerfile = (ROOT / docker["dockerfile"]).read_text()
         assert f"--mount=type=secret,id={secret['id']}" in dockerfile, artifact["image"]
-    # The other profiles' settings survive: the operator's release, the dev target.
-    if "operator" in profile:
-        (release,) = config["deploy"]["helm"]["releases"]
-        assert release["name"] == "checkout-operator"
+    # The dev profile's targets survive the offline patches (no test runs skaffold dev).
     if profile.startswith("dev"):
         assert all(a["docker"].get("target") == "dev" for a in artifacts[: len(WORKLOADS)])
 

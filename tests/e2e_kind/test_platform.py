@@ -5,6 +5,8 @@ ServiceAccount and RBAC (no cluster-admin), the Checkout is Ready because real p
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,7 +100,9 @@ def test_pods_run_as_the_charts_say(platform: Platform) -> None:
         assert api, f"no {service} pod"
         image = api[0]["spec"]["containers"][0]["image"]
         assert image.startswith(f"checkout/{service}:")
-        # The process really runs as the unprivileged user, on a read-only root filesystem.
+        # The process really runs as the unprivileged user, on a read-only root filesystem, and
+        # is the image's `python -m services.<name>` as PID 1 (so it gets the pod's SIGTERM, not
+        # a shell that would ignore it).
         name = api[0]["metadata"]["name"]
         probe = platform.cluster.kubectl(
             "-n",
@@ -110,9 +114,10 @@ def test_pods_run_as_the_charts_say(platform: Platform) -> None:
             "-c",
             "import os\n"
             "try:\n    open('/written-by-test', 'w')\n    print(os.getuid(), 'writable')\n"
-            "except OSError:\n    print(os.getuid(), 'read-only')",
+            "except OSError:\n    print(os.getuid(), 'read-only')\n"
+            "print(*open('/proc/1/cmdline').read().split('\\0')[:3])",
         ).stdout.split()
-        assert probe == ["10001", "read-only"]
+        assert probe == ["10001", "read-only", "python", "-m", f"services.{service}"], name
 
 
 def _tree_digest() -> str:
@@ -151,3 +156,53 @@ def test_every_service_pod_runs_the_code_of_this_tree(platform: Platform) -> Non
             DIGEST_IN_POD,
         ).stdout.strip()
         assert found == expected, f"{service} runs other code than this tree"
+
+
+# The operator's code and the charts it renders, as in the image (operator/Dockerfile): the charts'
+# built dependencies (charts/*/charts, Chart.lock) are made in the image, so they are left out.
+OPERATOR_FILES_DIGEST = """
+import hashlib, pathlib, sys
+digest = hashlib.sha256()
+for name, root, pattern in (("code", sys.argv[1], "*.py"), ("charts", sys.argv[2], "*")):
+    root = pathlib.Path(root)
+    for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
+        relative = path.relative_to(root)
+        if "__pycache__" in relative.parts or (name == "charts" and (
+            relative.parts[1:2] == ("charts",) or relative.parts[1:] == ("Chart.lock",)
+        )):
+            continue
+        digest.update(f"{name}/{relative}".encode() + b"\\0" + path.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def test_the_operator_pod_runs_the_code_and_charts_of_this_tree(platform: Platform) -> None:
+    # A file .dockerignore drops (or a COPY that misses one) would leave the operator without it.
+    root = Path(__file__).resolve().parents[2]
+    expected = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OPERATOR_FILES_DIGEST,
+            str(root / "operator" / "checkout_operator"),
+            str(root / "charts"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    pod = _operator_pod(platform)["metadata"]["name"]
+    found = platform.cluster.kubectl(
+        "-n",
+        OPERATOR_NAMESPACE,
+        "exec",
+        pod,
+        "--",
+        "python",
+        "-c",
+        OPERATOR_FILES_DIGEST,
+        "/app/checkout_operator",
+        "/app/charts",
+    ).stdout.strip()
+    assert found == expected, "the operator image holds other code or charts than this tree"

@@ -148,6 +148,16 @@ def test_operator_rolled_out_with_the_image_skaffold_built(deployed: Deployed) -
     deployment = deployed.cluster.get("deployment", OPERATOR_DEPLOYMENT, "-n", OPERATOR_NAMESPACE)
     labels = deployment["metadata"]["labels"]
     assert labels.get("app.kubernetes.io/managed-by") in {"skaffold", "Helm"}, labels
+    # skaffold upgraded the release scripts/cluster.sh installed (tests/e2e_kind), rather than
+    # installing a second operator beside it: their release names and namespaces are the same.
+    operators = deployed.cluster.get(
+        "deployments", "--all-namespaces", "-l", "app.kubernetes.io/name=checkout-operator"
+    )["items"]
+    found = sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in operators)
+    assert found == [(OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT)], (
+        f"operators in the cluster: {found}; scripts/cluster.sh's OPERATOR_RELEASE and "
+        "OPERATOR_NAMESPACE must be skaffold.yaml's operator release"
+    )
 
 
 def _ready(cluster: KindCluster, name: str, namespace: str) -> bool:
