@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import httpx
 
 from bench.profiles import Recording, Summary
-from services.kit.keyring import KeyRing
+from services.keys.keyring import KeyRing
 from services.kit.tokens import TokenService
 from services.local.mongo_server import free_port
 from services.local.platform import SERVICES, LocalPlatform

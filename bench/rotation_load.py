@@ -36,8 +36,9 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import httpx
 import jwt
 
-from services.kit.keyring import KeyRing, read_keyring_document
-from services.kit.rotation import RingName, RotationPolicy
+from services.keys.keyring import KeyRing, read_keyring_document
+from services.keys.report import RingName
+from services.keys.rotation import RotationPolicy
 from services.local.mongo_server import MongoServer
 from services.local.platform import SERVICES, LocalPlatform
 from services.local.rotation import FileRotation, ring_file, state_path

@@ -15,7 +15,7 @@ Layers, from pure to effectful:
 - `reconcile` - one reconcile of one ``Checkout``, its status, and its deletion;
 - `handlers` - the thin kopf handlers and the operator's settings;
 - `schedule` - when a keyring is due: key age or a cron expression (pure);
-- `rotation` - the keyrings' rotation: a daemon per Checkout driving `services.kit.rotation`.
+- `rotation` - the keyrings' rotation: a daemon per Checkout driving `services.keys.rotation`.
 """
 
 from . import handlers as handlers

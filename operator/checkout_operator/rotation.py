@@ -1,5 +1,5 @@
 """Rotation of a Checkout's JWT keyring and internal API-key ring, driving the pure state machine
-of `services.kit.rotation` against the keyring Secrets (see docs/rotation.md).
+of `services.keys.rotation` against the keyring Secrets (see docs/rotation.md).
 
 One kopf daemon per Checkout loops over `Rotator.tick`: a kopf timer's interval is fixed when the
 module is imported, while a rotation wants to run again at once after a write, every poll
@@ -42,25 +42,28 @@ import httpx
 import kopf
 import msgspec
 
-from services.kit.keyring import KeyringDocument, KeyringError, generate_key, parse_keyring
-from services.kit.rotation import (
-    Decision,
-    KeyIdReused,
+from services.keys.keyring import KeyringDocument, KeyringError, generate_key, parse_keyring
+from services.keys.report import (
+    INTERNAL_KEY_HEADER,
+    KEYS_PATH,
     KeyReport,
     RingName,
     RingSeen,
+    decode_key_report,
+)
+from services.keys.rotation import (
+    Decision,
+    KeyIdReused,
     RingView,
     RotationError,
     RotationPolicy,
     RotationState,
     apply_layout,
-    decode_key_report,
     new_state,
     plan_next,
     start_emergency,
     start_rotation,
 )
-from services.kit.security import INTERNAL_KEY_HEADER
 
 from .children import as_body
 from .config import OperatorConfig
@@ -77,7 +80,6 @@ ROTATE_ANNOTATION = f"{GROUP}/rotate"
 EMERGENCY_ANNOTATION = f"{GROUP}/rotate-emergency"
 STATE_ANNOTATION = f"{GROUP}/rotation-state"
 KEYRING_KEY = "keyring.json"
-KEYS_PATH = "/internal/v1/keys"
 JWT_LEEWAY_SECONDS = 5.0  # the verifiers' leeway (services.kit.tokens)
 DEFAULT_SERVICE_PORT = 8000
 POD = Kind("v1", "Pod", "pods")

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.kit.keyring import dump_keyring, generate_key
-from services.kit.rotation import RingName, make_kid
+from services.keys.keyring import dump_keyring, generate_key
+from services.keys.report import RingName
+from services.keys.rotation import make_kid
 
 from .values import SERVICES, STOREFRONT, WORKLOADS, Names
 

@@ -14,7 +14,7 @@ from services.auth.repository import create_indexes
 from services.auth.schemas import UserCreate
 from services.auth.service import AuthService, PasswordHashing
 from services.auth.settings import AuthSettings
-from services.kit.keyring import KeyRing
+from services.keys.keyring import KeyRing
 from services.kit.mongo import create_client
 from services.kit.settings import SettingsError, load_settings
 from services.kit.tokens import TokenService

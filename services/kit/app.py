@@ -20,10 +20,10 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler, Message, Scope
 
+from services.keys.keyring import KeyRing
 from services.kit.errors import EXCEPTION_HANDLERS
 from services.kit.health import HealthController, KeyIdsController
 from services.kit.http import ServiceClient
-from services.kit.keyring import KeyRing
 from services.kit.mongo import IndexSetup, create_client, ensure_indexes_until_done
 from services.kit.observability import RequestContextMiddleware
 from services.kit.openapi import SECURITY_COMPONENTS, StrictStructSchemaPlugin, document_operations

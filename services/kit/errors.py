@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pymongo.errors import PyMongoError
 
-from services.kit.keyring import KeyringError
+from services.keys.keyring import KeyringError
 from services.kit.observability import current_request_id
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,8 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from services.keys.keyring import KeyRing
+from services.keys.report import KEYS_PATH, KeyReport, RingSeen
 from services.kit.errors import ServiceUnavailable
 from services.kit.mongo import ping
 
@@ -16,18 +18,6 @@ from services.kit.mongo import ping
 class Health(msgspec.Struct):
     status: str
     checks: dict[str, bool] = msgspec.field(default_factory=dict)
-
-
-class RingReport(msgspec.Struct):
-    active: str | None
-    kids: list[str]
-    loadedAt: float | None
-
-
-class KeyReport(msgspec.Struct):
-    service: str
-    jwt: RingReport
-    internal: RingReport
 
 
 class HealthController(Controller):
@@ -51,15 +41,15 @@ class HealthController(Controller):
         return Health(status="ready", checks=checks)
 
 
-def ring_report(ring: Any) -> RingReport:
+def ring_report(ring: KeyRing) -> RingSeen:
     ring.refresh(force=True)
-    return RingReport(active=ring.active_kid, kids=ring.kids(), loadedAt=ring.loaded_at)
+    return RingSeen(active=ring.active_kid, kids=tuple(ring.kids()), loaded_at=ring.loaded_at)
 
 
 class KeyIdsController(Controller):
     """Reports the ids (never the secrets) of the loaded keys, so rotation can confirm them."""
 
-    path = "/internal/v1/keys"
+    path = KEYS_PATH
     include_in_schema = False
 
     @get("/", operation_id="loadedKeyIds")

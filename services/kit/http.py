@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from services.keys.keyring import KeyRing
+from services.keys.report import INTERNAL_KEY_HEADER
 from services.kit.counters import SERVICE_CALLS
 from services.kit.errors import ServiceUnavailable
-from services.kit.keyring import KeyRing
 from services.kit.observability import REQUEST_ID_HEADER, current_request_id
-from services.kit.security import INTERNAL_KEY_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
+from services.keys.report import INTERNAL_KEY_HEADER
 from services.kit.errors import PROBLEM_JSON
-from services.kit.security import INTERNAL_KEY_HEADER, admin_only
+from services.kit.security import admin_only
 
 PROBLEMS_OPT = "problems"
 AUTHENTICATES_OPT = "authenticates"

@@ -18,13 +18,13 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 
+from services.keys.keyring import KeyringError
+from services.keys.report import INTERNAL_KEY_HEADER
 from services.kit.errors import Forbidden, Unauthorized
-from services.kit.keyring import KeyringError
 from services.kit.tokens import InvalidToken, Principal
 
 log = logging.getLogger(__name__)
 
-INTERNAL_KEY_HEADER = "X-Internal-Api-Key"
 MAX_REASON_CHARS = 200
 RevocationCheck = Callable[[State, Principal], Awaitable[bool]]
 

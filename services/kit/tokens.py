@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from services.kit.keyring import KeyRing, KeyringError
+from services.keys.keyring import KeyRing, KeyringError
 
 ALGORITHM = "HS256"
 ROLES = frozenset({"customer", "admin"})

@@ -24,9 +24,10 @@ from typing import IO
 
 import httpx
 
-from services.kit.files import write_atomically
-from services.kit.keyring import dump_keyring, generate_key
-from services.kit.rotation import RingName, make_kid
+from services.keys.files import write_atomically
+from services.keys.keyring import dump_keyring, generate_key
+from services.keys.report import RingName
+from services.keys.rotation import make_kid
 from services.local.mongo_server import MongoServer, find_or_start_mongo, free_port
 
 SERVICES = ("auth", "product", "cart", "order")

@@ -25,31 +25,33 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from services.kit.keyring import (
+from services.keys.keyring import (
     KeyringError,
     generate_key,
     read_keyring_document,
     write_keyring_document,
 )
-from services.kit.rotation import (
-    Decision,
-    KeyIdReused,
+from services.keys.report import (
+    INTERNAL_KEY_HEADER,
+    KEYS_PATH,
     RingName,
     RingSeen,
+    decode_key_report,
+)
+from services.keys.rotation import (
+    Decision,
+    KeyIdReused,
     RingView,
     RotationError,
     RotationPolicy,
     RotationState,
     apply_layout,
-    decode_key_report,
     new_state,
     plan_next,
     start_emergency,
     start_rotation,
 )
-from services.kit.security import INTERNAL_KEY_HEADER
 
-KEYS_PATH = "/internal/v1/keys"
 RING_FILES: dict[RingName, str] = {"jwt": "jwt.json", "internal": "internal.json"}
 
 

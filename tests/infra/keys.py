@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.kit.files import write_atomically
-from services.kit.keyring import KeyEntry, KeyRing, decode_secret, dump_keyring, generate_key
+from services.keys.files import write_atomically
+from services.keys.keyring import KeyEntry, KeyRing, decode_secret, dump_keyring, generate_key
 from services.kit.tokens import TokenService
 
 

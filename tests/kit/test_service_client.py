@@ -10,10 +10,10 @@ import pytest
 from litestar import Litestar, Request, Response, route
 from litestar.params import FromPath
 
+from services.keys.keyring import KeyRing, generate_key
+from services.keys.report import INTERNAL_KEY_HEADER
 from services.kit.http import DependencyUnavailable, ServiceClient
-from services.kit.keyring import KeyRing, generate_key
 from services.kit.observability import set_request_id
-from services.kit.security import INTERNAL_KEY_HEADER
 from tests.infra.keys import write_ring
 from tests.infra.servers import free_port_url, serve_app
 

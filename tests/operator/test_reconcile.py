@@ -10,7 +10,7 @@ from typing import Any
 
 from checkout_operator.values import all_workload_values
 
-from services.kit.keyring import parse_keyring
+from services.keys.keyring import parse_keyring
 from tests.infra.helm import Helm
 from tests.operator.cluster import (
     OWNER_LABEL,

@@ -34,8 +34,8 @@ from checkout_operator.rotation import (
     read_request,
 )
 
-from services.kit.keyring import encode_secret, parse_keyring
-from services.kit.rotation import RingView, RotationState
+from services.keys.keyring import encode_secret, parse_keyring
+from services.keys.rotation import RingView, RotationState
 from tests.infra.helm import Helm
 from tests.infra.kubeapi import KubeAPIServer, kube_client
 from tests.operator.cluster import Cluster, sample_checkout, wait_until
@@ -418,7 +418,7 @@ def test_a_cron_schedule_is_used_and_a_bad_one_is_reported(
         what="SecretsRotated False",
     )
     assert bad["reason"] == "InvalidSchedule"
-    assert "minute: 61 is outside 0-59" in bad["message"]
+    assert "schedule '61 3 * * *': " in bad["message"] and "out of range" in bad["message"]
     assert "nextRotation" not in ring_status(cluster, namespace, "jwt")
     wait_until(lambda: "InvalidSchedule" in reasons(cluster, namespace), what="a warning event")
 

@@ -30,7 +30,7 @@ from checkout_operator.values import (
     storefront_values,
 )
 
-from services.kit.keyring import parse_keyring
+from services.keys.keyring import parse_keyring
 
 DEFAULT_IMAGES = {w: f"registry.example.com/{w}:1.0.0" for w in WORKLOADS}
 

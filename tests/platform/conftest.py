@@ -134,6 +134,6 @@ def eventually(check: Callable[[], T], *, timeout: float = 20.0, interval: float
 
 def internal_headers(platform: LocalPlatform) -> dict[str, str]:
     """The internal API key as services send it (the ring's active key)."""
-    from services.kit.keyring import KeyRing
+    from services.keys.keyring import KeyRing
 
     return {"X-Internal-Api-Key": KeyRing(Path(platform.internal_keyring)).presentable_active()}

@@ -17,15 +17,16 @@ import httpx
 import jwt
 import pytest
 
-from services.kit.http import ServiceClient
-from services.kit.keyring import (
+from services.keys.keyring import (
     KeyRing,
     KeyringDocument,
     generate_key,
     read_keyring_document,
     write_keyring_document,
 )
-from services.kit.rotation import RingName, RotationPolicy
+from services.keys.report import RingName
+from services.keys.rotation import RotationPolicy
+from services.kit.http import ServiceClient
 from services.local.rotation import FileRotation, ring_file, state_path
 from tests.conftest import RunningService
 

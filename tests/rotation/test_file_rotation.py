@@ -12,14 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.kit.keyring import (
+from services.keys.keyring import (
     KeyRing,
     KeyringDocument,
     generate_key,
     read_keyring_document,
     write_keyring_document,
 )
-from services.kit.rotation import RingSeen, RotationState
+from services.keys.report import RingSeen
+from services.keys.rotation import RotationState
 from services.local.rotation import FileRotation, ReportPoller, RotationFailed, state_path
 from tests.infra.servers import free_port_url
 from tests.rotation.conftest import TOKEN_TTL, Pair, Traffic, expiry_of, kid_of, running
@@ -246,7 +247,7 @@ async def test_the_poller_falls_back_to_older_keys_and_reports_a_service_that_re
     )
     async with ReportPoller([pair.product.url], ahead) as poller:
         seen = await poller.one(pair.product.url, "internal")
-    assert seen == RingSeen(active="api-1", kids=("api-1",))
+    assert (seen.active, seen.kids) == ("api-1", ("api-1",))
     # A ring with no key the service accepts: it answers, so it is behind, not unreachable.
     stranger = tmp_path / "stranger.json"
     write_keyring_document(stranger, KeyringDocument(active="api-unknown", keys=[unknown]))

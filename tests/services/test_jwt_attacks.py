@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.kit.keyring import generate_key
+from services.keys.keyring import generate_key
 from services.local.mongo_server import MongoServer
 from tests.conftest import RunningService
 from tests.infra.keys import Keyrings, write_ring

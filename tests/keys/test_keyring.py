@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.kit.keyring import KeyEntry, KeyRing, KeyringError, generate_key
+from services.keys.keyring import KeyEntry, KeyRing, KeyringError, generate_key
 from services.kit.tokens import InvalidToken, TokenService
 from tests.infra.keys import write_ring
 

@@ -26,7 +26,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from services.kit.files import write_atomically
+from services.keys.files import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -12,22 +12,19 @@ from dataclasses import dataclass, field
 import msgspec
 import pytest
 
-from services.kit.health import KeyReport as ServiceKeyReport
-from services.kit.health import RingReport
-from services.kit.keyring import KeyEntry, KeyringDocument, generate_key
-from services.kit.rotation import (
+from services.keys.keyring import KeyEntry, KeyringDocument, generate_key
+from services.keys.report import KeyReport, RingSeen, decode_key_report
+from services.keys.rotation import (
     Decision,
     KeyIdReused,
     RingConflict,
     RingLayout,
-    RingSeen,
     RingView,
     RotationError,
     RotationInProgress,
     RotationPolicy,
     RotationState,
     apply_layout,
-    decode_key_report,
     make_kid,
     new_state,
     plan_next,
@@ -502,15 +499,17 @@ def test_emergency_refuses_unknown_kids() -> None:
 # --- reports ----------------------------------------------------------------------------------
 
 
-def test_the_services_key_report_decodes_for_both_rings() -> None:
-    body = msgspec.json.encode(
-        ServiceKeyReport(
-            service="cart",
-            jwt=RingReport(active="j2", kids=["j1", "j2"], loadedAt=T0),
-            internal=RingReport(active=None, kids=[], loadedAt=None),
-        )
+def test_the_key_report_services_serve_is_what_drivers_read() -> None:
+    report = KeyReport(
+        service="cart",
+        jwt=RingSeen(active="j2", kids=("j1", "j2"), loaded_at=T0),
+        internal=RingSeen(active=None),
     )
-    report = decode_key_report(body)
-    assert report.service == "cart"
-    assert report.ring("jwt") == RingSeen(active="j2", kids=("j1", "j2"))
-    assert report.ring("internal") == RingSeen(active=None, kids=())
+    body = msgspec.json.encode(report)
+    assert msgspec.json.decode(body)["jwt"] == {
+        "active": "j2",
+        "kids": ["j1", "j2"],
+        "loadedAt": T0,
+    }
+    assert decode_key_report(body) == report
+    assert decode_key_report(body).ring("internal") == RingSeen(active=None, kids=())

@@ -39,9 +39,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from services.kit.keyring import KeyEntry, KeyringDocument
+from services.keys.keyring import KeyEntry, KeyringDocument
+from services.keys.report import RingName, RingSeen
 
-RingName = Literal["jwt", "internal"]
 Phase = Literal["idle", "adding", "promoting", "retiring", "emergency", "failed"]
 Seconds = Annotated[float, Meta(ge=0)]
 
@@ -75,28 +75,6 @@ class RingView(msgspec.Struct, frozen=True):
     @classmethod
     def of(cls, document: KeyringDocument) -> RingView:
         return cls(active=document.active, kids=tuple(entry.kid for entry in document.keys))
-
-
-class RingSeen(msgspec.Struct, frozen=True):
-    """What one service reports it has loaded for one ring."""
-
-    active: str | None
-    kids: tuple[str, ...] = ()
-
-
-class KeyReport(msgspec.Struct, frozen=True):
-    """The body of ``GET /internal/v1/keys`` (extra fields such as ``loadedAt`` are ignored)."""
-
-    service: str
-    jwt: RingSeen
-    internal: RingSeen
-
-    def ring(self, name: RingName) -> RingSeen:
-        return self.jwt if name == "jwt" else self.internal
-
-
-def decode_key_report(body: bytes) -> KeyReport:
-    return msgspec.json.decode(body, type=KeyReport)
 
 
 class RotationPolicy(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
