@@ -29,7 +29,7 @@ $(UV):
 
 # The venv is rebuilt from the lock whenever the lock or pyproject changes.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra operator --python python3.11
+	$(UV) sync --locked --python python3.11
 	@touch $@
 
 venv: $(VENV)/.synced
