@@ -34,10 +34,12 @@ bench/ would come first on sys.path and this file would shadow the standard libr
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -81,12 +83,19 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and of its children it has waited for (helm), in seconds."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime + stime of ``pid``, of its children it has waited for: helm), in seconds."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()
     # After the command: state is field 3; utime, stime, cutime, cstime are fields 14 to 17.
-    return sum(int(fields[i - 3]) for i in (14, 15, 16, 17)) / TICKS
+    own = (int(fields[14 - 3]) + int(fields[15 - 3])) / TICKS
+    children = (int(fields[16 - 3]) + int(fields[17 - 3])) / TICKS
+    return own, children
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and of its children it has waited for (helm), in seconds."""
+    return sum(cpu_split(pid))
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -222,6 +231,16 @@ class Bench:
             and "dryRun=" not in e.get("requestURI", "")
         ]
 
+    def requests_since(self, offset: int) -> collections.Counter[str]:
+        """The operator's requests since audit-log ``offset``, by verb and resource."""
+        events, _ = self.server.audit_events(offset)
+        return collections.Counter(
+            f"{e.get('verb')} {(e.get('objectRef') or {}).get('resource', e.get('requestURI'))}"
+            + (" (dry run)" if "dryRun=" in e.get("requestURI", "") else "")
+            for e in events
+            if str(e.get("userAgent", "")).startswith(OPERATOR_AGENTS)
+        )
+
     def since(self, start: Counters) -> tuple[int, int]:
         """(helm renders, API writes by the operator) since ``start``."""
         return self.renders() - start.renders, len(self.writes_since(start.audit))
@@ -291,7 +310,7 @@ class Bench:
 
         log(f"creating {n} namespaces and Checkouts")
         start = self.counters()
-        began = time.monotonic()
+        began, cpu = time.monotonic(), cpu_split(self.pid)
         self.create_all()
         self.wait_for("applied", count_applied, self.args.timeout)
         apply_seconds = time.monotonic() - began
@@ -302,6 +321,13 @@ class Bench:
             flush=True,
         )
 
+        requests, after = self.requests_since(start.audit), cpu_split(self.pid)
+        log(
+            f"apply: {after[0] - cpu[0]:.1f} s of the operator's CPU, {after[1] - cpu[1]:.1f} s "
+            f"of helm's; load average {os.getloadavg()[0]:.1f}; {sum(requests.values())} "
+            "requests by the operator: "
+            + ", ".join(f"{what} {count}" for what, count in requests.most_common())
+        )
         time.sleep(self.args.settle)
         log(f"waiting: {self.args.waiting_window:.0f} s with no Deployment available")
         waiting_cpu = self.cpu_over(self.args.waiting_window)
@@ -309,11 +335,21 @@ class Bench:
         log("making every Deployment and StatefulSet available")
         self.make_available()
         self.wait_for("Ready", count_ready, self.args.timeout)
+        # The rotation publishes its part of the status once the keyrings are there (its first
+        # look may come before they are, and then waits): part of getting ready, not steady.
+        self.wait_for("rotation status published", count_rotation_published, self.args.timeout)
         self.settle(calm=self.args.settle, timeout=max(120.0, self.args.settle * 4))
         log(f"steady: {self.args.window:.0f} s with nothing changing")
         start = self.counters()
         steady_cpu = self.cpu_over(self.args.window)
         steady_renders, steady_writes = self.since(start)
+        if steady_writes:
+            writes = collections.Counter(
+                f"{w['verb']} {w['objectRef'].get('resource')}"
+                + (f"/{w['objectRef']['subresource']}" if w["objectRef"].get("subresource") else "")
+                for w in self.writes_since(start.audit)
+            )
+            log(f"steady writes: {dict(writes)}")
         not_ready = n - count_ready(self.checkouts())
         print(
             f"bench-operator steady n={n} cpu_core_fraction={steady_cpu:.4f} "
@@ -360,6 +396,17 @@ def count_applied(checkouts: list[dict[str, Any]]) -> int:
     return sum(1 for c in checkouts if ready_reason(c) in APPLIED_REASONS)
 
 
+def count_rotation_published(checkouts: list[dict[str, Any]]) -> int:
+    return sum(
+        1
+        for c in checkouts
+        if any(
+            cond.get("type") == "SecretsRotated"
+            for cond in (c.get("status") or {}).get("conditions") or []
+        )
+    )
+
+
 def count_ready(checkouts: list[dict[str, Any]]) -> int:
     return sum(1 for c in checkouts if ready_reason(c) == "AllServicesAvailable")
 
@@ -398,7 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and counters here")
     args = parser.parse_args(argv)
-    with workdir(args.workdir) as path, KubeAPIServer() as server:
+    # Stopped (SIGTERM, or SIGINT even when started in the background, where the shell ignores
+    # it): the blocks below still stop the operator and the API server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Five Services with a cluster IP per Checkout: more than the tests' /24 holds (pflag: the
+    # last --service-cluster-ip-range given wins; the serving certificate's 10.0.0.1 stays first).
+    server = KubeAPIServer(extra_apiserver_flags=["--service-cluster-ip-range=10.0.0.0/16"])
+    with workdir(args.workdir) as path, server:
         log(f"kube-apiserver at {server.url} ({server.startup_seconds:.1f} s to start)")
         bench = Bench(server, path, args)
         try:

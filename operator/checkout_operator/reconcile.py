@@ -214,8 +214,8 @@ class Runtime:
             report = await self.children.sync(owner, desired.objects, desired.secrets)
             desired.synced = True
         except (RenderError, ApiError) as exc:
-            # Until a reconcile succeeds, the drift checks leave the children alone.
-            self.desired.pop(key, None)
+            # Until a reconcile succeeds the drift checks leave the children alone (synced is
+            # False); a render that succeeded is kept for the retry.
             message = str(exc)
             failed = failed_status(message, generation=generation, permanent=exc.permanent, url=url)
             # An error is an event once, when it first shows in the status, not every retry.
