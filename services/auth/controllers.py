@@ -7,20 +7,16 @@ from typing import Any
 
 from litestar import Controller, Request, Router, delete, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.auth.schemas import SignIn, Token, TokenCheck, User, UserCreate
 from services.auth.service import AuthService
+from services.kit.app import from_state
 from services.kit.openapi import problems, with_seed_paths
 from services.kit.security import DELETION_CHECKED_BY_HANDLER
 from services.kit.tokens import Principal
-
-
-def provide_auth_service(state: State) -> AuthService:
-    service: AuthService = state.auth_service
-    return service
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -114,5 +110,5 @@ class UsersController(Controller):
 router = Router(
     path="/",
     route_handlers=[AuthController, UsersController],
-    dependencies={"auth_service": Provide(provide_auth_service, sync_to_thread=False)},
+    dependencies={"auth_service": from_state("auth_service", AuthService)},
 )

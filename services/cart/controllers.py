@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Router, delete, get, patch, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from services.cart.schemas import Cart, CartItemCreate, CartItemUpdate
 from services.cart.service import CartService
+from services.kit.app import from_state
 from services.kit.contracts import MAX_LINE_QUANTITY, CartContents, CartRemoval
 from services.kit.errors import BadRequest
 from services.kit.openapi import problems, with_seed_paths
@@ -22,11 +22,6 @@ from services.kit.tokens import Principal
 
 ProductIdPath = Annotated[str, Parameter(max_length=64, description="a product id")]
 UserIdPath = Annotated[str, Parameter(max_length=64, description="a user id")]
-
-
-def provide_cart_service(state: State) -> CartService:
-    service: CartService = state.cart_service
-    return service
 
 
 class CartController(Controller):
@@ -176,5 +171,5 @@ class SeedRoutes(Controller):
 router = Router(
     path="/",
     route_handlers=[CartController, InternalCartController, SeedRoutes],
-    dependencies={"cart_service": Provide(provide_cart_service, sync_to_thread=False)},
+    dependencies={"cart_service": from_state("cart_service", CartService)},
 )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Litestar, Response, Router
 from litestar.config.app import AppConfig
@@ -57,6 +57,22 @@ def _clients(settings: ServiceSettings, internal_keys: KeyRing) -> dict[str, Ser
                 backoff=settings.http_backoff_seconds,
             )
     return clients
+
+
+T = TypeVar("T")
+
+
+def from_state(name: str, kind: type[T]) -> Provide:
+    """A dependency that gives ``app.state.<name>``, an object of type ``kind`` built at start-up
+    (e.g. ``{"cart_service": from_state("cart_service", CartService)}``)."""
+
+    def provide(state: State) -> Any:
+        value = state[name]
+        if not isinstance(value, kind):
+            raise TypeError(f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}")
+        return value
+
+    return Provide(provide, sync_to_thread=False)
 
 
 def every(

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, Router, delete, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from services.kit.app import from_state
 from services.kit.openapi import problems
 from services.kit.security import DELETION_CHECKED_BY_HANDLER
 from services.kit.tokens import Principal
@@ -37,11 +37,6 @@ PLACEMENT_RESPONSES = {
         Order, description="The order an earlier checkout with this Idempotency-Key placed."
     )
 }
-
-
-def provide_order_service(state: State) -> OrderService:
-    service: OrderService = state.order_service
-    return service
 
 
 def placement_response(placement: Placement) -> Response[Order]:
@@ -164,5 +159,5 @@ class SeedRoutes(Controller):
 router = Router(
     path="/",
     route_handlers=[OrderController, InternalOrderController, SeedRoutes],
-    dependencies={"order_service": Provide(provide_order_service, sync_to_thread=False)},
+    dependencies={"order_service": from_state("order_service", OrderService)},
 )

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Router, delete, get, patch, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from services.kit.app import from_state
 from services.kit.openapi import problems, with_seed_paths
 from services.kit.security import admin_only
 from services.product.schemas import (
@@ -33,11 +33,6 @@ Text = Annotated[str | None, Parameter(max_length=100, description="text in name
 CategoryFilter = Annotated[str | None, Parameter(max_length=50)]
 Ids = Annotated[str | None, Parameter(max_length=2000, description="comma-separated ids")]
 Sort = Annotated[SortKey, QueryParameter(description="name, -name, price, -price or newest")]
-
-
-def provide_product_service(state: State) -> ProductService:
-    service: ProductService = state.product_service
-    return service
 
 
 class ProductController(Controller):
@@ -190,5 +185,5 @@ class SeedRoutes(Controller):
 router = Router(
     path="/",
     route_handlers=[ProductController, CategoryController, ReservationController, SeedRoutes],
-    dependencies={"product_service": Provide(provide_product_service, sync_to_thread=False)},
+    dependencies={"product_service": from_state("product_service", ProductService)},
 )
