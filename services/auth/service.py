@@ -13,7 +13,7 @@ from services.auth.repository import EmailTaken, UserRepository
 from services.auth.schemas import SignIn, Token, TokenCheck, User, UserCreate
 from services.auth.settings import AuthSettings
 from services.kit.errors import Conflict, NotFound, Unauthorized
-from services.kit.mongo import Database, Document
+from services.kit.mongo import Database, Document, from_document
 from services.kit.ratelimit import RateLimiter
 from services.kit.security import ensure_self_or_admin, subject_deleted
 from services.kit.tokens import Principal, TokenService
@@ -26,13 +26,7 @@ def normalise_email(email: str) -> str:
 
 
 def to_user(doc: Document) -> User:
-    return User(
-        id=str(doc["_id"]),
-        email=doc["email"],
-        role=doc["role"],
-        created_at=doc["createdAt"],
-        name=doc.get("name"),
-    )
+    return from_document(doc, User)
 
 
 class PasswordHashing:

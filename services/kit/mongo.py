@@ -6,8 +6,9 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
@@ -62,6 +63,16 @@ async def ensure_indexes_until_done(
             continue
         log.info("indexes ready")
         return
+
+
+T = TypeVar("T")
+
+
+def from_document(doc: Document, kind: type[T], **defaults: Any) -> T:
+    """A stored document as ``kind``, a Struct whose (camelCase) field names are the stored
+    ones, with ``_id`` as its ``id``; ``defaults`` fill fields older documents may lack. Fields
+    the Struct does not have (a password hash, bookkeeping) are left out."""
+    return msgspec.convert({**defaults, **doc, "id": str(doc["_id"])}, kind)
 
 
 def parse_object_id(value: str) -> ObjectId | None:

@@ -22,13 +22,13 @@ from services.kit.contracts import CartRemoval, LineItem, Page, ReservedLine
 from services.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.kit.http import DependencyUnavailable
 from services.kit.locks import KeyedLocks
-from services.kit.mongo import Database, Document, parse_object_id
+from services.kit.mongo import Database, Document, from_document, parse_object_id
 from services.kit.revocation import DeletedUsers
 from services.kit.security import ensure_self_or_admin
 from services.kit.tokens import Principal
 from services.order.clients import CartClient, StockReservations
 from services.order.repository import DuplicateCheckout, OrderRepository
-from services.order.schemas import Order, OrderLine, OrderPage
+from services.order.schemas import Order, OrderPage
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +44,7 @@ class Placement:
 
 
 def to_order(doc: Document) -> Order:
-    return Order(
-        id=str(doc["_id"]),
-        user_id=doc["userId"],
-        status=doc["status"],
-        lines=[
-            OrderLine(
-                product_id=line["productId"],
-                name=line["name"],
-                quantity=line["quantity"],
-                unit_price_cents=line["unitPriceCents"],
-                currency=line["currency"],
-                line_total_cents=line["lineTotalCents"],
-            )
-            for line in doc["lines"]
-        ],
-        total_cents=doc["totalCents"],
-        currency=doc["currency"],
-        created_at=doc["createdAt"],
-        cancel_reason=doc.get("cancelReason"),
-    )
+    return from_document(doc, Order)
 
 
 def merged(items: Sequence[LineItem]) -> list[LineItem]:

@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from services.kit.contracts import Page, ReservedLine
 from services.kit.errors import BadRequest, Conflict, NotFound
-from services.kit.mongo import Database, Document, parse_object_id
+from services.kit.mongo import Database, Document, from_document, parse_object_id
 from services.product.repository import ProductRepository, ReservationRepository, SkuTaken
 from services.product.schemas import (
     CategoryList,
@@ -27,19 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def to_product(doc: Document) -> Product:
-    return Product(
-        id=str(doc["_id"]),
-        sku=doc["sku"],
-        name=doc["name"],
-        category=doc["category"],
-        price_cents=doc["priceCents"],
-        currency=doc["currency"],
-        stock=doc["stock"],
-        description=doc.get("description", ""),
-        created_at=doc["createdAt"],
-        updated_at=doc["updatedAt"],
-        image_url=doc.get("imageUrl"),
-    )
+    return from_document(doc, Product, description="")
 
 
 def _fields(data: ProductCreate | ProductUpdate) -> dict[str, Any]:
