@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,18 @@ class Desired:
     """Applied in full by a reconcile that did not fail: the drift checks may act on it."""
 
 
+def health_signature(workload: Mapping[str, Any]) -> str:
+    """What of a Deployment or StatefulSet the conditions are computed from (`status`)."""
+    return json.dumps(
+        [
+            (workload.get("metadata") or {}).get("generation"),
+            (workload.get("spec") or {}).get("replicas"),
+            workload.get("status"),
+        ],
+        sort_keys=True,
+    )
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -114,6 +127,9 @@ class Runtime:
     secret_versions: dict[tuple[str, str], str] = field(default_factory=dict)
     """resourceVersion of every owned Secret, by (namespace, name), as the last sweep saw it:
     the rotation reads a keyring again when it moved."""
+    health_seen: dict[tuple[str, str], dict[Key, str]] = field(default_factory=dict)
+    """Per Checkout, `health_signature` of each Deployment and StatefulSet as its status was
+    last computed from."""
     list_cluster_wide: bool = True
     sweeper: asyncio.Task[None] | None = None
     reconciles: int = 0
@@ -363,7 +379,15 @@ class Runtime:
                     reason="DriftRepaired",
                     message="put back " + ", ".join(repaired),
                 )
-            await self._refresh(namespace, owner)
+            # The conditions come from these children's generation, replicas and status: an
+            # event that moved none of them since the status was last computed (the operator's
+            # own apply coming back, say) changes nothing there.
+            seen = self.health_seen.get(key, {})
+            if repaired or any(
+                kind == "DELETED" or seen.get(child_key) != health_signature(body)
+                for child_key, (kind, body) in events.items()
+            ):
+                await self._refresh(namespace, owner)
             return repaired
 
     async def _reconcile_locked(self, namespace: str, name: str) -> list[str]:
@@ -399,6 +423,10 @@ class Runtime:
             for s in await self.kube.list(
                 STATEFULSET, owner.namespace, label_selector=owner.selector
             )
+        }
+        self.health_seen[(owner.namespace, owner.name)] = {
+            **{(DEPLOYMENT.kind, name): health_signature(d) for name, d in deployments.items()},
+            **{(STATEFULSET.kind, name): health_signature(s) for name, s in statefulsets.items()},
         }
         states = service_states(
             deployments,
@@ -482,6 +510,7 @@ class Runtime:
                 )
             self.desired.pop((owner.namespace, owner.name), None)
             self.syncs.pop((owner.namespace, owner.name), None)
+            self.health_seen.pop((owner.namespace, owner.name), None)
             deleted = await self.children.delete_all(owner, keep_data=keep)
         self.locks.pop((owner.namespace, owner.name), None)
         return deleted
