@@ -168,6 +168,7 @@ class Runtime:
         for lock in list(self.locks.values()):
             async with lock:
                 pass
+        self.renderer.close()
         await self.kube.aclose()
 
     async def reconcile(self, body: Mapping[str, Any]) -> Outcome:

@@ -95,6 +95,12 @@ class ChartRenderer:
         )
         return [doc for doc in yaml.load_all(stdout, Loader=_Loader) if doc]
 
+    def close(self) -> None:
+        """Remove the bundle charts made so far."""
+        for bundle in self._bundles.values():
+            shutil.rmtree(bundle.parent, ignore_errors=True)
+        self._bundles.clear()
+
     def _bundle(self, charts: tuple[str, ...]) -> Path:
         """A chart holding copies of ``charts`` as its subcharts, made once per set of charts."""
         bundle = self._bundles.get(charts)
