@@ -227,9 +227,9 @@ class Children:
         for key, obj in wanted.items():
             if key[0] not in names:
                 continue
+            # Not listed: absent, or it lost the owner label. Applied either way (server-side
+            # apply creates it or takes it back), with no read first.
             current = live.get(key)
-            if current is None:  # absent, or lost the owner label: then it is updated
-                current = await self.kube.get(kind_of(obj), owner.namespace, key[1])
             if current is not None and not await self.needs_apply(obj, current):
                 report.unchanged += 1
                 continue
