@@ -6,6 +6,7 @@ services of the Checkout Platform, rendered from their Helm charts and owned by 
 Layers, from pure to effectful:
 
 - `config` - the operator's settings, read once from the environment;
+- `spec` - a ``Checkout``'s spec decoded once into typed Structs, its defaults in one place;
 - `values` - a ``Checkout`` spec turned into chart values, names and URLs (pure);
 - `status` - conditions and phase from the children's state (pure);
 - `secrets` - the keyring and database-credential Secrets, created once and never overwritten;

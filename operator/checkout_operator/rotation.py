@@ -71,6 +71,7 @@ from .kube import CHECKOUT, SECRET, ApiError, Kind, KubeClient
 from .reconcile import Runtime, Stopping
 from .reconcile import now as timestamp
 from .schedule import RotationSchedule, ScheduleError
+from .spec import SecretRotationSpec, SpecError, decode_spec
 from .status import SECRETS_ROTATED, condition, merge_conditions
 from .values import GROUP, PLURAL, SERVICES, VERSION, Names
 
@@ -113,13 +114,13 @@ def secret_name(names: Names, ring: RingName) -> str:
 
 
 def ring_policy(
-    ring: RingName, rotation: Mapping[str, Any], config: OperatorConfig
+    ring: RingName, rotation: SecretRotationSpec, config: OperatorConfig
 ) -> RotationPolicy:
     """The timings of a rotation started now, from ``spec.secretRotation`` and the settings."""
-    delay = float(rotation.get("propagationDelaySeconds", 90))
+    delay = float(rotation.propagation_delay_seconds)
     if ring == "jwt":
         return RotationPolicy.for_jwt(
-            float(rotation.get("tokenLifetimeSeconds", 900)),
+            float(rotation.token_lifetime_seconds),
             leeway_seconds=JWT_LEEWAY_SECONDS,
             margin=config.rotation_margin,
             propagation_delay=delay,
@@ -573,7 +574,10 @@ class Rotator:
         if checkout is None or checkout["metadata"].get("deletionTimestamp"):
             return config.rotation_check_interval
         meta = checkout["metadata"]
-        spec = (checkout.get("spec") or {}).get("secretRotation") or {}
+        try:
+            spec = decode_spec(checkout.get("spec")).secret_rotation
+        except SpecError as exc:  # the reconcile reports it in status (InvalidSpec)
+            raise RotationError(str(exc)) from exc
         names = Names(name)
         records: dict[RingName, RingRecord] = {}
         problems: dict[str, str] = {}
@@ -643,7 +647,7 @@ class Rotator:
         body: kopf.Body,
         ring: RingName,
         record: RingRecord,
-        spec: Mapping[str, Any],
+        spec: SecretRotationSpec,
         request: Request,
         schedule: RotationSchedule | None,
         now: float,
@@ -699,7 +703,7 @@ class Rotator:
         self,
         body: kopf.Body,
         record: RingRecord,
-        spec: Mapping[str, Any],
+        spec: SecretRotationSpec,
         reports: Mapping[str, RingSeen | None],
     ) -> Decision:
         state = record.state

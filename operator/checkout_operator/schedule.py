@@ -19,11 +19,11 @@ date (``0 0 30 feb *``).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from croniter import CroniterBadDateError, CroniterError, croniter
+
+from .spec import SecretRotationSpec
 
 UTC = datetime.UTC
 # Where a new expression is first tried, to refuse one that never names a date.
@@ -74,13 +74,13 @@ class RotationSchedule:
     cron: CronSchedule | None = None
 
     @classmethod
-    def from_spec(cls, rotation: Mapping[str, Any]) -> RotationSchedule:
-        """From ``spec.secretRotation`` (the CRD's defaults applied, or not)."""
-        minutes = rotation.get("intervalMinutes", 1440)
-        if not isinstance(minutes, int | float) or isinstance(minutes, bool) or minutes <= 0:
+    def from_spec(cls, rotation: SecretRotationSpec) -> RotationSchedule:
+        """From ``spec.secretRotation``."""
+        minutes = rotation.interval_minutes
+        if minutes <= 0:
             raise ScheduleError(f"intervalMinutes must be a positive number, not {minutes!r}")
-        expression = rotation.get("schedule")
-        cron = CronSchedule.parse(str(expression)) if expression else None
+        expression = rotation.schedule
+        cron = CronSchedule.parse(expression) if expression else None
         return cls(interval_seconds=float(minutes) * 60.0, cron=cron)
 
     def next_rotation(self, since: float) -> float:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from checkout_operator.schedule import CronSchedule, RotationSchedule, ScheduleError
+from checkout_operator.spec import SecretRotationSpec, decode_spec
 
 
 def at(stamp: str) -> float:
@@ -67,16 +68,20 @@ def test_what_cron_cannot_mean_is_refused_with_a_reason(expression: str, message
         CronSchedule.parse(expression)
 
 
+def rotation(section: dict[str, object]) -> SecretRotationSpec:
+    return decode_spec({"secretRotation": section}).secret_rotation
+
+
 def test_a_schedule_is_key_age_unless_a_cron_expression_is_given() -> None:
     made = at("2026-11-25 21:07")
-    by_age = RotationSchedule.from_spec({"intervalMinutes": 1440})
+    by_age = RotationSchedule.from_spec(rotation({"intervalMinutes": 1440}))
     assert by_age.next_rotation(made) == made + 86400
     assert by_age.describe() == "every 1440 minutes of key age"
-    assert RotationSchedule.from_spec({}).next_rotation(made) == made + 86400
+    assert RotationSchedule.from_spec(rotation({})).next_rotation(made) == made + 86400
 
-    by_cron = RotationSchedule.from_spec({"intervalMinutes": 5, "schedule": "0 3 * * *"})
+    by_cron = RotationSchedule.from_spec(rotation({"intervalMinutes": 5, "schedule": "0 3 * * *"}))
     assert stamp(by_cron.next_rotation(made)) == "2026-11-26 03:00 Thu"
     assert by_cron.describe() == "cron 0 3 * * * (UTC)"
 
     with pytest.raises(ScheduleError, match="intervalMinutes"):
-        RotationSchedule.from_spec({"intervalMinutes": 0})
+        RotationSchedule.from_spec(rotation({"intervalMinutes": 0}))
