@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .values import DATABASE_ENGINES, WORKLOADS
+from .spec import DATABASE_ENGINES
+from .values import WORKLOADS
 
 FINALIZER = "checkout.platform.io/finalizer"
 FIELD_MANAGER = "checkout-operator"
@@ -114,7 +115,7 @@ class OperatorConfig:
             for workload in WORKLOADS
             if (image := env.get(f"CHECKOUT_DEFAULT_IMAGE_{workload.upper()}", ""))
         }
-        database_images = {
+        database_images: dict[str, str] = {
             engine: image
             for engine in DATABASE_ENGINES
             if (image := env.get(f"CHECKOUT_DEFAULT_DATABASE_IMAGE_{engine.upper()}", ""))

@@ -29,6 +29,7 @@ from .config import OperatorConfig
 from .kube import CHECKOUT, DEPLOYMENT, MANAGED_KINDS, SECRET, STATEFULSET, ApiError, KubeClient
 from .render import ChartRenderer, RenderError
 from .secrets import wanted_secrets
+from .spec import CheckoutSpec, SpecError, decode_spec
 from .status import (
     PHASE_DELETING,
     PHASE_FAILED,
@@ -187,7 +188,7 @@ class Runtime:
             self.reconciles += 1
             return await self._reconcile(owner, latest)
 
-    async def _desired(self, owner: Owner, spec: Mapping[str, Any]) -> Desired:
+    async def _desired(self, owner: Owner, spec: CheckoutSpec) -> Desired:
         """What the spec renders to: kept from the last render if none of its inputs changed."""
         values = all_workload_values(
             release=owner.name,
@@ -219,8 +220,11 @@ class Runtime:
         return desired
 
     async def _reconcile(self, owner: Owner, body: Mapping[str, Any]) -> Outcome:
-        spec = body.get("spec") or {}
         generation = body["metadata"].get("generation")
+        try:
+            spec = decode_spec(body.get("spec"))
+        except SpecError as exc:
+            raise await self._failed(body, str(exc), permanent=True, url=None) from exc
         url = ingress_url(spec)
         workloads = enabled_workloads(spec)
         key = (owner.namespace, owner.name)
@@ -233,12 +237,7 @@ class Runtime:
         except (RenderError, ApiError) as exc:
             # Until a reconcile succeeds the drift checks leave the children alone (synced is
             # False); a render that succeeded is kept for the retry.
-            message = str(exc)
-            failed = failed_status(message, generation=generation, permanent=exc.permanent, url=url)
-            # An error is an event once, when it first shows in the status, not every retry.
-            if await self._publish(body, failed, post_phase=False):
-                kopf.warn(as_body(body), reason="ReconcileFailed", message=message)
-            raise ReconcileError(message, permanent=exc.permanent) from exc
+            raise await self._failed(body, str(exc), permanent=exc.permanent, url=url) from exc
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
         computed = await self._health(owner, workloads, generation=generation, url=url)
@@ -403,6 +402,17 @@ class Runtime:
             return []
         return outcome.report.created
 
+    async def _failed(
+        self, body: Mapping[str, Any], message: str, *, permanent: bool, url: str | None
+    ) -> ReconcileError:
+        """Say in the status why the reconcile failed; returns the error to raise."""
+        generation = body["metadata"].get("generation")
+        failed = failed_status(message, generation=generation, permanent=permanent, url=url)
+        # An error is an event once, when it first shows in the status, not every retry.
+        if await self._publish(body, failed, post_phase=False):
+            kopf.warn(as_body(body), reason="ReconcileFailed", message=message)
+        return ReconcileError(message, permanent=permanent)
+
     async def _health(
         self,
         owner: Owner,
@@ -487,7 +497,10 @@ class Runtime:
         if ready is None or ready.get("reason") in ("ReconcileError", "InvalidSpec"):
             return False
         owner = Owner.of(body)
-        spec = body.get("spec") or {}
+        try:
+            spec = decode_spec(body.get("spec"))
+        except SpecError:  # then the reconcile has not applied it, and owns the status
+            return False
         workloads = enabled_workloads(spec)
         computed = await self._health(
             owner, workloads, generation=generation, url=ingress_url(spec)
@@ -496,7 +509,10 @@ class Runtime:
 
     async def delete(self, body: Mapping[str, Any]) -> list[str]:
         owner = Owner.of(body)
-        keep = bool(((body.get("spec") or {}).get("mongodb") or {}).get("keepDataOnDelete", True))
+        try:
+            keep = decode_spec(body.get("spec")).mongodb.keep_data_on_delete
+        except SpecError:
+            keep = True  # a spec that cannot be read keeps the data
         async with self.lock(owner.namespace, owner.name):
             self._check_open()
             current = await self.kube.get(CHECKOUT, owner.namespace, owner.name)

@@ -10,9 +10,14 @@ with `SpecError`, naming the field.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
+
+DatabaseEngine = Literal["mongodb", "ferretdb"]
+DATABASE_ENGINES: tuple[DatabaseEngine, ...] = get_args(DatabaseEngine)
+"""The values of ``spec.mongodb.engine`` and of the charts' ``mongodb.engine``; the first is the
+default."""
 
 _AT = re.compile(r"(?s)(?P<what>.*) - at `\$(?P<path>[^`]*)`")
 
@@ -94,7 +99,7 @@ class StorageSpec(_Spec, frozen=True):
 
 
 class MongodbSpec(_Spec, frozen=True):
-    engine: Literal["mongodb", "ferretdb"] = "mongodb"
+    engine: DatabaseEngine = DATABASE_ENGINES[0]
     image: str | None = None
     """None: the operator's default image for the engine, else the charts'."""
     resources: ResourcesSpec | None = None

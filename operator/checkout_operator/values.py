@@ -1,9 +1,7 @@
 """A ``Checkout`` spec turned into the values of its charts: the four service charts and the
 storefront's (pure functions).
 
-The API server has already validated and defaulted the spec against the CRD's schema; these
-functions still read it defensively (``.get`` with the same defaults) so that they also accept a
-spec written by hand in a test.
+They take the spec decoded once (`spec.CheckoutSpec`), whose defaults are the CRD's.
 """
 
 from __future__ import annotations
@@ -13,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .spec import CheckoutSpec, ImageSpec, WorkloadSpec
+
 GROUP = "checkout.platform.io"
 VERSION = "v1alpha1"
 PLURAL = "checkouts"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "Checkout"
 
 SERVICES = ("auth", "product", "cart", "order")
 """The four API services: each has its own database and mounts the two keyrings, so each has a
@@ -27,19 +25,12 @@ STOREFRONT = "storefront"
 with the shopper's token); it signs its forms with a CSRF secret. ``spec.storefront.enabled``."""
 WORKLOADS = (*SERVICES, STOREFRONT)
 """Every chart the operator may render, each a Deployment with an ``<X>Available`` condition."""
-DATABASE_ENGINES = ("mongodb", "ferretdb")
-"""The values of ``spec.mongodb.engine`` and of the charts' ``mongodb.engine``; the first is the
-default."""
 OWNER_LABEL = f"{GROUP}/owner"
 """Every child carries it (value: the Checkout's name); pruning and deletion select by it."""
 HASH_ANNOTATION = f"{GROUP}/config-hash"
 """Digest of what the operator last applied to a child: a changed spec shows as a changed hash."""
 
 _DIGEST = re.compile(r"^(?P<repository>[^@]+)@(?P<digest>sha256:[a-f0-9]{64})$")
-
-
-def _map(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
 
 
 def parse_image(reference: str) -> dict[str, str]:
@@ -87,80 +78,64 @@ def service_url(release: str, namespace: str, service: str, cluster_domain: str)
     return f"http://{release}-{service}.{namespace}.svc.{cluster_domain}:80"
 
 
-def storefront_enabled(spec: Mapping[str, Any]) -> bool:
-    return bool(_map(spec.get("storefront")).get("enabled", True))
-
-
-def enabled_workloads(spec: Mapping[str, Any]) -> tuple[str, ...]:
+def enabled_workloads(spec: CheckoutSpec) -> tuple[str, ...]:
     """The charts the spec asks for: the four services, and the storefront unless disabled."""
-    return WORKLOADS if storefront_enabled(spec) else SERVICES
+    return WORKLOADS if spec.storefront.enabled else SERVICES
 
 
-def ingress_url(spec: Mapping[str, Any]) -> str | None:
+def ingress_url(spec: CheckoutSpec) -> str | None:
     """Where clients reach the platform through the Ingress, when the spec says."""
-    ingress = _map(spec.get("ingress"))
-    if not ingress.get("enabled", True) or not ingress.get("host"):
+    ingress = spec.ingress
+    if not ingress.enabled or not ingress.host:
         return None
-    scheme = "https" if _map(ingress.get("tls")).get("enabled", False) else "http"
-    return f"{scheme}://{ingress['host']}"
+    scheme = "https" if ingress.tls.enabled else "http"
+    return f"{scheme}://{ingress.host}"
 
 
 def database_values(
     service: str,
     *,
     release: str,
-    spec: Mapping[str, Any],
+    spec: CheckoutSpec,
     default_database_images: Mapping[str, str],
 ) -> dict[str, Any]:
     """The chart's ``mongodb`` values: the engine, and its image when the spec or the operator's
     settings name one (else the chart's default for that engine stands)."""
-    mongodb = _map(spec.get("mongodb"))
-    storage = _map(mongodb.get("storage"))
-    engine = str(mongodb.get("engine") or DATABASE_ENGINES[0])
+    mongodb = spec.mongodb
+    engine = mongodb.engine
     values: dict[str, Any] = {
         "engine": engine,
         "auth": {"existingSecret": Names(release).mongodb_secret(service)},
         "storage": {
-            "size": str(storage.get("size", "1Gi")),
-            "className": str(storage.get("className", "")),
+            "size": mongodb.storage.size,
+            "className": mongodb.storage.class_name,
             # The StatefulSet always keeps its claims when it is deleted: one deleted by hand (and
             # put back by the operator) must find its data again. keepDataOnDelete: false is
             # carried out by the operator itself, which deletes the claims with the Checkout.
             "retainOnDelete": True,
         },
     }
-    reference = mongodb.get("image") or default_database_images.get(engine)
+    reference = mongodb.image or default_database_images.get(engine)
     if reference:
-        image = parse_image(str(reference))
+        image = parse_image(reference)
         if "tag" in image:
             image["digest"] = ""  # the chart's default digest would win over this tag
         values["engines"] = {engine: {"image": image}}
-    resources = _map(mongodb.get("resources"))
+    resources = mongodb.resources.values() if mongodb.resources else {}
     if resources:
-        chosen = values.setdefault("engines", {}).setdefault(engine, {})
-        chosen["resources"] = {
-            part: _map(resources[part]) for part in ("requests", "limits") if part in resources
-        }
+        values.setdefault("engines", {}).setdefault(engine, {})["resources"] = resources
     return values
 
 
-def network_policy_values(
-    spec: Mapping[str, Any], operator_namespace: str | None
-) -> dict[str, Any]:
+def network_policy_values(spec: CheckoutSpec, operator_namespace: str | None) -> dict[str, Any]:
     """``operator_namespace``: where the operator's pods run, let in to read key reports (the
     services' charts only; the storefront holds no keys)."""
-    policy = _map(spec.get("networkPolicy"))
-    controller = _map(policy.get("ingressController"))
+    policy = spec.network_policy
     values: dict[str, Any] = {
-        "enabled": bool(policy.get("enabled", True)),
+        "enabled": policy.enabled,
         "ingressController": {
-            "namespace": str(controller.get("namespace") or "traefik"),
-            "podLabels": {
-                str(k): str(v)
-                for k, v in _map(
-                    controller.get("podLabels", {"app.kubernetes.io/name": "traefik"})
-                ).items()
-            },
+            "namespace": policy.ingress_controller.namespace,
+            "podLabels": dict(policy.ingress_controller.pod_labels),
         },
     }
     if operator_namespace:
@@ -168,59 +143,58 @@ def network_policy_values(
     return values
 
 
+def image_values(image: ImageSpec | None, default: str | None) -> dict[str, str]:
+    """The chart's ``image``: the spec's fields over the operator's ``default`` reference; empty
+    when neither names one (the chart's default stands)."""
+    chosen = parse_image(default) if default else {}
+    if image is not None:
+        given = {"repository": image.repository, "tag": image.tag}
+        chosen.update({part: value for part, value in given.items() if value})
+        if image.tag is not None:
+            chosen.pop("digest", None)
+    return chosen
+
+
 def _workload_values(
     workload: str,
-    own: Mapping[str, Any],
+    own: WorkloadSpec,
     *,
     release: str,
     namespace: str,
-    spec: Mapping[str, Any],
+    spec: CheckoutSpec,
     default_images: Mapping[str, str],
     cluster_domain: str,
 ) -> dict[str, Any]:
     """What every chart takes from the spec: replicas, autoscaling, image, resources (``own``,
     the spec's section of this workload), the services' URLs, trusted proxies and the Ingress."""
-    ingress = _map(spec.get("ingress"))
-    tls = _map(ingress.get("tls"))
-    autoscaling = _map(own.get("autoscaling"))
+    ingress, autoscaling = spec.ingress, own.autoscaling
     values: dict[str, Any] = {
-        "replicaCount": int(own.get("replicas", 1)),
+        "replicaCount": own.replicas,
         # Every chart is told where every service is, rather than left to derive it.
         "serviceUrls": {
             other: service_url(release, namespace, other, cluster_domain) for other in SERVICES
         },
         "autoscaling": {
-            "enabled": bool(autoscaling.get("enabled", False)),
-            "minReplicas": int(autoscaling.get("minReplicas", 2)),
-            "maxReplicas": int(autoscaling.get("maxReplicas", 5)),
-            "targetCPUUtilizationPercentage": int(
-                autoscaling.get("targetCPUUtilizationPercentage", 75)
-            ),
+            "enabled": autoscaling.enabled,
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "targetCPUUtilizationPercentage": autoscaling.target_cpu_utilization_percentage,
         },
         # They read X-Forwarded-For only from these (the ingress controller's pods).
-        "trustedProxies": [str(entry) for entry in ingress.get("trustedProxies") or []],
+        "trustedProxies": list(ingress.trusted_proxies),
         "ingress": {
-            "enabled": bool(ingress.get("enabled", True)),
-            "className": str(ingress.get("className", "traefik")),
-            "host": str(ingress.get("host", "")),
-            "tls": {
-                "enabled": bool(tls.get("enabled", False)),
-                "secretName": str(tls.get("secretName", "")),
-            },
+            "enabled": ingress.enabled,
+            "className": ingress.class_name,
+            "host": ingress.host,
+            "tls": {"enabled": ingress.tls.enabled, "secretName": ingress.tls.secret_name},
         },
     }
-    image = _map(own.get("image"))
-    default = parse_image(default_images[workload]) if workload in default_images else {}
-    if image or default:
-        chosen = {**default, **{k: str(v) for k, v in image.items() if v}}
-        if "tag" in image:
-            chosen.pop("digest", None)
-        values["image"] = chosen
-    resources = _map(own.get("resources"))
+    image = image_values(own.image, default_images.get(workload))
+    if image:
+        values["image"] = image
+    resources = own.resources.values() if own.resources else {}
     if resources:
-        values["resources"] = {
-            part: _map(resources[part]) for part in ("requests", "limits") if part in resources
-        }
+        values["resources"] = resources
     return values
 
 
@@ -229,7 +203,7 @@ def service_values(
     *,
     release: str,
     namespace: str,
-    spec: Mapping[str, Any],
+    spec: CheckoutSpec,
     default_images: Mapping[str, str],
     cluster_domain: str,
     default_database_images: Mapping[str, str] | None = None,
@@ -240,7 +214,7 @@ def service_values(
     names = Names(release)
     values = _workload_values(
         service,
-        _map(_map(spec.get("services")).get(service)),
+        spec.services.of(service),
         release=release,
         namespace=namespace,
         spec=spec,
@@ -259,8 +233,7 @@ def service_values(
         default_database_images=default_database_images or {},
     )
     if service == "auth":
-        rotation = _map(spec.get("secretRotation"))
-        values["jwt"] = {"accessTokenTtlSeconds": int(rotation.get("tokenLifetimeSeconds", 900))}
+        values["jwt"] = {"accessTokenTtlSeconds": spec.secret_rotation.token_lifetime_seconds}
     return values
 
 
@@ -268,7 +241,7 @@ def storefront_values(
     *,
     release: str,
     namespace: str,
-    spec: Mapping[str, Any],
+    spec: CheckoutSpec,
     default_images: Mapping[str, str],
     cluster_domain: str,
 ) -> dict[str, Any]:
@@ -276,7 +249,7 @@ def storefront_values(
     NetworkPolicy), and the CSRF Secret the operator makes (never the chart's own)."""
     values = _workload_values(
         STOREFRONT,
-        _map(spec.get("storefront")),
+        spec.storefront,
         release=release,
         namespace=namespace,
         spec=spec,
@@ -292,7 +265,7 @@ def all_workload_values(
     *,
     release: str,
     namespace: str,
-    spec: Mapping[str, Any],
+    spec: CheckoutSpec,
     default_images: Mapping[str, str],
     cluster_domain: str,
     default_database_images: Mapping[str, str] | None = None,
@@ -312,7 +285,7 @@ def all_workload_values(
         )
         for service in SERVICES
     }
-    if storefront_enabled(spec):
+    if spec.storefront.enabled:
         values[STOREFRONT] = storefront_values(
             release=release,
             namespace=namespace,

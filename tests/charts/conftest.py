@@ -3,13 +3,13 @@ worker), and the value sets every chart is rendered with."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from checkout_operator.spec import decode_spec
+from checkout_operator.values import all_workload_values
 
 from tests.infra.helm import ALL_CHARTS, ROOT, WORKLOADS, Helm, helm_path, prepared_helm
 
@@ -172,18 +172,12 @@ def operator_values(**mongodb: Any) -> dict[str, dict[str, Any]]:
     """The values the operator gives each chart for k8s/checkout-sample.yaml, with
     ``mongodb`` keys replaced (its own pure function, operator/checkout_operator/values.py): the
     charts' side of that contract."""
-    path = ROOT / "operator" / "checkout_operator" / "values.py"
-    spec = importlib.util.spec_from_file_location("checkout_operator_values", path)
-    assert spec and spec.loader, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
     sample = yaml.safe_load((ROOT / "k8s" / "checkout-sample.yaml").read_text())
     sample["spec"]["mongodb"].update(mongodb)
-    values: dict[str, dict[str, Any]] = module.all_workload_values(
+    values = all_workload_values(
         release="shop",
         namespace="checkout",
-        spec=sample["spec"],
+        spec=decode_spec(sample["spec"]),
         default_images={w: f"registry.example.com/checkout/{w}:0.1.0" for w in WORKLOADS},
         cluster_domain="cluster.local",
     )

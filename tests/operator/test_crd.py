@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from checkout_operator.spec import decode_spec
 
 from tests.operator.cluster import (
     CRD_FILE,
@@ -74,6 +75,8 @@ def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> N
         "tokenLifetimeSeconds": 900,
         "propagationDelaySeconds": 90,
     }
+    # What the API server filled in is what the operator assumes of a spec without it.
+    assert decode_spec(spec) == decode_spec({})
 
 
 def test_the_sample_is_accepted(cluster: Cluster, namespace: str, kube: httpx.Client) -> None:

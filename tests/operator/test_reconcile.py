@@ -8,6 +8,7 @@ import base64
 import json
 from typing import Any
 
+from checkout_operator.spec import decode_spec
 from checkout_operator.values import all_workload_values
 
 from services.keys.keyring import parse_keyring
@@ -50,7 +51,7 @@ def rendered_children(
     values = all_workload_values(
         release=checkout["metadata"]["name"],
         namespace=namespace,
-        spec=checkout["spec"],
+        spec=decode_spec(checkout["spec"]),
         default_images=config.default_images,
         cluster_domain=config.cluster_domain,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from checkout_operator.kube import KINDS
 from checkout_operator.render import ChartRenderer, RenderError
+from checkout_operator.spec import decode_spec
 from checkout_operator.values import SERVICES, WORKLOADS, all_workload_values
 
 from tests.infra.helm import Helm
@@ -25,7 +26,7 @@ def sample_values() -> dict[str, dict[str, object]]:
     return all_workload_values(
         release="demo",
         namespace="shop",
-        spec=sample_checkout("demo")["spec"],
+        spec=decode_spec(sample_checkout("demo")["spec"]),
         default_images={},
         cluster_domain="cluster.local",
     )
@@ -62,7 +63,7 @@ async def test_the_spec_picks_the_database_engine(
     values = all_workload_values(
         release="demo",
         namespace="shop",
-        spec=spec,
+        spec=decode_spec(spec),
         default_images={},
         cluster_domain="cluster.local",
     )

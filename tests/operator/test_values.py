@@ -11,6 +11,7 @@ import pytest
 from checkout_operator.children import is_subset
 from checkout_operator.config import ConfigError, OperatorConfig
 from checkout_operator.secrets import wanted_secrets
+from checkout_operator.spec import decode_spec
 from checkout_operator.status import (
     deployment_problem,
     healthy_status,
@@ -40,7 +41,7 @@ def values_for(spec: dict[str, Any], service: str = "auth") -> dict[str, Any]:
         service,
         release="shop",
         namespace="prod",
-        spec=spec,
+        spec=decode_spec(spec),
         default_images=DEFAULT_IMAGES,
         cluster_domain="cluster.local",
     )
@@ -63,7 +64,7 @@ def test_every_service_is_wired_to_every_other() -> None:
     values = all_workload_values(
         release="shop",
         namespace="prod",
-        spec={},
+        spec=decode_spec({}),
         default_images=DEFAULT_IMAGES,
         cluster_domain="corp.local",
     )
@@ -97,7 +98,7 @@ def test_the_storefront_section_becomes_the_storefront_charts_values() -> None:
     values = storefront_values(
         release="shop",
         namespace="prod",
-        spec=spec,
+        spec=decode_spec(spec),
         default_images=DEFAULT_IMAGES,
         cluster_domain="cluster.local",
     )
@@ -127,11 +128,11 @@ def test_the_storefront_is_enabled_unless_the_spec_says_otherwise(
     storefront: dict[str, Any] | None, expected: tuple[str, ...]
 ) -> None:
     spec = {} if storefront is None else {"storefront": storefront}
-    assert enabled_workloads(spec) == expected
+    assert enabled_workloads(decode_spec(spec)) == expected
     values = all_workload_values(
         release="shop",
         namespace="prod",
-        spec=spec,
+        spec=decode_spec(spec),
         default_images={},
         cluster_domain="cluster.local",
     )
@@ -182,7 +183,7 @@ def test_spec_fields_become_chart_values() -> None:
         "cart",
         release="shop",
         namespace="prod",
-        spec={"networkPolicy": policy},
+        spec=decode_spec({"networkPolicy": policy}),
         default_images=DEFAULT_IMAGES,
         cluster_domain="cluster.local",
         operator_namespace="ops",
@@ -217,7 +218,7 @@ def test_spec_fields_become_chart_values() -> None:
     }
     assert values["jwt"] == {"accessTokenTtlSeconds": 600}
     assert "jwt" not in values_for(spec, "cart")  # only auth issues tokens
-    assert ingress_url(spec) == "https://shop.example.com"
+    assert ingress_url(decode_spec(spec)) == "https://shop.example.com"
 
 
 def test_without_an_image_anywhere_the_chart_default_stands() -> None:
@@ -225,7 +226,7 @@ def test_without_an_image_anywhere_the_chart_default_stands() -> None:
         "cart",
         release="shop",
         namespace="prod",
-        spec={},
+        spec=decode_spec({}),
         default_images={},
         cluster_domain="cluster.local",
     )
@@ -275,7 +276,7 @@ def test_the_operators_database_image_for_the_engine_fills_in_for_the_spec() -> 
             "order",
             release="shop",
             namespace="prod",
-            spec=spec,
+            spec=decode_spec(spec),
             default_images={},
             cluster_domain="cluster.local",
             default_database_images=defaults,
@@ -301,7 +302,7 @@ def test_the_operators_database_image_for_the_engine_fills_in_for_the_spec() -> 
     ],
 )
 def test_ingress_url(ingress: dict[str, Any], url: str | None) -> None:
-    assert ingress_url({"ingress": ingress}) == url
+    assert ingress_url(decode_spec({"ingress": ingress})) == url
 
 
 def test_secrets_are_random_keyrings_in_the_services_format() -> None:
