@@ -21,12 +21,17 @@ ring was seen written, since an unreachable service loads the current ring whene
 A reachable service that still shows the old ring is always waited for (the decision turns
 ``overdue`` after ``propagation_delay``, so a driver can warn).
 
-Nothing here does I/O: callers read the ring (ids only, never secrets), the reports and the
-clock, and apply what ``plan_next`` decides. The state is a msgspec Struct stored as JSON between
-calls, so a driver that restarts resumes where it stopped. A driver must persist
-``decision.state`` *before* applying ``decision.write``: every layout is expressed relative to
-the ring as read (add this kid, make that one active, drop those), so re-applying it after a
-crash is harmless, and a key id is only ever created by the write that first adds it.
+Nothing here does I/O. The one driver, `services.keys.driver` (used by the operator, local mode
+and the bench), reads the ring (ids only, never secrets), the reports and the clock, and applies
+what ``plan_next`` decides. The state is a msgspec Struct stored as JSON beside the ring, so a
+driver that restarts resumes where it stopped. The driver stores ``decision.state`` together
+with the ring ``decision.write`` asks for: in the same request where the store allows it (a
+Secret's annotation and data, one patch), else the state first (local mode's two files, each
+renamed in). Every layout is expressed relative to the ring as read (add this kid, make that one
+active, drop those), so re-applying it after a crash is harmless. A write that adds the new key
+also records it as added (``added_at``) in the state stored with it, so a key id is only ever
+created by the write that first adds it: should that key vanish from the ring, the rotation fails
+instead of creating the id again with another secret.
 """
 
 from __future__ import annotations

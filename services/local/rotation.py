@@ -14,42 +14,34 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import os
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-import msgspec
-
+from services.keys.driver import (
+    Prober,
+    RingDriver,
+    Step,
+    StoreConflict,
+    StoredRing,
+    presented_keys,
+)
+from services.keys.files import write_atomically
 from services.keys.keyring import (
+    KeyringDocument,
     KeyringError,
-    generate_key,
     read_keyring_document,
     write_keyring_document,
 )
-from services.keys.report import (
-    INTERNAL_KEY_HEADER,
-    KEYS_PATH,
-    RingName,
-    RingSeen,
-    decode_key_report,
-)
+from services.keys.report import RingName
 from services.keys.rotation import (
-    Decision,
-    KeyIdReused,
     RingView,
     RotationError,
     RotationPolicy,
     RotationState,
-    apply_layout,
     new_state,
-    plan_next,
-    start_emergency,
-    start_rotation,
 )
 
 RING_FILES: dict[RingName, str] = {"jwt": "jwt.json", "internal": "internal.json"}
@@ -63,20 +55,15 @@ def state_path(keys_dir: Path, ring: RingName) -> Path:
     return keys_dir / f"rotation-{ring}.state.json"
 
 
-def load_state(path: Path, ring: RingName) -> RotationState:
+def load_state(path: Path, ring: RingName) -> tuple[RotationState, bytes | None]:
+    """The ring's rotation state, and the file's bytes (None: no state stored yet)."""
     if not path.exists():
-        return new_state(ring)
-    state = RotationState.from_json(path.read_bytes())
+        return new_state(ring), None
+    data = path.read_bytes()
+    state = RotationState.from_json(data)
     if state.ring != ring:
         raise RotationFailed(f"{path} holds the state of the {state.ring} ring, not {ring}")
-    return state
-
-
-def save_state(path: Path, state: RotationState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(state.to_json())
-    tmp.replace(path)
+    return state, data
 
 
 @contextlib.contextmanager
@@ -94,64 +81,59 @@ def exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-@dataclass
-class ReportPoller:
-    """Asks each service which keys it has loaded, presenting a key from the internal ring.
+def _identity(path: Path) -> str:
+    """Which version of the file this is: every write renames a new file (a new inode) in."""
+    stat = path.stat()
+    return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
-    The ring's active key is tried first, then the others: while the internal ring itself is
-    rotated, a service that has not yet loaded the new active key still accepts an older one.
+
+@dataclass(frozen=True)
+class FileRingStore:
+    """A ring in a keyring file (what the services read) and its rotation state in another.
+
+    Both are replaced by renaming a new file in, so a reader never sees half of one. The state
+    goes first: should the process die between the two renames, the next look finds the ring
+    as it was and applies the same layout again (or, if that write added the new key, fails the
+    rotation rather than make that key id a second time). Held by one rotation at a time
+    (`exclusive`); a ring file changed by someone else since it was read is a `StoreConflict`.
     """
 
-    service_urls: Sequence[str]
-    internal_ring_file: Path
-    timeout: float = 2.0
-    _client: httpx.AsyncClient | None = None
+    ring: RingName
+    ring_file: Path
+    state_file: Path
 
-    async def __aenter__(self) -> ReportPoller:
-        self._client = httpx.AsyncClient(timeout=self.timeout)
-        return self
+    async def read(self) -> StoredRing:
+        version = _identity(self.ring_file) if self.ring_file.exists() else ""
+        document = read_keyring_document(self.ring_file)
+        state, stored = load_state(self.state_file, self.ring)
+        return StoredRing(
+            ring=self.ring, document=document, state=state, stored=stored, version=version
+        )
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+    async def write(
+        self, current: StoredRing, state: RotationState, document: KeyringDocument | None
+    ) -> StoredRing:
+        if _identity(self.ring_file) != current.version:
+            raise StoreConflict(f"{self.ring_file} changed since it was read")
+        data = state.to_json()
+        write_atomically(self.state_file, data)
+        if document is not None:
+            write_keyring_document(self.ring_file, document)
+        return StoredRing(
+            ring=self.ring,
+            document=document or current.document,
+            state=state,
+            stored=data,
+            version=_identity(self.ring_file),
+        )
 
-    def _keys(self) -> list[str]:
-        try:
-            doc = read_keyring_document(self.internal_ring_file)
-        except KeyringError:
-            return []
-        ordered = sorted(doc.keys, key=lambda entry: entry.kid != doc.active)
-        return [entry.secret for entry in ordered]
 
-    async def one(self, url: str, ring: RingName) -> RingSeen | None:
-        """The service's report for ``ring``; ``None`` if it cannot be reached.
-
-        A service that refuses every key in the internal ring file is answering but has not
-        loaded that ring (nor the one before it): it is reported as holding no keys, so the
-        rotation waits for it instead of assuming it will catch up.
-        """
-        assert self._client is not None
-        keys = self._keys()
-        for key in keys:
-            try:
-                response = await self._client.get(
-                    url.rstrip("/") + KEYS_PATH, headers={INTERNAL_KEY_HEADER: key}
-                )
-            except httpx.TransportError:
-                return None
-            if response.status_code == 401:
-                continue
-            if response.status_code != 200:
-                return None
-            try:
-                return decode_key_report(response.content).ring(ring)
-            except msgspec.DecodeError:
-                return None
-        return RingSeen(active=None) if keys else None
-
-    async def all(self, ring: RingName) -> dict[str, RingSeen | None]:
-        seen = await asyncio.gather(*(self.one(url, ring) for url in self.service_urls))
-        return dict(zip(self.service_urls, seen, strict=True))
+def internal_keys(internal_ring_file: Path) -> list[str]:
+    """The keys to present to the services (none while the file cannot be read)."""
+    try:
+        return presented_keys(read_keyring_document(internal_ring_file))
+    except KeyringError:
+        return []
 
 
 def _stamp(now: float) -> str:
@@ -171,6 +153,7 @@ class FileRotation:
     say: Callable[[str], None] = print
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    probe_timeout: float = 2.0
     #: (time, step, message) for each step taken: a write, a phase change, the end
     events: list[tuple[float, str, str]] = field(default_factory=list)
 
@@ -180,81 +163,66 @@ class FileRotation:
     def _log(self, message: str) -> None:
         self.say(f"[{_stamp(self.clock())}] {message}")
 
-    def _begin(self, state: RotationState, emergency: Sequence[str]) -> RotationState:
-        ring = self.view()
-        for _ in range(5):
-            nonce = secrets.token_hex(3)
-            try:
-                if emergency:
-                    return start_emergency(state, ring, self.clock(), emergency, nonce, self.policy)
-                return start_rotation(state, ring, self.clock(), nonce, self.policy)
-            except KeyIdReused:
-                continue
-        raise RotationFailed("could not find an unused key id")
-
-    def _write(self, decision: Decision) -> None:
-        assert decision.write is not None
-        document = read_keyring_document(self.ring_file)
-        write_keyring_document(self.ring_file, apply_layout(document, decision.write, generate_key))
-
     async def run(
         self, *, emergency: Sequence[str] = (), give_up_after: float | None = None
     ) -> RotationState:
         with exclusive(self.state_file.with_name(self.state_file.name + ".lock")):
-            return await self._run(emergency, give_up_after)
+            async with Prober.open(self.probe_timeout) as prober:
+                return await self._run(prober, emergency, give_up_after)
 
-    async def _run(self, emergency: Sequence[str], give_up_after: float | None) -> RotationState:
+    async def _run(
+        self, prober: Prober, emergency: Sequence[str], give_up_after: float | None
+    ) -> RotationState:
         started = self.clock()
-        state = load_state(self.state_file, self.ring)
-        before = self.view()
+        store = FileRingStore(self.ring, self.ring_file, self.state_file)
+        targets = {url: url for url in self.service_urls}
+        driver = RingDriver(
+            store,
+            probe=lambda: prober.ask(targets, internal_keys(self.internal_ring_file)),
+            clock=self.clock,
+        )
+        current = await store.read()
+        before = current.view
         self._log(f"{self.ring}: ring holds {', '.join(before.kids)} (active {before.active})")
-        if state.in_progress and not emergency:
-            self._log(f"{self.ring}: resuming the rotation to {state.new_kid} ({state.phase})")
+        if current.state.in_progress and not emergency:
+            self._log(
+                f"{self.ring}: resuming the rotation to {current.state.new_kid} "
+                f"({current.state.phase})"
+            )
         else:
-            state = self._begin(state, emergency)
+            current = driver.start(current, self.policy, emergency)
             what = "emergency removal of " + ", ".join(emergency) if emergency else "rotation"
-            self._log(f"{self.ring}: {what} started; new active key {state.new_kid}")
-        save_state(self.state_file, state)
+            self._log(f"{self.ring}: {what} started; new active key {current.state.new_kid}")
         last_wait = ""
-        async with ReportPoller(self.service_urls, self.internal_ring_file) as poller:
-            while True:
-                reports = await poller.all(self.ring)
-                decision = plan_next(state, self.view(), self.clock(), reports)
-                state = decision.state
-                save_state(self.state_file, state)  # first the state, then the ring
-                if decision.event:
-                    self.events.append((self.clock(), decision.step, decision.event))
-                    self._log(decision.event)
-                if decision.write is not None:
-                    self._write(decision)
-                    layout = decision.write
-                    if state.new_kid in layout.add and state.added_at is None:
-                        # The ring file now holds the new key: say so at once, so that a key
-                        # removed by hand before the next look fails the rotation instead of
-                        # being made again under the same id with another secret.
-                        state = msgspec.structs.replace(state, added_at=self.clock())
-                        save_state(self.state_file, state)
-                    added = f", added {', '.join(layout.add)}" if layout.add else ""
-                    message = (
-                        f"{self.ring}: wrote ring: {', '.join(layout.kids)} "
-                        f"(active {layout.active}{added})"
-                    )
-                    self.events.append((self.clock(), "write", message))
-                    self._log(message)
-                if decision.waiting_for and decision.waiting_for != last_wait:
-                    late = " - overdue" if decision.overdue else ""
-                    self._log(f"{self.ring}: waiting for {decision.waiting_for}{late}")
-                last_wait = decision.waiting_for
-                if state.phase == "failed":
-                    raise RotationFailed(state.error or "the rotation failed")
-                if decision.check_after is None:
-                    return state
-                if give_up_after is not None and self.clock() - started > give_up_after:
-                    raise RotationFailed(
-                        f"{self.ring} rotation not finished after {give_up_after:.0f}s "
-                        f"(phase {state.phase}; run again to resume)"
-                    )
-                await self.sleep(decision.check_after)
+        while True:
+            step = await driver.step(current)
+            self._record(step, last_wait)
+            decision, state = step.decision, step.state
+            last_wait = decision.waiting_for
+            if state.phase == "failed":
+                raise RotationFailed(state.error or "the rotation failed")
+            if decision.check_after is None:
+                return state
+            if give_up_after is not None and self.clock() - started > give_up_after:
+                raise RotationFailed(
+                    f"{self.ring} rotation not finished after {give_up_after:.0f}s "
+                    f"(phase {state.phase}; run again to resume)"
+                )
+            await self.sleep(decision.check_after)
+            current = await store.read()
+
+    def _record(self, step: Step, last_wait: str) -> None:
+        decision = step.decision
+        if decision.event:
+            self.events.append((self.clock(), decision.step, decision.event))
+            self._log(decision.event)
+        written = step.write_message()
+        if written is not None:
+            self.events.append((self.clock(), "write", written))
+            self._log(written)
+        if decision.waiting_for and decision.waiting_for != last_wait:
+            late = " - overdue" if decision.overdue else ""
+            self._log(f"{self.ring}: waiting for {decision.waiting_for}{late}")
 
 
 def ring_file(keys_dir: Path, ring: RingName) -> Path:

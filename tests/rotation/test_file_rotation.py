@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.keys.driver import Prober, presented_keys, ring_reports
 from services.keys.keyring import (
     KeyRing,
     KeyringDocument,
@@ -21,7 +22,7 @@ from services.keys.keyring import (
 )
 from services.keys.report import RingSeen
 from services.keys.rotation import RotationState
-from services.local.rotation import FileRotation, ReportPoller, RotationFailed, state_path
+from services.local.rotation import FileRotation, RotationFailed, state_path
 from tests.infra.servers import free_port_url
 from tests.rotation.conftest import TOKEN_TTL, Pair, Traffic, expiry_of, kid_of, running
 
@@ -235,26 +236,24 @@ async def test_cli_reports_a_bad_emergency_kid(pair: Pair) -> None:
     assert "not in the jwt ring: jwt-nope" in out.decode()
 
 
-async def test_the_poller_falls_back_to_older_keys_and_reports_a_service_that_refuses_all(
-    pair: Pair, tmp_path: Path
+async def test_the_prober_falls_back_to_older_keys_and_reports_a_service_that_refuses_all(
+    pair: Pair,
 ) -> None:
     current = pair.ring("internal")
     unknown = generate_key("api-unknown")
     # A ring whose active key the services have not loaded, but which still holds one they have.
-    ahead = tmp_path / "ahead.json"
-    write_keyring_document(
-        ahead, KeyringDocument(active="api-unknown", keys=[*current.keys, unknown])
-    )
-    async with ReportPoller([pair.product.url], ahead) as poller:
-        seen = await poller.one(pair.product.url, "internal")
-    assert (seen.active, seen.kids) == ("api-1", ("api-1",))
-    # A ring with no key the service accepts: it answers, so it is behind, not unreachable.
-    stranger = tmp_path / "stranger.json"
-    write_keyring_document(stranger, KeyringDocument(active="api-unknown", keys=[unknown]))
-    async with ReportPoller([pair.product.url, free_port_url()], stranger) as poller:
-        reports = await poller.all("internal")
-    assert reports[pair.product.url] == RingSeen(active=None)
-    assert list(reports.values())[1] is None
+    ahead = KeyringDocument(active="api-unknown", keys=[*current.keys, unknown])
+    async with Prober.open(2.0) as prober:
+        report = await prober.one(pair.product.url, presented_keys(ahead))
+        assert report is not None
+        seen = report.ring("internal")
+        assert (seen.active, seen.kids) == ("api-1", ("api-1",))
+        # A ring with no key the service accepts: it answers, so it is behind, not unreachable.
+        stranger = KeyringDocument(active="api-unknown", keys=[unknown])
+        dead = free_port_url()
+        targets = {pair.product.url: pair.product.url, dead: dead, "not running": None}
+        reports = ring_reports(await prober.ask(targets, presented_keys(stranger)), "internal")
+    assert reports == {pair.product.url: RingSeen(active=None), dead: None, "not running": None}
 
 
 async def test_a_new_key_removed_by_hand_fails_the_rotation_instead_of_being_made_again(
