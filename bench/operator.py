@@ -53,15 +53,14 @@ from typing import Any
 import httpx
 
 from tests.infra.helm import WORKLOADS, prepared_helm
-from tests.infra.kubeapi import KubeAPIServer, kube_client
-from tests.operator.cluster import Cluster, install_crds, sample_checkout
+from tests.infra.kubeapi import KubeAPIServer
+from tests.operator.cluster import Cluster, Refused, admin_api, install_crds, sample_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 USER_AGENT = "checkout-bench-operator"
 OPERATOR_AGENTS = ("kopf/", "checkout-operator/")
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
-CHECKOUTS_PATH = "/apis/checkout.platform.io/v1alpha1/checkouts"
 NAME = "shop"
 # The Ready condition's reasons once a Checkout's spec is applied (status.healthy_status).
 APPLIED_REASONS = {"ServicesNotAvailable", "AllServicesAvailable"}
@@ -121,9 +120,8 @@ class Bench:
         self.server = server
         self.workdir = workdir
         self.args = args
-        self.client = kube_client(server, timeout=30.0)
-        self.client.headers["User-Agent"] = USER_AGENT
-        self.cluster = Cluster(self.client, server)
+        self.api = admin_api(server, user_agent=USER_AGENT)
+        self.cluster = Cluster(self.api, server)
         self.counter = workdir / "helm-renders.log"
         self.counter.touch()
         self.process: subprocess.Popen[bytes] | None = None
@@ -255,16 +253,14 @@ class Bench:
     # -- the cluster -------------------------------------------------------------------------
 
     def checkouts(self) -> list[dict[str, Any]]:
-        response = self.client.get(CHECKOUTS_PATH)
-        response.raise_for_status()
-        items: list[dict[str, Any]] = response.json()["items"]
+        items = self.cluster.list("Checkout", None)
         return [c for c in items if c["metadata"]["namespace"] in set(self.namespaces)]
 
     def create_all(self) -> None:
         for namespace in self.namespaces:
-            created = self.client.post("/api/v1/namespaces", json={"metadata": {"name": namespace}})
-            if created.status_code not in (201, 409):
-                created.raise_for_status()
+            made = self.cluster.try_create("Namespace", None, {"metadata": {"name": namespace}})
+            if isinstance(made, Refused) and made.status != 409:
+                raise SystemExit(f"namespace {namespace}: {made}")
         for namespace in self.namespaces:
             self.cluster.create_checkout(namespace, sample_checkout(NAME))
 
@@ -305,7 +301,7 @@ class Bench:
 
     def run(self) -> int:
         n = self.args.n
-        install_crds(self.client)
+        install_crds(self.api)
         self.start_operator()
 
         log(f"creating {n} namespaces and Checkouts")
@@ -459,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             return bench.run()
         finally:
             bench.stop_operator()
-            bench.client.close()
+            bench.api.client.close()
 
 
 if __name__ == "__main__":

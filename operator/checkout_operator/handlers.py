@@ -15,7 +15,7 @@ import kopf
 
 from .config import ConfigError, OperatorConfig
 from .kube import ApiError, KubeClient
-from .login import connection_info
+from .login import client_configuration, connection_info
 from .reconcile import ReconcileError, Runtime, Stopping
 from .values import GROUP, OWNER_LABEL, PLURAL, VERSION
 
@@ -69,7 +69,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # filters them, so a big cluster's other workloads never reach this process.
     settings.watching.label_selectors["apps", "deployments"] = OWNER_LABEL
     settings.watching.label_selectors["apps", "statefulsets"] = OWNER_LABEL
-    # httpx logs every request at INFO: a line per API call is noise, and costs CPU at scale.
+    # httpx (the key probes) logs every request at INFO: a line per call is noise at scale.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.networking.request_timeout = config.request_timeout
     settings.networking.connect_timeout = config.connect_timeout
@@ -77,20 +77,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.process.ultimate_exiting_timeout = 25.0
     settings.background.instant_exit_timeout = 0.1
 
-    info = connection_info(config, settings)
-    kube = KubeClient.from_connection(
-        info,
+    kube = KubeClient(
+        client_configuration(config),
         field_manager=config.field_manager,
         request_timeout=config.request_timeout,
         connect_timeout=config.connect_timeout,
-        relogin=lambda: connection_info(config, settings),
     )
     memo["runtime"] = Runtime.create(config, kube)
 
 
 @kopf.on.login()
 def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
-    return connection_info(_config(memo), settings)
+    """kopf's credentials, loaded again on each login (kopf logs in again after a 401)."""
+    return connection_info(client_configuration(_config(memo)), settings)
 
 
 @kopf.on.cleanup()

@@ -1,57 +1,52 @@
-"""Credentials for kopf and for the operator's own client: an explicit kubeconfig when configured,
-else the pod's service account, else $KUBECONFIG / ~/.kube/config."""
+"""Credentials, loaded by the official client's loaders and shared by kopf and the operator's own
+client: an explicit kubeconfig when configured, else the pod's service account, else
+$KUBECONFIG / ~/.kube/config."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import kopf
-import yaml
+from kubernetes.client import Configuration
+from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
 from .config import OperatorConfig
 
 
-def from_kubeconfig(path: Path, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    """The current context of one kubeconfig file (certificates, token, or basic auth)."""
-    config: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+def client_configuration(config: OperatorConfig) -> Configuration:
+    """The ``kubernetes`` client's configuration. In a pod, the service-account token is read
+    again from disk as it rotates (the in-cluster loader's refresh)."""
+    configuration = Configuration()
+    try:
+        if config.kubeconfig is not None:
+            load_kube_config(config_file=str(config.kubeconfig), client_configuration=configuration)
+            return configuration
+        try:
+            load_incluster_config(client_configuration=configuration)
+        except ConfigException:
+            load_kube_config(client_configuration=configuration)
+    except (ConfigException, OSError) as exc:
+        where = config.kubeconfig or "the service account, $KUBECONFIG or ~/.kube/config"
+        raise kopf.LoginError(f"no credentials from {where}: {exc}") from exc
+    return configuration
 
-    def named(section: str, name: str) -> dict[str, Any]:
-        for item in config.get(section) or []:
-            if item.get("name") == name:
-                found: dict[str, Any] = item.get(section[:-1]) or {}
-                return found
-        raise kopf.LoginError(f"{path}: no {section[:-1]} named {name!r}")
 
-    current = config.get("current-context")
-    if not current:
-        raise kopf.LoginError(f"{path}: current-context is not set")
-    context = named("contexts", current)
-    cluster = named("clusters", context["cluster"])
-    user = named("users", context["user"])
+def connection_info(
+    configuration: Configuration, settings: kopf.OperatorSettings
+) -> kopf.ConnectionInfo:
+    """The same credentials in kopf's terms (files the loaders wrote stay where they are)."""
+    # The in-cluster loader keeps the token under BearerToken (and refreshes it on read).
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    scheme, _, token = (header or "").rpartition(" ")
     return kopf.ConnectionInfo(
-        server=cluster["server"],
-        ca_path=cluster.get("certificate-authority"),
-        ca_data=cluster.get("certificate-authority-data"),
-        insecure=cluster.get("insecure-skip-tls-verify"),
-        certificate_path=user.get("client-certificate"),
-        certificate_data=user.get("client-certificate-data"),
-        private_key_path=user.get("client-key"),
-        private_key_data=user.get("client-key-data"),
-        username=user.get("username"),
-        password=user.get("password"),
-        token=user.get("token"),
-        default_namespace=context.get("namespace"),
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
         trust_env=settings.networking.trust_env,
     )
-
-
-def connection_info(config: OperatorConfig, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    if config.kubeconfig is not None:
-        return from_kubeconfig(config.kubeconfig, settings)
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
-    if info is None:
-        raise kopf.LoginError("no credentials: not in a pod, and no KUBECONFIG or ~/.kube/config")
-    return info

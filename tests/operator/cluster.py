@@ -8,9 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import msgspec
 import pytest
 import yaml
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.config import load_kube_config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+from kubernetes.dynamic.resource import Resource
 
 from tests.infra.kubeapi import KubeAPIServer
 
@@ -27,21 +32,63 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 APPLY = {"Content-Type": "application/apply-patch+yaml"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
-PATHS = {
-    "Checkout": "/apis/checkout.platform.io/v1alpha1/namespaces/{ns}/checkouts",
-    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
-    "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets",
-    "Service": "/api/v1/namespaces/{ns}/services",
-    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
-    "Secret": "/api/v1/namespaces/{ns}/secrets",
-    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
-    "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
-    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
-    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
-    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
-    "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
-    "Event": "/api/v1/namespaces/{ns}/events",
+# The kinds the tests name, by their apiVersion (a kind name alone is ambiguous for some, e.g.
+# Event in v1 and events.k8s.io/v1).
+API_VERSIONS = {
+    "Checkout": "checkout.platform.io/v1alpha1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Service": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "ServiceAccount": "v1",
+    "Pod": "v1",
+    "Namespace": "v1",
+    "PodDisruptionBudget": "policy/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "Ingress": "networking.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+    "PersistentVolumeClaim": "v1",
+    "Event": "v1",
+    "ClusterRole": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+    "CustomResourceDefinition": "apiextensions.k8s.io/v1",
 }
+CHILD_KINDS = (
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "Service",
+    "StatefulSet",
+    "Deployment",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+    "NetworkPolicy",
+)
+
+
+def admin_api(server: KubeAPIServer, *, user_agent: str = "checkout-tests") -> DynamicClient:
+    """The official client's dynamic client, as the cluster admin of ``server``; what it
+    discovers is cached in the server's directory."""
+    configuration = Configuration()
+    load_kube_config(config_file=str(server.kubeconfig_path), client_configuration=configuration)
+    api = ApiClient(configuration)
+    api.user_agent = user_agent
+    return DynamicClient(api, cache_file=str(server.dir / "discovery.json"))
+
+
+def decoded(response: Any) -> dict[str, Any]:
+    """The body of a raw (``serialize=False``) response."""
+    result: dict[str, Any] = msgspec.json.decode(response.data)
+    return result
+
+
+class Refused(msgspec.Struct):
+    """What the API server said when it refused a request: its status code and Status body."""
+
+    status: int
+    body: dict[str, Any]
 
 
 def wait_until(
@@ -66,24 +113,23 @@ def load_crds() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(CRD_FILE.read_text()) if doc]
 
 
-def install_crds(client: httpx.Client) -> None:
+def install_crds(api: DynamicClient) -> None:
     """Apply the Checkout CRD and wait until the API serves it."""
+    crds = api.resources.get(
+        api_version=API_VERSIONS["CustomResourceDefinition"], kind="CustomResourceDefinition"
+    )
     for crd in load_crds():
-        name = crd["metadata"]["name"]
-        response = client.patch(
-            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
-            params={"fieldManager": TEST_MANAGER, "force": "true"},
-            content=yaml.safe_dump(crd),
-            headers=APPLY,
+        api.server_side_apply(
+            crds, body=crd, field_manager=TEST_MANAGER, force_conflicts=True, serialize=False
         )
-        assert response.status_code in (200, 201), response.text
         group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
 
         def served(group: str = group, plural: str = plural) -> bool:
-            found = client.get(f"/apis/{group}/v1alpha1")
-            return found.status_code == 200 and any(
-                r["name"] == plural for r in found.json()["resources"]
-            )
+            try:
+                found = decoded(api.request("get", f"/apis/{group}/v1alpha1", serialize=False))
+            except NotFoundError:
+                return False
+            return any(r["name"] == plural for r in found["resources"])
 
         wait_until(served, timeout=30, what=f"{plural}.{group} served")
 
@@ -97,57 +143,80 @@ def sample_checkout(name: str = "shop", **spec_overrides: Any) -> dict[str, Any]
 
 
 class Cluster:
-    """The admin's view of the test cluster."""
+    """The admin's view of the test cluster, through the official client's dynamic client."""
 
-    def __init__(self, client: httpx.Client, server: KubeAPIServer) -> None:
-        self.client = client
+    def __init__(self, api: DynamicClient, server: KubeAPIServer) -> None:
+        self.api = api
         self.server = server
 
+    def resource(self, kind: str) -> Resource:
+        return self.api.resources.get(api_version=API_VERSIONS[kind], kind=kind)
+
     def path(self, kind: str, namespace: str, name: str | None = None) -> str:
-        base = PATHS[kind].format(ns=namespace)
-        return f"{base}/{name}" if name else base
+        """The URL path of ``kind`` in ``namespace`` (of one object, given ``name``), for the
+        tests that send a raw request."""
+        path: str = self.resource(kind).path(name=name, namespace=namespace)
+        return path
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        response = self.client.get(self.path(kind, namespace, name))
-        if response.status_code == 404:
+        try:
+            return decoded(
+                self.api.get(self.resource(kind), name=name, namespace=namespace, serialize=False)
+            )
+        except NotFoundError:
             return None
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
 
-    def list(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
-        params = {"labelSelector": selector} if selector else {}
-        response = self.client.get(self.path(kind, namespace), params=params)
-        response.raise_for_status()
-        items: list[dict[str, Any]] = response.json()["items"]
+    def list(
+        self, kind: str, namespace: str | None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of ``kind`` in ``namespace``, or (None) in every namespace."""
+        listed = self.api.get(
+            self.resource(kind), namespace=namespace, label_selector=selector, serialize=False
+        )
+        items: list[dict[str, Any]] = decoded(listed)["items"]
         return items
 
     def names(self, kind: str, namespace: str, selector: str | None = None) -> set[str]:
         return {item["metadata"]["name"] for item in self.list(kind, namespace, selector)}
 
-    def create(self, kind: str, namespace: str, obj: dict[str, Any]) -> httpx.Response:
-        return self.client.post(self.path(kind, namespace), json=obj)
+    def create(self, kind: str, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj`` (``namespace`` None: a cluster-wide kind); fails the test if refused."""
+        made = self.try_create(kind, namespace, obj)
+        assert not isinstance(made, Refused), f"{kind} refused: {made}"
+        return made
+
+    def try_create(
+        self, kind: str, namespace: str | None, obj: dict[str, Any]
+    ) -> dict[str, Any] | Refused:
+        """The object made, or what the API server refused it with."""
+        try:
+            return decoded(
+                self.api.create(self.resource(kind), body=obj, namespace=namespace, serialize=False)
+            )
+        except DynamicApiError as exc:
+            return Refused(int(exc.status), msgspec.json.decode(exc.body))
 
     def create_checkout(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
-        response = self.create("Checkout", namespace, obj)
-        assert response.status_code == 201, response.text
-        result: dict[str, Any] = response.json()
-        return result
+        return self.create("Checkout", namespace, obj)
 
     def merge(
         self, kind: str, namespace: str, name: str, patch: dict[str, Any], sub: str = ""
     ) -> dict[str, Any]:
-        path = self.path(kind, namespace, name) + (f"/{sub}" if sub else "")
-        response = self.client.patch(
-            path, json=patch, headers=MERGE, params={"fieldManager": TEST_MANAGER}
+        resource = self.resource(kind)
+        return decoded(
+            self.api.patch(
+                resource.subresources[sub] if sub else resource,
+                body=patch,
+                name=name,
+                namespace=namespace,
+                content_type=MERGE["Content-Type"],
+                field_manager=TEST_MANAGER,
+                serialize=False,
+            )
         )
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
-        response = self.client.delete(self.path(kind, namespace, name))
-        assert response.status_code in (200, 202), response.text
+        self.api.delete(self.resource(kind), name=name, namespace=namespace, serialize=False)
 
     def checkout(self, namespace: str, name: str = "shop") -> dict[str, Any]:
         found = self.get("Checkout", namespace, name)
@@ -162,18 +231,7 @@ class Cluster:
         selector = f"{OWNER_LABEL}={owner}"
         return {
             (kind, item["metadata"]["name"])
-            for kind in (
-                "ServiceAccount",
-                "Secret",
-                "ConfigMap",
-                "Service",
-                "StatefulSet",
-                "Deployment",
-                "PodDisruptionBudget",
-                "HorizontalPodAutoscaler",
-                "Ingress",
-                "NetworkPolicy",
-            )
+            for kind in CHILD_KINDS
             for item in self.list(kind, namespace, selector)
         }
 

@@ -25,10 +25,11 @@ import kopf
 import pytest
 from checkout_operator.config import OperatorConfig
 from checkout_operator.reconcile import Runtime
+from kubernetes.dynamic import DynamicClient
 
 from tests.infra.helm import Helm, helm_path, prepared_helm
 from tests.infra.kubeapi import KubeAPIServer, async_kube_client, kube_client
-from tests.operator.cluster import Cluster, install_crds
+from tests.operator.cluster import Cluster, admin_api, install_crds
 
 __all__ = ["async_kube_client", "kube_client"]
 
@@ -96,9 +97,16 @@ def other_namespace(kube_api: KubeAPIServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def crds_installed(kube_api: KubeAPIServer) -> None:
-    with kube_client(kube_api) as client:
-        install_crds(client)
+def admin(kube_api: KubeAPIServer) -> Iterator[DynamicClient]:
+    """The official client's dynamic client, as the cluster admin."""
+    api = admin_api(kube_api)
+    yield api
+    api.client.close()
+
+
+@pytest.fixture(scope="session")
+def crds_installed(admin: DynamicClient) -> None:
+    install_crds(admin)
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +117,8 @@ def charts(tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 
 @pytest.fixture
-def cluster(kube: httpx.Client, kube_api: KubeAPIServer, crds_installed: None) -> Cluster:
-    return Cluster(kube, kube_api)
+def cluster(admin: DynamicClient, kube_api: KubeAPIServer, crds_installed: None) -> Cluster:
+    return Cluster(admin, kube_api)
 
 
 @pytest.fixture

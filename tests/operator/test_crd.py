@@ -15,6 +15,7 @@ from tests.operator.cluster import (
     MERGE,
     REPO_ROOT,
     Cluster,
+    Refused,
     load_crds,
     sample_checkout,
 )
@@ -184,9 +185,9 @@ BAD_SPECS = [
 def test_a_bad_spec_is_refused_naming_the_field(
     cluster: Cluster, namespace: str, path: str, value: Any, field: str
 ) -> None:
-    response = cluster.create("Checkout", namespace, with_spec(path, value))
-    assert response.status_code == 422, response.text
-    body = response.json()
+    refused = cluster.try_create("Checkout", namespace, with_spec(path, value))
+    assert isinstance(refused, Refused) and refused.status == 422, refused
+    body = refused.body
     assert field in body["message"], body["message"]
     assert any(cause.get("field") == field for cause in body["details"]["causes"]), body
 
@@ -289,9 +290,9 @@ def test_the_storefront_takes_the_services_shapes(
 
 
 def test_a_long_name_is_refused(cluster: Cluster, namespace: str) -> None:
-    response = cluster.create("Checkout", namespace, sample_checkout("a" * 31))
-    assert response.status_code == 422, response.text
-    assert "metadata.name must be at most 30 characters" in response.json()["message"]
+    refused = cluster.try_create("Checkout", namespace, sample_checkout("a" * 31))
+    assert isinstance(refused, Refused) and refused.status == 422, refused
+    assert "metadata.name must be at most 30 characters" in refused.body["message"]
 
 
 def test_status_is_only_written_through_its_subresource(cluster: Cluster, namespace: str) -> None:

@@ -18,7 +18,14 @@ import yaml
 from checkout_operator.config import OperatorConfig
 
 from tests.infra.helm import Helm
-from tests.operator.cluster import OWNER_LABEL, Cluster, sample_checkout, wait_until
+from tests.operator.cluster import (
+    OWNER_LABEL,
+    Cluster,
+    Refused,
+    decoded,
+    sample_checkout,
+    wait_until,
+)
 from tests.operator.conftest import run_operator
 from tests.operator.test_lifecycle import ready
 
@@ -61,33 +68,33 @@ def service_account_kubeconfig(
 ) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
     """The chart's ServiceAccount, ClusterRole and binding on the API server, and a kubeconfig
     holding a token of that ServiceAccount."""
-    client = cluster.client
-    created = client.post("/api/v1/namespaces", json={"metadata": {"name": OPERATOR_NAMESPACE}})
-    assert created.status_code in (201, 409), created.text
+
+    def made_or_there(kind: str, namespace: str | None, obj: dict[str, Any]) -> None:
+        answer = cluster.try_create(kind, namespace, obj)
+        assert not isinstance(answer, Refused) or answer.status == 409, answer
+
+    made_or_there("Namespace", None, {"metadata": {"name": OPERATOR_NAMESPACE}})
     rbac = _rendered_rbac(charts)
-    paths = {
-        "ServiceAccount": f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts",
-        "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    }
+    namespaces = {"ServiceAccount": OPERATOR_NAMESPACE, "ClusterRole": None}
     for obj in rbac:
-        answer = client.post(paths[obj["kind"]], json=obj)
-        assert answer.status_code in (201, 409), answer.text
+        made_or_there(obj["kind"], namespaces.get(obj["kind"]), obj)
     (account,) = [o["metadata"]["name"] for o in rbac if o["kind"] == "ServiceAccount"]
-    issued = client.post(
-        f"{paths['ServiceAccount']}/{account}/token",
-        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+    token = cluster.resource("ServiceAccount").subresources["token"]
+    issued = token.create(
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
               "spec": {"expirationSeconds": 3600}},
+        name=account,
+        namespace=OPERATOR_NAMESPACE,
+        serialize=False,
     )  # fmt: skip
-    assert issued.status_code == 201, issued.text
     admin = yaml.safe_load(cluster.server.kubeconfig_path.read_text())
-    admin["users"][0]["user"] = {"token": issued.json()["status"]["token"]}
+    admin["users"][0]["user"] = {"token": decoded(issued)["status"]["token"]}
     path = tmp_path / "operator.kubeconfig"
     path.write_text(yaml.safe_dump(admin))
     yield path, rbac
     for obj in rbac:
         if obj["kind"] != "ServiceAccount":
-            client.delete(f"{paths[obj['kind']]}/{obj['metadata']['name']}")
+            cluster.api.delete(cluster.resource(obj["kind"]), name=obj["metadata"]["name"])
 
 
 def _requests_by(cluster: Cluster, offset: int, user: str) -> list[dict[str, Any]]:
@@ -182,10 +189,7 @@ def test_the_operator_uses_exactly_what_its_cluster_role_grants(
                     "resources": {"requests": {"storage": "1Gi"}},
                 },
             }
-            made = cluster.client.post(
-                f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", json=claim
-            )
-            assert made.status_code == 201, made.text
+            cluster.create("PersistentVolumeClaim", namespace, claim)
         cluster.delete("Checkout", namespace, "shop")
         wait_until(lambda: cluster.get("Checkout", namespace, "shop") is None, what="deleted")
         wait_until(

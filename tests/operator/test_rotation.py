@@ -556,15 +556,10 @@ def running_pod(cluster: Cluster, namespace: str, name: str, workload: str, port
             ]
         },
     }
-    pods = f"/api/v1/namespaces/{namespace}/pods"
-    created = cluster.client.post(pods, json=pod)
-    assert created.status_code == 201, created.text
-    running = cluster.client.patch(
-        f"{pods}/{name}/status",
-        json={"status": {"phase": "Running", "podIP": "127.0.0.1"}},
-        headers={"Content-Type": "application/merge-patch+json"},
+    cluster.create("Pod", namespace, pod)
+    cluster.merge(
+        "Pod", namespace, name, {"status": {"phase": "Running", "podIP": "127.0.0.1"}}, "status"
     )
-    assert running.status_code == 200, running.text
 
 
 def test_a_pod_that_has_not_loaded_the_new_key_holds_the_rotation(
