@@ -1,13 +1,20 @@
 """The operator's settings: read once, typed, from the environment (the chart and Dockerfile set
-it), or built directly by tests and passed in through kopf's ``memo``."""
+it) through the services' settings loader, or built directly by tests and passed in through
+kopf's ``memo``."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from services.kit.settings import SettingsError, load_settings
 
 from .spec import DATABASE_ENGINES
 from .values import WORKLOADS
@@ -15,35 +22,52 @@ from .values import WORKLOADS
 FINALIZER = "checkout.platform.io/finalizer"
 FIELD_MANAGER = "checkout-operator"
 
+AtLeastATenth = Annotated[float, Meta(ge=0.1)]
+AtLeastOne = Annotated[float, Meta(ge=1)]
+
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it."""
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
-    return value
+def _env(name: str) -> Any:
+    """An optional setting read from the variable ``name``; unset or empty: `OperatorConfig`'s
+    default."""
+    return msgspec.field(default=None, name=name)
 
 
-def _count(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, not {value}")
-    return value
+class OperatorSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The operator's environment, one field per variable (named as the chart and the image set
+    them), for `load_settings`. The defaults are `OperatorConfig`'s, not restated here."""
+
+    charts_dir: str = msgspec.field(name="CHECKOUT_CHARTS_DIR")
+    helm_binary: str = msgspec.field(default="helm", name="HELM_BINARY")
+    cluster_domain: str | None = _env("CHECKOUT_CLUSTER_DOMAIN")
+    namespace: str | None = _env("POD_NAMESPACE")
+    kubeconfig: str | None = _env("CHECKOUT_KUBECONFIG")
+    drift_interval: AtLeastATenth | None = _env("CHECKOUT_DRIFT_INTERVAL_SECONDS")
+    wait_delay: AtLeastATenth | None = _env("CHECKOUT_WAIT_DELAY_SECONDS")
+    request_timeout: AtLeastOne | None = _env("CHECKOUT_REQUEST_TIMEOUT_SECONDS")
+    watch_server_timeout: AtLeastOne | None = _env("CHECKOUT_WATCH_TIMEOUT_SECONDS")
+    helm_timeout: AtLeastOne | None = _env("CHECKOUT_HELM_TIMEOUT_SECONDS")
+    helm_parallelism: Annotated[int, Meta(ge=1)] | None = _env("CHECKOUT_HELM_PARALLELISM")
+    rotation_check_interval: AtLeastATenth | None = _env("CHECKOUT_ROTATION_CHECK_INTERVAL_SECONDS")
+    rotation_poll_interval: AtLeastATenth | None = _env("CHECKOUT_ROTATION_POLL_INTERVAL_SECONDS")
+    rotation_margin: Annotated[float, Meta(ge=0)] | None = _env("CHECKOUT_ROTATION_MARGIN_SECONDS")
+    rotation_probe_timeout: AtLeastATenth | None = _env("CHECKOUT_ROTATION_PROBE_TIMEOUT_SECONDS")
+    # The operator's default image per workload and per database engine (`default_images`).
+    default_image_auth: str | None = _env("CHECKOUT_DEFAULT_IMAGE_AUTH")
+    default_image_product: str | None = _env("CHECKOUT_DEFAULT_IMAGE_PRODUCT")
+    default_image_cart: str | None = _env("CHECKOUT_DEFAULT_IMAGE_CART")
+    default_image_order: str | None = _env("CHECKOUT_DEFAULT_IMAGE_ORDER")
+    default_image_storefront: str | None = _env("CHECKOUT_DEFAULT_IMAGE_STOREFRONT")
+    default_database_image_mongodb: str | None = _env("CHECKOUT_DEFAULT_DATABASE_IMAGE_MONGODB")
+    default_database_image_ferretdb: str | None = _env("CHECKOUT_DEFAULT_DATABASE_IMAGE_FERRETDB")
+
+    def images(self, prefix: str, names: tuple[str, ...]) -> dict[str, str]:
+        """The ``<prefix><name>`` fields that are set, by name."""
+        found = {name: getattr(self, f"{prefix}{name}") for name in names}
+        return {name: image for name, image in found.items() if image is not None}
 
 
 @dataclass(frozen=True)
@@ -101,48 +125,30 @@ class OperatorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
-        env = os.environ if env is None else env
-        charts = env.get("CHECKOUT_CHARTS_DIR")
-        if not charts:
-            raise ConfigError("CHECKOUT_CHARTS_DIR is not set (a dependency-built copy of charts/)")
-        charts_dir = Path(charts)
+        try:
+            settings = load_settings(OperatorSettings, env)
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        return cls.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings: OperatorSettings) -> OperatorConfig:
+        charts_dir = Path(settings.charts_dir)
         missing = [w for w in WORKLOADS if not (charts_dir / w / "Chart.yaml").is_file()]
         if missing:
-            raise ConfigError(f"CHECKOUT_CHARTS_DIR={charts} holds no chart for {missing}")
-        helm = Path(env.get("HELM_BINARY") or "helm")
-        images = {
-            workload: image
-            for workload in WORKLOADS
-            if (image := env.get(f"CHECKOUT_DEFAULT_IMAGE_{workload.upper()}", ""))
+            raise ConfigError(f"CHECKOUT_CHARTS_DIR={charts_dir} holds no chart for {missing}")
+        # Fields of the same name carry over as they are; those left unset keep this class's
+        # defaults.
+        given: dict[str, Any] = {
+            f.name: getattr(settings, f.name)
+            for f in dataclasses.fields(cls)
+            if f.name in settings.__struct_fields__ and getattr(settings, f.name) is not None
         }
-        database_images: dict[str, str] = {
-            engine: image
-            for engine in DATABASE_ENGINES
-            if (image := env.get(f"CHECKOUT_DEFAULT_DATABASE_IMAGE_{engine.upper()}", ""))
-        }
-        kubeconfig = env.get("CHECKOUT_KUBECONFIG")
-        return cls(
+        given.update(
             charts_dir=charts_dir,
-            helm_binary=helm,
-            default_images=images,
-            default_database_images=database_images,
-            cluster_domain=env.get("CHECKOUT_CLUSTER_DOMAIN") or "cluster.local",
-            namespace=env.get("POD_NAMESPACE") or None,
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            drift_interval=_seconds(env, "CHECKOUT_DRIFT_INTERVAL_SECONDS", 60.0, minimum=0.1),
-            wait_delay=_seconds(env, "CHECKOUT_WAIT_DELAY_SECONDS", 10.0, minimum=0.1),
-            request_timeout=_seconds(env, "CHECKOUT_REQUEST_TIMEOUT_SECONDS", 30.0, minimum=1),
-            watch_server_timeout=_seconds(env, "CHECKOUT_WATCH_TIMEOUT_SECONDS", 300.0, minimum=1),
-            helm_timeout=_seconds(env, "CHECKOUT_HELM_TIMEOUT_SECONDS", 60.0, minimum=1),
-            helm_parallelism=_count(env, "CHECKOUT_HELM_PARALLELISM"),
-            rotation_check_interval=_seconds(
-                env, "CHECKOUT_ROTATION_CHECK_INTERVAL_SECONDS", 30.0, minimum=0.1
-            ),
-            rotation_poll_interval=_seconds(
-                env, "CHECKOUT_ROTATION_POLL_INTERVAL_SECONDS", 5.0, minimum=0.1
-            ),
-            rotation_margin=_seconds(env, "CHECKOUT_ROTATION_MARGIN_SECONDS", 30.0, minimum=0),
-            rotation_probe_timeout=_seconds(
-                env, "CHECKOUT_ROTATION_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1
-            ),
+            helm_binary=Path(settings.helm_binary),
+            kubeconfig=Path(settings.kubeconfig) if settings.kubeconfig else None,
+            default_images=settings.images("default_image_", WORKLOADS),
+            default_database_images=settings.images("default_database_image_", DATABASE_ENGINES),
         )
+        return cls(**given)

@@ -1,8 +1,9 @@
 """Typed settings from the environment and mounted files.
 
-Every field ``foo_bar`` is read from ``FOO_BAR``; ``FOO_BAR_FILE`` names a file holding the value
-instead (the convention for mounted Secrets). Values are converted and checked field by field so a
-bad start-up names the exact variable.
+Every field ``foo_bar`` is read from ``FOO_BAR``, or from the name msgspec's ``field(name=...)``
+gives it (how the operator keeps the variable names its chart sets); ``FOO_BAR_FILE`` names a
+file holding the value instead (the convention for mounted Secrets). Values are converted and
+checked field by field so a bad start-up names the exact variable.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,12 +87,20 @@ def _is_sequence(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (tuple, list)
 
 
-S = TypeVar("S", bound=AppSettings)
+def _set_type(annotation: Any) -> Any:
+    """``X | None`` as ``X``: a variable that is set holds an X (unset is None), and the error
+    for a bad one should say so."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    rest = tuple(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return typing.Union[rest]  # noqa: UP007 (the members are only known at run time)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
 _SECRET_NAME = re.compile("password|secret|key", re.IGNORECASE)
 
 
-def _raw_value(name: str, environ: Mapping[str, str]) -> str | None:
-    env = name.upper()
+def _raw_value(env: str, environ: Mapping[str, str]) -> str | None:
     file_var = f"{env}_FILE"
     if file_var in environ:
         path = Path(environ[file_var])
@@ -111,24 +121,26 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
         if field.name in overrides:
             values[field.name] = overrides[field.name]
             continue
+        env = field.encode_name.upper()
         try:
-            raw = _raw_value(field.name, environ)
+            raw = _raw_value(env, environ)
         except SettingsError as exc:
             problems.append(str(exc))
             continue
         if raw is None or raw == "":
             if field.required:
-                problems.append(f"{field.name.upper()}: required but not set")
+                problems.append(f"{env}: required but not set")
             continue
         value: Any = raw
-        if _is_sequence(field.type):
+        wanted = _set_type(field.type)
+        if _is_sequence(wanted):
             value = [part.strip() for part in raw.split(",") if part.strip()]
         try:
-            values[field.name] = msgspec.convert(value, field.type, strict=False)
+            values[field.name] = msgspec.convert(value, wanted, strict=False)
         except msgspec.ValidationError as exc:
             reason = str(exc).split(" - at ")[0]
             shown = "<hidden>" if _SECRET_NAME.search(field.name) else repr(raw)
-            problems.append(f"{field.name.upper()}: {reason} (got {shown})")
+            problems.append(f"{env}: {reason} (got {shown})")
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     return cls(**values)

@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
+import msgspec
 import pytest
+from msgspec import Meta
 
 from services.auth.settings import AuthSettings
 from services.kit.settings import SettingsError, load_settings
@@ -76,3 +79,22 @@ def test_trusted_proxies_are_a_comma_separated_list_of_addresses_and_networks() 
     assert settings.trusted_proxies == ("10.244.0.0/16", "127.0.0.1")
     with pytest.raises(SettingsError, match=r"TRUSTED_PROXIES: .*'10\.0\.0\.0/33', 'ingress'"):
         load_settings(AuthSettings, {**BASE, "TRUSTED_PROXIES": "::1,10.0.0.0/33,ingress"})
+
+
+class Renamed(msgspec.Struct, kw_only=True, frozen=True):
+    """Settings read from variables named otherwise than their fields (as the operator's)."""
+
+    charts_dir: str = msgspec.field(name="CHECKOUT_CHARTS_DIR")
+    retries: Annotated[int, Meta(ge=0)] | None = msgspec.field(default=None, name="RETRIES_MAX")
+
+
+def test_a_renamed_field_is_read_from_its_name_and_an_optional_one_may_stay_unset() -> None:
+    settings = load_settings(Renamed, {"CHECKOUT_CHARTS_DIR": "/charts", "RETRIES": "5"})
+    assert settings == Renamed(charts_dir="/charts", retries=None)
+    assert load_settings(Renamed, {"CHECKOUT_CHARTS_DIR": "/c", "RETRIES_MAX": "3"}).retries == 3
+    with pytest.raises(SettingsError) as caught:
+        load_settings(Renamed, {"CHARTS_DIR": "/charts", "RETRIES_MAX": "-1"})
+    message = str(caught.value)
+    assert "CHECKOUT_CHARTS_DIR: required but not set" in message
+    # The type a set variable must have, not "int | null".
+    assert "RETRIES_MAX: Expected `int` >= 0 (got '-1')" in message

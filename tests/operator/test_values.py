@@ -466,6 +466,20 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
         OperatorConfig.from_env(
             {"CHECKOUT_CHARTS_DIR": str(tmp_path), "CHECKOUT_DRIFT_INTERVAL_SECONDS": "soon"}
         )
+    # Empty is unset (the class's default); every bad one is named at once.
+    charts = {"CHECKOUT_CHARTS_DIR": str(tmp_path)}
+    unset = OperatorConfig.from_env({**charts, "CHECKOUT_CLUSTER_DOMAIN": "", "POD_NAMESPACE": ""})
+    assert (unset.cluster_domain, unset.namespace, unset.helm_parallelism) == (
+        "cluster.local",
+        None,
+        None,
+    )
+    with pytest.raises(ConfigError) as caught:
+        OperatorConfig.from_env(
+            {**charts, "CHECKOUT_HELM_PARALLELISM": "0", "CHECKOUT_WAIT_DELAY_SECONDS": "1m"}
+        )
+    assert "CHECKOUT_HELM_PARALLELISM: Expected `int` >= 1 (got '0')" in str(caught.value)
+    assert "CHECKOUT_WAIT_DELAY_SECONDS: Expected `float`" in str(caught.value)
     # Charts without the storefront's: the operator could not render what the CRD allows.
     (tmp_path / "storefront" / "Chart.yaml").unlink()
     with pytest.raises(ConfigError, match=r"holds no chart for \['storefront'\]"):
