@@ -52,6 +52,7 @@ from typing import Any
 
 import httpx
 
+from services.local.processes import stop_process
 from tests.infra.helm import WORKLOADS, prepared_helm
 from tests.infra.kubeapi import KubeAPIServer
 from tests.operator.cluster import Cluster, Refused, admin_api, install_crds, sample_checkout
@@ -189,13 +190,7 @@ class Bench:
         )
 
     def stop_operator(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 30)
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.operator_log.read_text(errors="replace") if self.operator_log.exists() else ""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from services.keys.keyring import dump_keyring, generate_key
 from services.keys.report import RingName
 from services.keys.rotation import make_kid
 from services.local.mongo_server import MongoServer, find_or_start_mongo, free_port
+from services.local.processes import stop_process
 
 SERVICES = ("auth", "product", "cart", "order")
 STOREFRONT = "storefront"
@@ -159,13 +159,7 @@ class ServiceProcess:
         )
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # uvicorn shuts down gracefully on TERM
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)  # uvicorn shuts down gracefully on TERM
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -32,6 +32,7 @@ from services.auth.settings import AuthSettings
 from services.kit.mongo import create_client
 from services.kit.settings import load_settings
 from services.local.mongo_server import FERRETDB_VERSION, ferretdb_binary, free_port
+from services.local.processes import stop_process
 from tests.charts.conftest import SERVICES, objects_of, repo_path
 from tests.infra.helm import Helm
 
@@ -282,12 +283,7 @@ def run_rendered_ferretdb(
     try:
         yield pod
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 15)
 
 
 def _wait_for_probe(pod: LocalPod, probe: dict[str, Any]) -> None:

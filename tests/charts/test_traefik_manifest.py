@@ -29,6 +29,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.local.processes import stop_process
 from tests.charts.conftest import KUBERNETES_VERSION, repo_path
 from tests.charts.ingress_rules import NOT_FOUND_BODY, NOT_FOUND_CONTENT_TYPE, route
 from tests.charts.test_ingress import PRIVATE_REQUESTS, PUBLIC_REQUESTS, STOREFRONT_REQUESTS
@@ -417,12 +418,7 @@ def traefik(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                 _wait("the Ingress to be served", routed)
                 yield running
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, 15)
             for server in backends.values():
                 server.shutdown()
                 server.server_close()

@@ -48,6 +48,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from services.local.processes import stop_process
+
 ENVTEST_DIR = Path(__file__).resolve().parents[2] / "k8s" / "offline" / "kubernetes"
 BUILD_SCRIPT = ENVTEST_DIR / "build.sh"
 
@@ -305,13 +307,7 @@ class _Process:
         return self.popen.poll()
 
     def stop(self, timeout: float) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        stop_process(self.popen, timeout)
         self._log.close()
 
 

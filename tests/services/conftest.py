@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from bson import ObjectId
@@ -148,13 +148,30 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     return body
 
 
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+    """``check()``'s first truthy result, polled; its last result once ``timeout`` passed (for
+    the caller's assert to show)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.05)
+
+
 async def cart_view_once(cart: RunningService, who: Shopper, shows: Callable[[Any], bool]) -> Any:
     """The shopper's cart view once it ``shows`` something product changed: a view may show
     product facts up to the cart's ``product_facts_max_age_seconds`` old (2 s)."""
-    limit = cart.app.state.settings.product_facts_max_age_seconds + 5.0
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        view = (await cart.client.get("/api/v1/cart", headers=who.headers)).json()
-        if shows(view) or asyncio.get_running_loop().time() > deadline:
-            return view
-        await asyncio.sleep(0.1)
+
+    last: Any = None
+
+    async def shown() -> bool:
+        nonlocal last
+        last = (await cart.client.get("/api/v1/cart", headers=who.headers)).json()
+        return shows(last)
+
+    await eventually(shown, cart.app.state.settings.product_facts_max_age_seconds + 5.0)
+    return last

@@ -4,7 +4,6 @@ finished by the background worker."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from tests.services.conftest import (
     add_to_cart,
     assert_problem,
     checkout,
+    eventually,
     product_id,
     stock,
 )
@@ -66,15 +66,6 @@ async def test_cart_stopped_under_a_running_order_service(
             assert await order.app.state.db.orders.count_documents({}) == 0
     assert await stock(catalogue, kb) == 25
     assert await catalogue.app.state.db.reservations.count_documents({}) == 0
-
-
-async def eventually(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.05)
 
 
 async def test_the_worker_finishes_orders_whose_steps_had_to_wait(
