@@ -368,21 +368,7 @@ def service_schema(service: str) -> Schema:
                 "passwordKey": {"type": "string", "minLength": 1},
             }
         )
-    schema = obj(
-        properties,
-        required=[
-            "image",
-            "replicaCount",
-            "resources",
-            "podSecurityContext",
-            "securityContext",
-            "mongodb",
-            "ingress",
-        ],
-        title=f"Values of the {service} service chart",
-    )
-    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
-    return _rename_keywords(schema)
+    return _values_schema(properties, "mongodb", title=f"Values of the {service} service chart")
 
 
 def storefront_schema() -> Schema:
@@ -400,19 +386,13 @@ def storefront_schema() -> Schema:
         ),
         "ingress": ingress(["/"], PAGE_PATH),
     }
-    schema = obj(
-        properties,
-        required=[
-            "image",
-            "replicaCount",
-            "resources",
-            "podSecurityContext",
-            "securityContext",
-            "csrf",
-            "ingress",
-        ],
-        title="Values of the storefront chart",
-    )
+    return _values_schema(properties, "csrf", title="Values of the storefront chart")
+
+
+def _values_schema(properties: Schema, own: str, *, title: str) -> Schema:
+    """A chart's values schema: what every workload chart requires, plus its ``own`` block."""
+    required = ["image", "replicaCount", "resources", "podSecurityContext", "securityContext"]
+    schema = obj(properties, required=[*required, own, "ingress"], title=title)
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     return _rename_keywords(schema)
 

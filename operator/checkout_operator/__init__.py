@@ -9,7 +9,8 @@ Layers, from pure to effectful:
 - `spec` - a ``Checkout``'s spec decoded once into typed Structs, its defaults in one place;
 - `values` - a ``Checkout`` spec turned into chart values, names and URLs (pure);
 - `status` - conditions and phase from the children's state (pure);
-- `secrets` - the keyring and database-credential Secrets, created once and never overwritten;
+- `generated_secrets` - the keyring, database-credential and CSRF Secrets (random, not from a
+  chart), created once and never overwritten;
 - `render` - ``helm template`` of the service charts, the only source of manifests;
 - `kube` - a small async client of the Kubernetes API (server-side apply, list, delete);
 - `children` - apply, compare, prune and delete what a ``Checkout`` owns;

@@ -15,7 +15,6 @@ from .values import WORKLOADS
 READY = "Ready"
 SECRETS_ROTATED = "SecretsRotated"
 """Written by the rotation (`rotation`), kept by reconciles."""
-PHASE_PENDING = "Pending"
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
 PHASE_FAILED = "Failed"
@@ -34,7 +33,7 @@ def retired_conditions(workloads: Iterable[str]) -> tuple[str, ...]:
     return tuple(available_type(w) for w in WORKLOADS if w not in wanted)
 
 
-def _int(value: Any, default: int = 0) -> int:
+def _int(value: object, default: int = 0) -> int:
     return value if isinstance(value, int) else default
 
 
