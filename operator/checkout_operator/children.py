@@ -18,8 +18,8 @@ from typing import Any, cast
 
 import kopf
 
+from .generated_secrets import is_database_credential
 from .kube import MANAGED_KINDS, PVC, SECRET, Kind, KubeClient, kind_of
-from .secrets import is_database_credential
 from .values import HASH_ANNOTATION, OWNER_LABEL, SERVICES
 
 Key = tuple[str, str]  # (kind, name)

@@ -26,9 +26,9 @@ import kopf
 
 from .children import Children, Key, Owner, SyncReport, as_body, key_of, label
 from .config import OperatorConfig
+from .generated_secrets import wanted_secrets
 from .kube import CHECKOUT, DEPLOYMENT, MANAGED_KINDS, SECRET, STATEFULSET, ApiError, KubeClient
 from .render import ChartRenderer, RenderError
-from .secrets import wanted_secrets
 from .spec import CheckoutSpec, SpecError, decode_spec
 from .status import (
     PHASE_DELETING,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from checkout_operator.children import is_subset
 from checkout_operator.config import ConfigError, OperatorConfig
-from checkout_operator.secrets import wanted_secrets
+from checkout_operator.generated_secrets import wanted_secrets
 from checkout_operator.spec import decode_spec
 from checkout_operator.status import (
     deployment_problem,
