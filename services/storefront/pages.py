@@ -238,11 +238,21 @@ class CartPages(Controller):
 
     @post("/cart/items/{product_id:str}", name="change-quantity")
     async def change(self, request: Req, state: State, product_id: str) -> Response[Any]:
+        """A new quantity for a line; 0 removes it."""
+        quantity = form_quantity(await request.form(), minimum=0)
+        return await self._set_line(request, state, product_id, quantity, flash="updated")
+
+    @post("/cart/items/{product_id:str}/remove", name="remove-from-cart")
+    async def remove(self, request: Req, state: State, product_id: str) -> Response[Any]:
+        return await self._set_line(request, state, product_id, 0, flash="removed")
+
+    async def _set_line(
+        self, request: Req, state: State, product_id: str, quantity: int | None, *, flash: str
+    ) -> Response[Any]:
         checked_id(product_id)
         token = token_of(request)
         if token is None:
             return sign_in_first(request, "/cart")
-        quantity = form_quantity(await request.form(), minimum=0)
         if quantity is None:
             return await self.render(request, state, token, error=QUANTITY_MESSAGE, status=400)
         try:
@@ -251,23 +261,12 @@ class CartPages(Controller):
             else:
                 await backend(state).set_quantity(token, product_id, quantity)
         except Refused as refused:
-            return await self.render(
-                request, state, token, error=refused.detail, status=refused.status
-            )
-        return redirect("/cart", flash="updated", secure=secure(state))
-
-    @post("/cart/items/{product_id:str}/remove", name="remove-from-cart")
-    async def remove(self, request: Req, state: State, product_id: str) -> Response[Any]:
-        checked_id(product_id)
-        token = token_of(request)
-        if token is None:
-            return sign_in_first(request, "/cart")
-        try:
-            await backend(state).remove_from_cart(token, product_id)
-        except Refused as refused:
-            if refused.status != 404:  # already gone: the cart shows what is left
-                raise
-        return redirect("/cart", flash="removed", secure=secure(state))
+            # A line already gone is removed all the same: the cart shows what is left.
+            if not (quantity == 0 and refused.status == 404):
+                return await self.render(
+                    request, state, token, error=refused.detail, status=refused.status
+                )
+        return redirect("/cart", flash=flash, secure=secure(state))
 
     @post("/checkout", name="checkout")
     async def checkout(self, request: Req, state: State) -> Response[Any]:
