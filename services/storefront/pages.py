@@ -15,6 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 from litestar.response import Template
 
+from services.auth.schemas import Token
 from services.kit.contracts import MAX_LINE_QUANTITY
 from services.kit.http import DependencyUnavailable
 from services.storefront.backend import Backend, Refused
@@ -107,6 +108,12 @@ def sign_in_first(request: Req, next_path: str) -> Response[Any]:
             b"", status_code=204, headers={"HX-Redirect": target}, cookies=answer.cookies
         )
     return answer
+
+
+def signed_in(state: State, token: Token, next_path: str, *, flash: str) -> Response[Any]:
+    """On to ``next_path`` with the session cookie holding the new access token."""
+    cookie = session_cookie(token.access_token, token.expires_in, secure(state))
+    return redirect(next_path, flash=flash, secure=secure(state), cookies=[cookie])
 
 
 def form_quantity(form: Any, *, minimum: int = 1) -> int | None:
@@ -358,12 +365,7 @@ class AccountPages(Controller):
                 else:
                     error = "Wrong email or password."
             else:
-                return redirect(
-                    next_path,
-                    flash="signed-in",
-                    secure=secure(state),
-                    cookies=[session_cookie(token.access_token, token.expires_in, secure(state))],
-                )
+                return signed_in(state, token, next_path, flash="signed-in")
         context = {"next": next_path, "email": email, "error": error}
         headers = {"Retry-After": str(retry_after)} if retry_after else None
         return await page(request, "signin.html", context, status=status, headers=headers)
@@ -406,12 +408,7 @@ class AccountPages(Controller):
                 else:
                     errors["form"] = refused.detail
             else:
-                return redirect(
-                    next_path,
-                    flash="registered",
-                    secure=secure(state),
-                    cookies=[session_cookie(token.access_token, token.expires_in, secure(state))],
-                )
+                return signed_in(state, token, next_path, flash="registered")
         context = {"next": next_path, "email": email, "name": name, "errors": errors}
         return await page(request, "register.html", context, status=status)
 
