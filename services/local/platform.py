@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -85,27 +86,24 @@ def bind_port(port: int) -> socket.socket:
     return sock
 
 
+@dataclass
 class ServiceProcess:
     """One service as a process. Its port is bound here and the socket handed to the process
     (LISTEN_FD), so the port it was given is the one it serves, even while other platforms pick
     free ports at the same moment."""
 
-    def __init__(
-        self,
-        name: str,
-        port: int,
-        env: dict[str, str],
-        log_path: Path,
-        sock: socket.socket | None = None,
-    ) -> None:
-        self.name = name
-        self.port = port
-        self.env = env
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._sock = sock
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    sock: socket.socket | None = None
+    """The bound socket for the first start; a restart binds the port again."""
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -118,7 +116,7 @@ class ServiceProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         # Bound again on a restart; the process keeps the only copy, so once it stops, the port
         # refuses connections as a stopped service's should.
-        sock, self._sock = self._sock or bind_port(self.port), None
+        sock, self.sock = self.sock or bind_port(self.port), None
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}"],
