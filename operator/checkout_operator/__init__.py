@@ -15,10 +15,14 @@ Layers, from pure to effectful:
 - `kube` - a small async client of the Kubernetes API (server-side apply, list, delete);
 - `children` - apply, compare, prune and delete what a ``Checkout`` owns;
 - `reconcile` - one reconcile of one ``Checkout``, its status, and its deletion;
-- `handlers` - the thin kopf handlers and the operator's settings;
 - `schedule` - when a keyring is due: key age or a cron expression (pure);
-- `rotation` - the keyrings' rotation: a daemon per Checkout driving `services.keys.rotation`.
+- `rotation_request` - what the annotations on a ``Checkout`` ask of its rotation (pure);
+- `rotation_status` - the rotation's part of the status (pure);
+- `keyring_secret` - a keyring Secret as the store of `services.keys.driver` (ring and state);
+- `pods` - the service pods asked for their key reports;
+- `rotation` - the keyrings' rotation: a loop per Checkout around `services.keys.driver`;
+- `handlers` - every kopf handler (the one module to read for what the operator watches) and
+  the operator's settings.
 """
 
 from . import handlers as handlers
-from . import rotation as rotation

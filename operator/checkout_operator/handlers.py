@@ -1,4 +1,6 @@
-"""The kopf handlers: thin, each one call into `reconcile.Runtime`, plus the operator's settings.
+"""Every kopf handler of the operator, so one file shows what it watches: thin, each one call into
+`reconcile.Runtime` (Checkouts, their Deployments and StatefulSets) or `rotation.Rotator` (the
+keyrings' rotation, a daemon per Checkout), plus the operator's settings.
 
 Configuration comes from ``memo.config`` when whoever starts the operator put an
 `OperatorConfig` there (the tests do), else from the environment.
@@ -11,12 +13,17 @@ import contextlib
 import logging
 from typing import Any
 
+import httpx
 import kopf
+
+from services.keys.rotation import RotationError
 
 from .config import ConfigError, OperatorConfig
 from .kube import ApiError, KubeClient
 from .login import client_configuration, connection_info
 from .reconcile import ReconcileError, Runtime, Stopping
+from .rotation import Rotator
+from .rotation_request import asks_for_rotation
 from .values import GROUP, OWNER_LABEL, PLURAL, VERSION
 
 CHECKOUTS = (GROUP, VERSION, PLURAL)
@@ -167,3 +174,85 @@ async def child_changed(
             return
         if repaired:
             log.info("%s/%s put back %s", namespace, owner, ", ".join(repaired))
+
+
+# --- the keyrings' rotation (`rotation.Rotator`) -------------------------------------------
+
+
+@kopf.on.startup(id="start-rotation")
+async def start_rotation_loop(memo: kopf.Memo, **_: Any) -> None:
+    """One `Rotator` in the operator's memo (kopf hands each Checkout's handlers a shallow copy
+    of it, so it must be there before the first Checkout is seen). Runs after `configure`,
+    registered above it (kopf runs startup activities in order); without its runtime, that one
+    has failed and the operator is exiting."""
+    runtime = memo.get("runtime")
+    if isinstance(runtime, Runtime):
+        memo["rotator"] = Rotator.create(runtime)
+
+
+def _rotator(memo: kopf.Memo) -> Rotator:
+    rotator = memo.get("rotator")
+    if not isinstance(rotator, Rotator):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return rotator
+
+
+# Cancelled at once when the operator stops or the Checkout goes: a tick already started is
+# shielded and finishes under the Checkout's lock (the cleanup handler waits for it), and
+# whatever it did not get to is resumed by the next operator from the Secrets' state.
+@kopf.daemon(*CHECKOUTS, id="rotate-secrets", cancellation_timeout=0.0, backoff=5.0)
+async def rotate_secrets(
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str | None,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Rotate the Checkout's keyrings on its schedule and on request."""
+    if not namespace or not name:
+        return
+    rotator = _rotator(memo)
+    waker = rotator.waker(namespace, name)
+    last_error = ""
+    while not stopped:
+        waker.clear()
+        try:
+            delay = await asyncio.shield(rotator.tick(namespace, name, body))
+        except Stopping:
+            break
+        except (ApiError, httpx.HTTPError, RotationError) as exc:
+            # Logged once, not every retry; a conflict the driver could not settle by reading
+            # the Secret again (another writer moved its state on) is read again next time.
+            if str(exc) != last_error:
+                logger.warning("secret rotation: %s", exc)
+            last_error = str(exc)
+            delay = rotator.config.wait_delay
+        else:
+            last_error = ""
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waker.wait(), timeout=delay)
+    rotator.wakers.pop((namespace, name), None)
+
+
+@kopf.on.event(
+    *CHECKOUTS,
+    id="rotation-requested",
+    when=lambda annotations, **_: asks_for_rotation(annotations),
+)
+async def rotation_requested(
+    namespace: str | None, name: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """An annotation asks for a rotation: wake the Checkout's rotation loop now."""
+    rotator = memo.get("rotator")
+    if namespace and name and isinstance(rotator, Rotator):
+        rotator.wake(namespace, name)
+
+
+@kopf.on.cleanup(id="close-rotation")
+async def close_rotation(memo: kopf.Memo, **_: Any) -> None:
+    rotator = memo.get("rotator")
+    if isinstance(rotator, Rotator):
+        await rotator.close()

@@ -14,7 +14,7 @@ from .values import WORKLOADS
 
 READY = "Ready"
 SECRETS_ROTATED = "SecretsRotated"
-"""Written by the rotation (`rotation`), kept by reconciles."""
+"""Written by the rotation (`rotation_status`), kept by reconciles."""
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
 PHASE_FAILED = "Failed"
@@ -198,11 +198,27 @@ def status_patch(
     *,
     retired: Iterable[str] = (),
 ) -> dict[str, Any] | None:
-    """A merge patch of ``status`` taking ``current`` to ``computed`` (without the ``retired``
-    condition types); None when nothing changes."""
+    """A merge patch of ``status`` taking the fields of ``computed`` from ``current`` to what
+    they are there, conditions merged by type (without the ``retired`` types); the fields it
+    does not name are left as they are (the rotation's and the reconcile's own). None when
+    nothing changes."""
     wanted = dict(computed)
     wanted["conditions"] = merge_conditions(
         current.get("conditions") or [], computed.get("conditions") or [], now, retired=retired
     )
-    patch = {key: value for key, value in wanted.items() if current.get(key) != value}
-    return patch or None
+    mine = {key: value for key, value in current.items() if key in wanted}
+    return merge_patch(mine, wanted) or None
+
+
+def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) taking ``current`` to ``wanted`` (fields gone become null)."""
+    patch: dict[str, Any] = {key: None for key in current if key not in wanted}
+    for key, value in wanted.items():
+        old = current.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            sub = merge_patch(old, value)
+            if sub:
+                patch[key] = sub
+        elif old != value:
+            patch[key] = value
+    return patch

@@ -36,6 +36,7 @@ instead of creating the id again with another secret.
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ Seconds = Annotated[float, Meta(ge=0)]
 
 KID_PREFIX: dict[RingName, str] = {"jwt": "jwt", "internal": "api"}
 NONCE_PATTERN = re.compile(r"^[a-z0-9]{4,16}$")
+_KID_TIME = re.compile(r"^[a-z]+-(\d{8}T\d{6}Z)-")
 MAX_SEEN_KIDS = 1000
 
 
@@ -222,6 +224,14 @@ def make_kid(ring: RingName, now: float, nonce: str) -> str:
         raise RotationError(f"nonce {nonce!r} must be 4-16 lowercase letters or digits")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     return f"{KID_PREFIX[ring]}-{stamp}-{nonce}"
+
+
+def kid_time(kid: str) -> float | None:
+    """When a key id made by `make_kid` was made; None for an id in another format."""
+    found = _KID_TIME.match(kid)
+    if not found:
+        return None
+    return float(calendar.timegm(time.strptime(found[1], "%Y%m%dT%H%M%SZ")))
 
 
 def _remember(seen: Iterable[str], kids: Iterable[str]) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ survives being persisted and read back.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from services.keys.rotation import (
     RotationPolicy,
     RotationState,
     apply_layout,
+    kid_time,
     make_kid,
     new_state,
     plan_next,
@@ -513,3 +515,10 @@ def test_the_key_report_services_serve_is_what_drivers_read() -> None:
     }
     assert decode_key_report(body) == report
     assert decode_key_report(body).ring("internal") == RingSeen(active=None, kids=())
+
+
+def test_a_key_id_says_when_it_was_made() -> None:
+    assert kid_time("jwt-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
+    assert kid_time("api-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
+    assert kid_time(make_kid("jwt", T0, "abcd")) == T0
+    assert kid_time("k1") is None

@@ -10,6 +10,7 @@ hand the operator a clock they move forward instead of waiting it out.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import calendar
 import contextlib
@@ -23,19 +24,21 @@ from typing import Any
 
 import pytest
 from checkout_operator.config import ConfigError, OperatorConfig
-from checkout_operator.rotation import (
+from checkout_operator.keyring_secret import STATE_ANNOTATION, SecretRingStore
+from checkout_operator.kube import KubeClient
+from checkout_operator.login import client_configuration
+from checkout_operator.pods import pod_url
+from checkout_operator.rotation_request import (
     EMERGENCY_ANNOTATION,
     ROTATE_ANNOTATION,
-    STATE_ANNOTATION,
     Request,
-    kid_time,
-    merge_patch,
-    pod_url,
     read_request,
 )
+from checkout_operator.status import merge_patch
 
-from services.keys.keyring import encode_secret, parse_keyring
-from services.keys.rotation import RingView, RotationState
+from services.keys.driver import RingDriver, StoreConflict
+from services.keys.keyring import dump_keyring, encode_secret, generate_key, parse_keyring
+from services.keys.rotation import RingView, RotationPolicy, RotationState, kid_time
 from tests.infra.helm import Helm
 from tests.infra.kubeapi import KubeAPIServer, kube_client
 from tests.operator.cluster import Cluster, sample_checkout, wait_until
@@ -637,6 +640,53 @@ def test_the_storefronts_pods_are_never_asked_for_keys(
     assert "PropagationOverdue" not in reasons(cluster, namespace)
 
 
+def test_a_keyring_secret_moved_on_since_it_was_read_is_read_again_or_refused(
+    cluster: Cluster, namespace: str, operator_config: OperatorConfig
+) -> None:
+    """The driver's store: state and ring in one patch under the resourceVersion read. A ring
+    changed by someone else meanwhile is read again and the step retried; a state another
+    driver moved on is a conflict for the caller."""
+    keys = [generate_key("api-1")]
+    secret = {
+        "metadata": {"name": SECRET["internal"]},
+        "data": {"keyring.json": base64.b64encode(dump_keyring("api-1", keys)).decode()},
+    }
+    cluster.create("Secret", namespace, secret)
+    policy = RotationPolicy.for_internal(margin=0, propagation_delay=0, poll_interval=1)
+
+    def hand_edit(patch: dict[str, Any]) -> None:
+        cluster.merge("Secret", namespace, SECRET["internal"], patch)
+
+    async def scenario() -> tuple[str, str]:
+        kube = KubeClient(
+            client_configuration(operator_config),
+            field_manager="test",
+            request_timeout=10,
+            connect_timeout=5,
+        )
+        try:
+            store = SecretRingStore(kube, namespace, SECRET["internal"], "internal")
+            driver = RingDriver(store)
+            stale = await store.read()
+            begun = driver.start(stale, policy)
+            hand_edit({"metadata": {"labels": {"edited": "by-hand"}}})
+            step = await driver.step(begun, {})
+            assert step.written is not None and step.state.new_kid in step.ring.view.kids
+            # A second driver that read the Secret before the first one wrote its state.
+            with pytest.raises(StoreConflict):
+                await driver.step(driver.start(stale, policy), {})
+            return str(step.state.new_kid), str(step.ring.version)
+        finally:
+            await kube.aclose()
+
+    new, _ = asyncio.run(scenario())
+    assert current(cluster, namespace, "internal") == ("api-1", frozenset({"api-1", new}))
+    stored = saved_state(cluster, namespace, "internal")
+    assert (stored.phase, stored.new_kid) == ("adding", new) and stored.added_at is not None
+    written = cluster.get("Secret", namespace, SECRET["internal"])
+    assert written is not None and written["metadata"]["labels"] == {"edited": "by-hand"}
+
+
 def test_a_status_merge_patch_nulls_what_is_gone() -> None:
     current = {"jwt": {"phase": "adding", "newKeyId": "k2", "keyIds": ["k1", "k2"]}}
     wanted = {"jwt": {"phase": "idle", "keyIds": ["k2"]}, "schedule": "every 5 minutes"}
@@ -710,12 +760,6 @@ def test_a_pod_is_asked_at_its_ip_and_http_port_once_it_runs() -> None:
     )
     assert pod_url({**pod, "status": {"phase": "Pending"}}) is None
     assert pod_url({"status": {"phase": "Running", "podIP": "10.1.2.3"}}) == "http://10.1.2.3:8000"
-
-
-def test_a_key_id_says_when_it_was_made() -> None:
-    assert kid_time("jwt-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
-    assert kid_time("api-20261125T201500Z-3fa9c1") == calendar.timegm((2026, 11, 25, 20, 15, 0))
-    assert kid_time("k1") is None
 
 
 def test_a_new_key_removed_by_hand_fails_the_rotation_until_a_new_one_is_asked_for(
