@@ -270,24 +270,7 @@ def start_rotation(
         )
     _check_ring(ring)
     kid = _fresh_kid(state, ring, now, nonce)
-    return msgspec.structs.replace(
-        state,
-        phase="adding",
-        policy=policy,
-        new_kid=kid,
-        create_new=True,
-        old_active=ring.active,
-        retiring=ring.kids,
-        started_at=now,
-        phase_since=now,
-        added_at=None,
-        applied_at=None,
-        confirmed_at=None,
-        confirmed_by=None,
-        delay_used=False,
-        seen_kids=_remember(state.seen_kids, (*ring.kids, kid)),
-        error=None,
-    )
+    return _begin(state, ring, now, "adding", policy, kid, create_new=True, retiring=ring.kids)
 
 
 def start_emergency(
@@ -325,14 +308,29 @@ def start_emergency(
     else:
         target = _fresh_kid(state, ring, now, nonce)
         create_new = True
+    return _begin(state, ring, now, "emergency", policy, target, create_new, retiring=bad)
+
+
+def _begin(
+    state: RotationState,
+    ring: RingView,
+    now: float,
+    phase: Phase,
+    policy: RotationPolicy,
+    new_kid: str,
+    create_new: bool,
+    retiring: tuple[str, ...],
+) -> RotationState:
+    """``state`` as a rotation or an emergency starts: nothing of an earlier one carried over.
+    A key it does not create is in the ring already, so it counts as added from the start."""
     return msgspec.structs.replace(
         state,
-        phase="emergency",
+        phase=phase,
         policy=policy,
-        new_kid=target,
+        new_kid=new_kid,
         create_new=create_new,
         old_active=ring.active,
-        retiring=bad,
+        retiring=retiring,
         started_at=now,
         phase_since=now,
         added_at=None if create_new else now,
@@ -340,7 +338,7 @@ def start_emergency(
         confirmed_at=None,
         confirmed_by=None,
         delay_used=False,
-        seen_kids=_remember(state.seen_kids, (*ring.kids, target)),
+        seen_kids=_remember(state.seen_kids, (*ring.kids, new_kid)),
         error=None,
     )
 
