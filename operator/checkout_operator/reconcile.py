@@ -45,6 +45,7 @@ from .values import (
     OWNER_LABEL,
     SERVICES,
     Names,
+    Release,
     all_workload_values,
     enabled_workloads,
     ingress_url,
@@ -191,13 +192,15 @@ class Runtime:
     async def _desired(self, owner: Owner, spec: CheckoutSpec) -> Desired:
         """What the spec renders to: kept from the last render if none of its inputs changed."""
         values = all_workload_values(
-            release=owner.name,
-            namespace=owner.namespace,
-            spec=spec,
-            default_images=self.config.default_images,
-            cluster_domain=self.config.cluster_domain,
-            default_database_images=self.config.default_database_images,
-            operator_namespace=self.config.namespace,
+            Release(
+                owner.name,
+                owner.namespace,
+                spec,
+                default_images=self.config.default_images,
+                default_database_images=self.config.default_database_images,
+                cluster_domain=self.config.cluster_domain,
+                operator_namespace=self.config.namespace,
+            )
         )
         key = (owner.namespace, owner.name)
         digest = self.renderer.render_digest(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .spec import CheckoutSpec, ImageSpec, WorkloadSpec
@@ -92,20 +92,32 @@ def ingress_url(spec: CheckoutSpec) -> str | None:
     return f"{scheme}://{ingress.host}"
 
 
-def database_values(
-    service: str,
-    *,
-    release: str,
-    spec: CheckoutSpec,
-    default_database_images: Mapping[str, str],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Release:
+    """One Checkout as its charts are rendered: the release (the Checkout's name) in its
+    namespace, its decoded spec, and what the operator's settings add."""
+
+    name: str
+    namespace: str
+    spec: CheckoutSpec
+    default_images: Mapping[str, str] = field(default_factory=dict)
+    """By workload; the charts' own default where a workload has none."""
+    default_database_images: Mapping[str, str] = field(default_factory=dict)
+    """By database engine; the chart's default for the engine where none."""
+    cluster_domain: str = "cluster.local"
+    operator_namespace: str | None = None
+    """Where the operator's own pods run (the services' NetworkPolicy lets them in to read the
+    key reports); None outside a cluster."""
+
+
+def database_values(service: str, release: Release) -> dict[str, Any]:
     """The chart's ``mongodb`` values: the engine, and its image when the spec or the operator's
     settings name one (else the chart's default for that engine stands)."""
-    mongodb = spec.mongodb
+    mongodb = release.spec.mongodb
     engine = mongodb.engine
     values: dict[str, Any] = {
         "engine": engine,
-        "auth": {"existingSecret": Names(release).mongodb_secret(service)},
+        "auth": {"existingSecret": Names(release.name).mongodb_secret(service)},
         "storage": {
             "size": mongodb.storage.size,
             "className": mongodb.storage.class_name,
@@ -115,7 +127,7 @@ def database_values(
             "retainOnDelete": True,
         },
     }
-    reference = mongodb.image or default_database_images.get(engine)
+    reference = mongodb.image or release.default_database_images.get(engine)
     if reference:
         image = parse_image(reference)
         if "tag" in image:
@@ -155,24 +167,16 @@ def image_values(image: ImageSpec | None, default: str | None) -> dict[str, str]
     return chosen
 
 
-def _workload_values(
-    workload: str,
-    own: WorkloadSpec,
-    *,
-    release: str,
-    namespace: str,
-    spec: CheckoutSpec,
-    default_images: Mapping[str, str],
-    cluster_domain: str,
-) -> dict[str, Any]:
+def _workload_values(workload: str, own: WorkloadSpec, release: Release) -> dict[str, Any]:
     """What every chart takes from the spec: replicas, autoscaling, image, resources (``own``,
     the spec's section of this workload), the services' URLs, trusted proxies and the Ingress."""
-    ingress, autoscaling = spec.ingress, own.autoscaling
+    ingress, autoscaling = release.spec.ingress, own.autoscaling
     values: dict[str, Any] = {
         "replicaCount": own.replicas,
         # Every chart is told where every service is, rather than left to derive it.
         "serviceUrls": {
-            other: service_url(release, namespace, other, cluster_domain) for other in SERVICES
+            other: service_url(release.name, release.namespace, other, release.cluster_domain)
+            for other in SERVICES
         },
         "autoscaling": {
             "enabled": autoscaling.enabled,
@@ -189,7 +193,7 @@ def _workload_values(
             "tls": {"enabled": ingress.tls.enabled, "secretName": ingress.tls.secret_name},
         },
     }
-    image = image_values(own.image, default_images.get(workload))
+    image = image_values(own.image, release.default_images.get(workload))
     if image:
         values["image"] = image
     resources = own.resources.values() if own.resources else {}
@@ -198,99 +202,34 @@ def _workload_values(
     return values
 
 
-def service_values(
-    service: str,
-    *,
-    release: str,
-    namespace: str,
-    spec: CheckoutSpec,
-    default_images: Mapping[str, str],
-    cluster_domain: str,
-    default_database_images: Mapping[str, str] | None = None,
-    operator_namespace: str | None = None,
-) -> dict[str, Any]:
-    """Values for one service chart, rendered as release ``release`` in ``namespace``
-    (``operator_namespace``: where the operator's own pods run, let in by the NetworkPolicy)."""
-    names = Names(release)
-    values = _workload_values(
-        service,
-        spec.services.of(service),
-        release=release,
-        namespace=namespace,
-        spec=spec,
-        default_images=default_images,
-        cluster_domain=cluster_domain,
-    )
+def service_values(service: str, release: Release) -> dict[str, Any]:
+    """Values for one service chart."""
+    names = Names(release.name)
+    values = _workload_values(service, release.spec.services.of(service), release)
     values["keyrings"] = {
         "jwt": {"secretName": names.jwt_keyring},
         "internal": {"secretName": names.internal_keyring},
     }
-    values["networkPolicy"] = network_policy_values(spec, operator_namespace)
-    values["mongodb"] = database_values(
-        service,
-        release=release,
-        spec=spec,
-        default_database_images=default_database_images or {},
-    )
+    values["networkPolicy"] = network_policy_values(release.spec, release.operator_namespace)
+    values["mongodb"] = database_values(service, release)
     if service == "auth":
-        values["jwt"] = {"accessTokenTtlSeconds": spec.secret_rotation.token_lifetime_seconds}
+        lifetime = release.spec.secret_rotation.token_lifetime_seconds
+        values["jwt"] = {"accessTokenTtlSeconds": lifetime}
     return values
 
 
-def storefront_values(
-    *,
-    release: str,
-    namespace: str,
-    spec: CheckoutSpec,
-    default_images: Mapping[str, str],
-    cluster_domain: str,
-) -> dict[str, Any]:
+def storefront_values(release: Release) -> dict[str, Any]:
     """Values for the storefront chart: no database, no keyrings (so no operator in its
     NetworkPolicy), and the CSRF Secret the operator makes (never the chart's own)."""
-    values = _workload_values(
-        STOREFRONT,
-        spec.storefront,
-        release=release,
-        namespace=namespace,
-        spec=spec,
-        default_images=default_images,
-        cluster_domain=cluster_domain,
-    )
-    values["networkPolicy"] = network_policy_values(spec, None)
-    values["csrf"] = {"existingSecret": Names(release).storefront_csrf}
+    values = _workload_values(STOREFRONT, release.spec.storefront, release)
+    values["networkPolicy"] = network_policy_values(release.spec, None)
+    values["csrf"] = {"existingSecret": Names(release.name).storefront_csrf}
     return values
 
 
-def all_workload_values(
-    *,
-    release: str,
-    namespace: str,
-    spec: CheckoutSpec,
-    default_images: Mapping[str, str],
-    cluster_domain: str,
-    default_database_images: Mapping[str, str] | None = None,
-    operator_namespace: str | None = None,
-) -> dict[str, dict[str, Any]]:
+def all_workload_values(release: Release) -> dict[str, dict[str, Any]]:
     """Values by chart, for every chart the spec asks for (``enabled_workloads``)."""
-    values = {
-        service: service_values(
-            service,
-            release=release,
-            namespace=namespace,
-            spec=spec,
-            default_images=default_images,
-            cluster_domain=cluster_domain,
-            default_database_images=default_database_images,
-            operator_namespace=operator_namespace,
-        )
-        for service in SERVICES
-    }
-    if spec.storefront.enabled:
-        values[STOREFRONT] = storefront_values(
-            release=release,
-            namespace=namespace,
-            spec=spec,
-            default_images=default_images,
-            cluster_domain=cluster_domain,
-        )
+    values = {service: service_values(service, release) for service in SERVICES}
+    if release.spec.storefront.enabled:
+        values[STOREFRONT] = storefront_values(release)
     return values

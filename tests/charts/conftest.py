@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from checkout_operator.spec import decode_spec
-from checkout_operator.values import all_workload_values
+from checkout_operator.values import Release, all_workload_values
 
 from tests.infra.helm import ALL_CHARTS, ROOT, WORKLOADS, Helm, helm_path, prepared_helm
 
@@ -175,11 +175,12 @@ def operator_values(**mongodb: Any) -> dict[str, dict[str, Any]]:
     sample = yaml.safe_load((ROOT / "k8s" / "checkout-sample.yaml").read_text())
     sample["spec"]["mongodb"].update(mongodb)
     values = all_workload_values(
-        release="shop",
-        namespace="checkout",
-        spec=decode_spec(sample["spec"]),
-        default_images={w: f"registry.example.com/checkout/{w}:0.1.0" for w in WORKLOADS},
-        cluster_domain="cluster.local",
+        Release(
+            "shop",
+            "checkout",
+            decode_spec(sample["spec"]),
+            default_images={w: f"registry.example.com/checkout/{w}:0.1.0" for w in WORKLOADS},
+        )
     )
     return values
 

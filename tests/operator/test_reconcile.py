@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from checkout_operator.spec import decode_spec
-from checkout_operator.values import all_workload_values
+from checkout_operator.values import Release, all_workload_values
 
 from services.keys.keyring import parse_keyring
 from tests.infra.helm import Helm
@@ -49,11 +49,13 @@ def rendered_children(
     """(kind, name) of everything ``helm template`` gives for the Checkout's values."""
     config = operator.runtime.config
     values = all_workload_values(
-        release=checkout["metadata"]["name"],
-        namespace=namespace,
-        spec=decode_spec(checkout["spec"]),
-        default_images=config.default_images,
-        cluster_domain=config.cluster_domain,
+        Release(
+            checkout["metadata"]["name"],
+            namespace,
+            decode_spec(checkout["spec"]),
+            default_images=config.default_images,
+            cluster_domain=config.cluster_domain,
+        )
     )
     return {
         (obj["kind"], obj["metadata"]["name"])

@@ -9,7 +9,7 @@ import pytest
 from checkout_operator.kube import KINDS
 from checkout_operator.render import ChartRenderer, RenderError
 from checkout_operator.spec import decode_spec
-from checkout_operator.values import SERVICES, WORKLOADS, all_workload_values
+from checkout_operator.values import SERVICES, WORKLOADS, Release, all_workload_values
 
 from tests.infra.helm import Helm
 from tests.operator.cluster import sample_checkout
@@ -24,11 +24,11 @@ def renderer(charts: Helm) -> ChartRenderer:
 
 def sample_values() -> dict[str, dict[str, object]]:
     return all_workload_values(
-        release="demo",
-        namespace="shop",
-        spec=decode_spec(sample_checkout("demo")["spec"]),
-        default_images={},
-        cluster_domain="cluster.local",
+        Release(
+            "demo",
+            "shop",
+            decode_spec(sample_checkout("demo")["spec"]),
+        )
     )
 
 
@@ -61,11 +61,11 @@ async def test_the_spec_picks_the_database_engine(
 ) -> None:
     spec = {**sample_checkout("demo")["spec"], "mongodb": mongodb}
     values = all_workload_values(
-        release="demo",
-        namespace="shop",
-        spec=decode_spec(spec),
-        default_images={},
-        cluster_domain="cluster.local",
+        Release(
+            "demo",
+            "shop",
+            decode_spec(spec),
+        )
     )
     rendered = await renderer.render_many(values, release="demo", namespace="shop")
     assert not [o for o in rendered["storefront"] if o["kind"] == "StatefulSet"]

@@ -23,6 +23,7 @@ from checkout_operator.status import (
 from checkout_operator.values import (
     SERVICES,
     WORKLOADS,
+    Release,
     all_workload_values,
     enabled_workloads,
     ingress_url,
@@ -38,12 +39,7 @@ DEFAULT_IMAGES = {w: f"registry.example.com/{w}:1.0.0" for w in WORKLOADS}
 
 def values_for(spec: dict[str, Any], service: str = "auth") -> dict[str, Any]:
     return service_values(
-        service,
-        release="shop",
-        namespace="prod",
-        spec=decode_spec(spec),
-        default_images=DEFAULT_IMAGES,
-        cluster_domain="cluster.local",
+        service, Release("shop", "prod", decode_spec(spec), default_images=DEFAULT_IMAGES)
     )
 
 
@@ -62,11 +58,13 @@ def test_parse_image(reference: str, expected: dict[str, str]) -> None:
 
 def test_every_service_is_wired_to_every_other() -> None:
     values = all_workload_values(
-        release="shop",
-        namespace="prod",
-        spec=decode_spec({}),
-        default_images=DEFAULT_IMAGES,
-        cluster_domain="corp.local",
+        Release(
+            "shop",
+            "prod",
+            decode_spec({}),
+            default_images=DEFAULT_IMAGES,
+            cluster_domain="corp.local",
+        )
     )
     assert set(values) == set(WORKLOADS)
     for chart, chart_values in values.items():
@@ -96,11 +94,7 @@ def test_the_storefront_section_becomes_the_storefront_charts_values() -> None:
         "networkPolicy": {"ingressController": {"namespace": "edge"}},
     }
     values = storefront_values(
-        release="shop",
-        namespace="prod",
-        spec=decode_spec(spec),
-        default_images=DEFAULT_IMAGES,
-        cluster_domain="cluster.local",
+        Release("shop", "prod", decode_spec(spec), default_images=DEFAULT_IMAGES)
     )
     assert values["replicaCount"] == 2
     assert values["image"] == {"repository": "registry.example.com/storefront", "tag": "2.0.0"}
@@ -130,11 +124,11 @@ def test_the_storefront_is_enabled_unless_the_spec_says_otherwise(
     spec = {} if storefront is None else {"storefront": storefront}
     assert enabled_workloads(decode_spec(spec)) == expected
     values = all_workload_values(
-        release="shop",
-        namespace="prod",
-        spec=decode_spec(spec),
-        default_images={},
-        cluster_domain="cluster.local",
+        Release(
+            "shop",
+            "prod",
+            decode_spec(spec),
+        )
     )
     assert tuple(values) == expected
     assert retired_conditions(expected) == (
@@ -181,12 +175,13 @@ def test_spec_fields_become_chart_values() -> None:
     policy = {"enabled": False, "ingressController": {"namespace": "edge", "podLabels": {"a": "b"}}}
     assert service_values(
         "cart",
-        release="shop",
-        namespace="prod",
-        spec=decode_spec({"networkPolicy": policy}),
-        default_images=DEFAULT_IMAGES,
-        cluster_domain="cluster.local",
-        operator_namespace="ops",
+        Release(
+            "shop",
+            "prod",
+            decode_spec({"networkPolicy": policy}),
+            default_images=DEFAULT_IMAGES,
+            operator_namespace="ops",
+        ),
     )["networkPolicy"] == {**policy, "operator": {"namespace": "ops"}}
     assert values["replicaCount"] == 3
     # A tag alone keeps the operator's default repository.
@@ -224,11 +219,11 @@ def test_spec_fields_become_chart_values() -> None:
 def test_without_an_image_anywhere_the_chart_default_stands() -> None:
     values = service_values(
         "cart",
-        release="shop",
-        namespace="prod",
-        spec=decode_spec({}),
-        default_images={},
-        cluster_domain="cluster.local",
+        Release(
+            "shop",
+            "prod",
+            decode_spec({}),
+        ),
     )
     assert "image" not in values
 
@@ -273,13 +268,7 @@ def test_the_operators_database_image_for_the_engine_fills_in_for_the_spec() -> 
 
     def database(spec: dict[str, Any]) -> dict[str, Any]:
         values = service_values(
-            "order",
-            release="shop",
-            namespace="prod",
-            spec=decode_spec(spec),
-            default_images={},
-            cluster_domain="cluster.local",
-            default_database_images=defaults,
+            "order", Release("shop", "prod", decode_spec(spec), default_database_images=defaults)
         )
         return dict(values["mongodb"])
 
