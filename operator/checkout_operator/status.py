@@ -37,33 +37,39 @@ def _int(value: object, default: int = 0) -> int:
     return value if isinstance(value, int) else default
 
 
+def _rollout(
+    workload: Mapping[str, Any] | None, what: str
+) -> tuple[str | None, int, Mapping[str, Any]]:
+    """What is wrong before replicas count (``what`` missing, or its latest spec not rolled
+    out), else None; and the replicas wanted, and the status."""
+    if workload is None:
+        return f"its {what} does not exist", 0, {}
+    meta, spec, status = (workload.get(k) or {} for k in ("metadata", "spec", "status"))
+    if _int(status.get("observedGeneration"), -1) < _int(meta.get("generation"), 0):
+        return f"its {what}'s latest spec is not rolled out yet", 0, status
+    return None, _int(spec.get("replicas"), 1), status
+
+
 def deployment_problem(deployment: Mapping[str, Any] | None) -> str | None:
     """Why the Deployment is not available, or None when it is."""
-    if deployment is None:
-        return "its Deployment does not exist"
-    meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
-    if _int(status.get("observedGeneration"), -1) < _int(meta.get("generation"), 0):
-        return "its Deployment's latest spec is not rolled out yet"
-    wanted = _int(spec.get("replicas"), 1)
+    problem, wanted, status = _rollout(deployment, "Deployment")
+    if problem:
+        return problem
     available = _int(status.get("availableReplicas"))
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
     if conditions.get("Available") != "True" or available < wanted:
         return f"its Deployment has {available}/{wanted} replicas available"
-    if _int(status.get("updatedReplicas")) < wanted:
-        return f"its Deployment has {_int(status.get('updatedReplicas'))}/{wanted} replicas updated"
+    if (updated := _int(status.get("updatedReplicas"))) < wanted:
+        return f"its Deployment has {updated}/{wanted} replicas updated"
     return None
 
 
 def statefulset_problem(statefulset: Mapping[str, Any] | None) -> str | None:
     """Why the MongoDB StatefulSet is not ready, or None when it is."""
-    if statefulset is None:
-        return "its MongoDB StatefulSet does not exist"
-    meta, spec, status = (statefulset.get(k) or {} for k in ("metadata", "spec", "status"))
-    if _int(status.get("observedGeneration"), -1) < _int(meta.get("generation"), 0):
-        return "its MongoDB StatefulSet's latest spec is not rolled out yet"
-    wanted = _int(spec.get("replicas"), 1)
-    ready = _int(status.get("readyReplicas"))
-    if ready < wanted:
+    problem, wanted, status = _rollout(statefulset, "MongoDB StatefulSet")
+    if problem:
+        return problem
+    if (ready := _int(status.get("readyReplicas"))) < wanted:
         return f"its MongoDB has {ready}/{wanted} replicas ready"
     return None
 
