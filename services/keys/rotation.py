@@ -390,9 +390,15 @@ def _failed(state: RotationState, now: float, reason: str) -> Decision:
     return Decision(state=failed, step="failed", event=f"{state.ring} rotation failed: {reason}")
 
 
-def _enter(state: RotationState, phase: Phase, now: float) -> RotationState:
-    return msgspec.structs.replace(
+def _advance(
+    state: RotationState, ring: RingView, phase: Phase, step: str, now: float, event: str
+) -> Decision:
+    """Into ``phase``: its layout written at once, its confirmation not yet seen."""
+    entered = msgspec.structs.replace(
         state, phase=phase, phase_since=now, applied_at=None, confirmed_at=None, confirmed_by=None
+    )
+    return Decision(
+        state=entered, step=step, write=_layout(entered, ring), check_after=0.0, event=event
     )
 
 
@@ -473,14 +479,8 @@ def plan_next(
         else "assumed after the propagation delay"
     )
     if state.phase == "adding":
-        nxt = _enter(state, "promoting", now)
-        return Decision(
-            state=nxt,
-            step="promote",
-            write=_layout(nxt, ring),
-            check_after=0.0,
-            event=f"{state.ring}: new key {new} loaded ({how}); making it active",
-        )
+        event = f"{state.ring}: new key {new} loaded ({how}); making it active"
+        return _advance(state, ring, "promoting", "promote", now, event)
     if state.phase == "promoting":
         retire_at = state.confirmed_at + policy.credential_lifetime + policy.margin
         if now < retire_at:
@@ -495,17 +495,11 @@ def plan_next(
                 check_after=retire_at - now,
                 waiting_for=f"{what} ({retire_at - now:.0f}s left)",
             )
-        nxt = _enter(state, "retiring", now)
-        return Decision(
-            state=nxt,
-            step="retire",
-            write=_layout(nxt, ring),
-            check_after=0.0,
-            event=(
-                f"{state.ring}: {new} active everywhere ({how}) and the wait for older "
-                f"credentials is over; removing {detail['old']}"
-            ),
+        event = (
+            f"{state.ring}: {new} active everywhere ({how}) and the wait for older "
+            f"credentials is over; removing {detail['old']}"
         )
+        return _advance(state, ring, "retiring", "retire", now, event)
     done = msgspec.structs.replace(
         state,
         phase="idle",
