@@ -282,29 +282,22 @@ class Load:
 
     # --- setup ------------------------------------------------------------------------------
 
+    async def to_auth(
+        self, op: str, path: str, credentials: dict[str, str], expect: tuple[int, ...] = (200,)
+    ) -> dict[str, Any] | None:
+        """POST ``credentials`` to auth; the answer's body, or None (counted as failed)."""
+        response = await self.call(op, "POST", "auth", path, json=credentials, expect=expect)
+        return None if response is None else dict(response.json())
+
     async def sign_in(self, email: str, password: str) -> tuple[str, str] | None:
-        response = await self.call(
-            "sign in",
-            "POST",
-            "auth",
-            "/api/v1/auth/token",
-            json={"email": email, "password": password},
-        )
-        if response is None:
-            return None
-        body = response.json()
-        return body["accessToken"], body["user"]["id"]
+        credentials = {"email": email, "password": password}
+        body = await self.to_auth("sign in", "/api/v1/auth/token", credentials)
+        return None if body is None else (body["accessToken"], body["user"]["id"])
 
     async def register(self, email: str) -> str | None:
-        response = await self.call(
-            "register",
-            "POST",
-            "auth",
-            "/api/v1/auth/register",
-            json={"email": email, "password": PASSWORD},
-            expect=(201,),
-        )
-        return None if response is None else str(response.json()["id"])
+        credentials = {"email": email, "password": PASSWORD}
+        body = await self.to_auth("register", "/api/v1/auth/register", credentials, (201,))
+        return None if body is None else str(body["id"])
 
     async def prepare_products(self) -> None:
         signed = await self.sign_in(self.p.admin_email, self.p.admin_password)
