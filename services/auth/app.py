@@ -14,7 +14,7 @@ from services.auth.repository import UserRepository, create_indexes
 from services.auth.schemas import UserCreate
 from services.auth.service import AuthService, PasswordHashing
 from services.auth.settings import AuthSettings
-from services.kit.app import create_service_app
+from services.kit.app import ServiceDefinition
 from services.kit.tokens import Principal
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 async def _build_service(app: Litestar) -> None:
     settings: AuthSettings = app.state.settings
+    app.state.cascade_wake = asyncio.Event()  # set by a deletion: the cascade relay runs at once
     app.state.auth_service = AuthService(
         app.state.db, settings, app.state.tokens, PasswordHashing(settings)
     )
@@ -48,15 +49,16 @@ async def _user_is_gone(state: State, principal: Principal) -> bool:
     return not await UserRepository(state.db).is_active(principal.user_id)
 
 
+SERVICE = ServiceDefinition(
+    description="Users, sign-in and access tokens.",
+    router=router,
+    indexes=create_indexes,
+    build=_build_service,
+    on_ready=[_bootstrap_admin],
+    background=[cascade_relay],
+    is_revoked=_user_is_gone,
+)
+
+
 def create_app(settings: AuthSettings) -> Litestar:
-    return create_service_app(
-        settings,
-        route_handlers=[router],
-        title="Checkout Platform — auth",
-        description="Users, sign-in and access tokens.",
-        index_setup=create_indexes,
-        on_startup=[_build_service],
-        on_ready=[_bootstrap_admin],
-        background=[cascade_relay],
-        state={"cascade_wake": asyncio.Event(), "is_revoked": _user_is_gone},
-    )
+    return SERVICE.app(settings)

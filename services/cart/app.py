@@ -9,7 +9,7 @@ from services.cart.controllers import router
 from services.cart.repository import create_indexes
 from services.cart.service import CartService
 from services.cart.settings import CartSettings
-from services.kit.app import create_service_app
+from services.kit.app import ServiceDefinition
 from services.kit.revocation import DeletedUsers, is_user_deleted
 
 
@@ -24,13 +24,14 @@ async def _build_service(app: Litestar) -> None:
     app.state.cart_service = CartService(app.state.db, catalogue, app.state.deleted_users)
 
 
+SERVICE = ServiceDefinition(
+    description="Shopping carts: one line per product, priced from the catalogue.",
+    router=router,
+    indexes=create_indexes,
+    build=_build_service,
+    is_revoked=is_user_deleted,
+)
+
+
 def create_app(settings: CartSettings) -> Litestar:
-    return create_service_app(
-        settings,
-        route_handlers=[router],
-        title="Checkout Platform — cart",
-        description="Shopping carts: one line per product, priced from the catalogue.",
-        index_setup=create_indexes,
-        on_startup=[_build_service],
-        state={"is_revoked": is_user_deleted},
-    )
+    return SERVICE.app(settings)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from litestar import Litestar, Response, Router
@@ -18,7 +19,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.routes import HTTPRoute
-from litestar.types import ControllerRouterHandler, Message, Scope
+from litestar.types import Message, Scope
 
 from services.keys.keyring import KeyRing
 from services.kit.errors import EXCEPTION_HANDLERS
@@ -28,7 +29,7 @@ from services.kit.mongo import IndexSetup, create_client, ensure_indexes_until_d
 from services.kit.observability import RequestContextMiddleware
 from services.kit.openapi import SECURITY_COMPONENTS, StrictStructSchemaPlugin, document_operations
 from services.kit.request import ServiceRequest
-from services.kit.security import AUTH_DEPENDENCIES
+from services.kit.security import AUTH_DEPENDENCIES, RevocationCheck
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import TokenService
 
@@ -95,27 +96,38 @@ def every(
     return worker
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServiceDefinition:
+    """One service, as its ``app.py`` declares it; ``app(settings)`` builds its Litestar app
+    (its OpenAPI title is "Checkout Platform — <service name>")."""
+
+    description: str
+    """What the service does, for its OpenAPI document."""
+    router: Router
+    indexes: IndexSetup
+    build: Hook
+    """Runs once the database client exists: builds the service's objects on ``app.state``."""
+    on_ready: Sequence[Hook] = ()
+    """Run once the indexes exist (e.g. seeding); readiness waits for them."""
+    background: Sequence[Hook] = ()
+    """Long-running workers (e.g. an outbox relay), started with the app, cancelled at shutdown."""
+    is_revoked: RevocationCheck | None = None
+    """Refuses the tokens of users deleted since they were issued (see `kit.security`)."""
+
+    def app(
+        self, settings: ServiceSettings, *, openapi_limits: Mapping[str, int] | None = None
+    ) -> Litestar:
+        """``openapi_limits``: query parameters whose maximum is a setting
+        (``{"pageSize": settings.max_page_size}``)."""
+        return create_service_app(settings, self, openapi_limits)
+
+
 def create_service_app(
     settings: ServiceSettings,
-    *,
-    route_handlers: Sequence[ControllerRouterHandler],
-    title: str,
-    description: str,
-    index_setup: IndexSetup,
-    dependencies: dict[str, Provide] | None = None,
-    on_startup: Sequence[Hook] = (),
-    on_ready: Sequence[Hook] = (),
-    background: Sequence[Hook] = (),
-    state: dict[str, Any] | None = None,
+    service: ServiceDefinition,
     openapi_limits: Mapping[str, int] | None = None,
 ) -> Litestar:
-    """Build a service app.
-
-    ``on_startup`` hooks run once the database client exists (build services on ``app.state``);
-    ``on_ready`` hooks run once indexes exist (e.g. seeding); ``background`` hooks are long-running
-    workers (e.g. an outbox relay) started with the app and cancelled at shutdown.
-    ``openapi_limits`` are query parameters whose maximum is a setting (``{"pageSize": 100}``).
-    """
+    """Build a service app: one place for lifespan, errors, probes, metrics and OpenAPI."""
     jwt_keys = KeyRing(
         settings.jwt_keyring_file, check_interval=settings.keyring_check_interval_seconds
     )
@@ -131,14 +143,13 @@ def create_service_app(
         app.state.mongo = mongo
         app.state.db = mongo[settings.mongo_db]
         app.state.clients = _clients(settings, internal_keys)
-        for hook in on_startup:
-            await hook(app)
+        await service.build(app)
         ready = app.state.indexes_ready
         tasks: list[asyncio.Task[None]] = []
 
         async def after_indexes() -> None:
-            await ensure_indexes_until_done(app.state.db, index_setup)
-            for hook in on_ready:
+            await ensure_indexes_until_done(app.state.db, service.indexes)
+            for hook in service.on_ready:
                 try:
                     await hook(app)
                 except Exception:
@@ -147,7 +158,7 @@ def create_service_app(
             ready.set()
 
         tasks.append(asyncio.create_task(after_indexes(), name="indexes"))
-        for hook in background:
+        for hook in service.background:
             tasks.append(asyncio.create_task(hook(app), name=getattr(hook, "__name__", "worker")))
         log.info("service started", extra={"port": settings.port})
         try:
@@ -170,7 +181,7 @@ def create_service_app(
                 jwt_keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             ),
             "indexes_ready": asyncio.Event(),
-            **(state or {}),
+            "is_revoked": service.is_revoked,
         }
     )
     prometheus = PrometheusConfig(
@@ -181,10 +192,10 @@ def create_service_app(
     )
     allowed_methods: dict[str, str] = {}
     app = Litestar(
-        route_handlers=[HealthController, KeyIdsController, MetricsController, *route_handlers],
+        route_handlers=[HealthController, KeyIdsController, MetricsController, service.router],
         lifespan=[lifespan],
         state=app_state,
-        dependencies={**AUTH_DEPENDENCIES, **(dependencies or {})},
+        dependencies=AUTH_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestContextMiddleware), prometheus.middleware],
         request_class=ServiceRequest,
@@ -192,9 +203,9 @@ def create_service_app(
         before_send=[_allow_header(allowed_methods)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title=title,
+            title=f"Checkout Platform — {settings.service_name}",
             version="1.0.0",
-            description=description,
+            description=service.description,
             components=SECURITY_COMPONENTS,
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from services.kit.app import create_service_app, every
+from services.kit.app import ServiceDefinition, every
 from services.kit.revocation import DeletedUsers, is_user_deleted
 from services.order.clients import CartClient, StockReservations
 from services.order.controllers import router
@@ -31,17 +31,20 @@ async def finish_due_orders(app: Litestar) -> None:
     await app.state.order_service.finish_due()
 
 
+def _finish_interval(app: Litestar) -> float:
+    settings: OrderSettings = app.state.settings
+    return settings.finish_interval_seconds
+
+
+SERVICE = ServiceDefinition(
+    description="Orders with price snapshots, placed from the cart (checkout).",
+    router=router,
+    indexes=create_indexes,
+    build=_build_service,
+    background=[every(_finish_interval, finish_due_orders)],
+    is_revoked=is_user_deleted,
+)
+
+
 def create_app(settings: OrderSettings) -> Litestar:
-    return create_service_app(
-        settings,
-        route_handlers=[router],
-        title="Checkout Platform — order",
-        description="Orders with price snapshots, placed from the cart (checkout).",
-        index_setup=create_indexes,
-        on_startup=[_build_service],
-        background=[
-            every(lambda app: app.state.settings.finish_interval_seconds, finish_due_orders)
-        ],
-        state={"is_revoked": is_user_deleted},
-        openapi_limits={"pageSize": settings.max_page_size},
-    )
+    return SERVICE.app(settings, openapi_limits={"pageSize": settings.max_page_size})

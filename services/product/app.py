@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from services.kit.app import create_service_app, every
+from services.kit.app import ServiceDefinition, every
 from services.product.controllers import router
 from services.product.repository import create_indexes
 from services.product.service import ProductService
@@ -30,14 +30,14 @@ def _sweep_interval(app: Litestar) -> float:
     return max(5, settings.reservation_ttl_seconds // 10)
 
 
+SERVICE = ServiceDefinition(
+    description="The catalogue, prices and stock.",
+    router=router,
+    indexes=create_indexes,
+    build=_build_service,
+    background=[every(_sweep_interval, release_stale_reservations)],
+)
+
+
 def create_app(settings: ProductSettings) -> Litestar:
-    return create_service_app(
-        settings,
-        route_handlers=[router],
-        title="Checkout Platform — product",
-        description="The catalogue, prices and stock.",
-        index_setup=create_indexes,
-        on_startup=[_build_service],
-        background=[every(_sweep_interval, release_stale_reservations)],
-        openapi_limits={"pageSize": settings.max_page_size},
-    )
+    return SERVICE.app(settings, openapi_limits={"pageSize": settings.max_page_size})
