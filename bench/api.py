@@ -46,6 +46,7 @@ from services.keys.keyring import KeyRing
 from services.kit.tokens import TokenService
 from services.local.mongo_server import free_port
 from services.local.platform import SERVICES, LocalPlatform
+from services.local.processes import stop_process
 
 PASSWORD = "bench api password"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -351,8 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(bench.run(endpoint))
                     print(f"  measured {endpoint.name}", file=sys.stderr, flush=True)
         finally:
-            bare.terminate()
-            bare.wait(10)
+            stop_process(bare, 10)
     ceiling = results[0].rps
     for result in results:
         result.ratio = result.rps / ceiling if ceiling else 0.0

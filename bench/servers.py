@@ -37,6 +37,7 @@ import httpx
 from bench.api import Endpoint, cpu_ticks, wrk_summary
 from services.local.mongo_server import free_port
 from services.local.platform import LocalPlatform
+from services.local.processes import stop_process
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CANDIDATES = ("uvicorn-h11", "uvicorn-httptools", "granian")
@@ -148,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     cpu1 = cpu_ticks(pids)
                 finally:
-                    process.terminate()
-                    process.wait(15)
+                    stop_process(process, 15)
                 n = max(1, summary["requests"])
                 rps = summary["requests"] / (summary["duration_us"] / 1e6)
                 errors = summary["status"] + summary["socket"]

@@ -8,13 +8,13 @@ import logging
 from litestar import Litestar
 from litestar.datastructures import State
 
-from services.auth.cascade import cascade_relay
+from services.auth.cascade import run_once
 from services.auth.controllers import router
 from services.auth.repository import UserRepository, create_indexes
 from services.auth.schemas import UserCreate
 from services.auth.service import AuthService, PasswordHashing
 from services.auth.settings import AuthSettings
-from services.kit.app import ServiceDefinition
+from services.kit.app import ServiceDefinition, create_service_app, every
 from services.kit.tokens import Principal
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,12 @@ async def _build_service(app: Litestar) -> None:
     app.state.auth_service = AuthService(
         app.state.db, settings, app.state.tokens, PasswordHashing(settings)
     )
+
+
+def _cascade_poll(app: Litestar) -> float:
+    """The deletion cascade's relay runs this often, and at once after a deletion."""
+    settings: AuthSettings = app.state.settings
+    return settings.cascade_poll_seconds
 
 
 async def _bootstrap_admin(app: Litestar) -> None:
@@ -55,10 +61,10 @@ SERVICE = ServiceDefinition(
     indexes=create_indexes,
     build=_build_service,
     on_ready=[_bootstrap_admin],
-    background=[cascade_relay],
+    background=[every(_cascade_poll, run_once, wake=lambda app: app.state.cascade_wake)],
     is_revoked=_user_is_gone,
 )
 
 
 def create_app(settings: AuthSettings) -> Litestar:
-    return SERVICE.app(settings)
+    return create_service_app(settings, SERVICE)

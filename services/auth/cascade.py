@@ -8,8 +8,6 @@ the list lives in the database. Receivers are idempotent, so a repeated delivery
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -68,18 +66,3 @@ async def run_once(app: Litestar) -> int:
             delay = min(max_delay, 0.5 * 2 ** min(attempts, 10)) * (0.5 + random.random() / 2)  # noqa: S311
             await repo.postpone(doc["_id"], datetime.now(UTC) + timedelta(seconds=delay), attempts)
     return acknowledged
-
-
-async def cascade_relay(app: Litestar) -> None:
-    """Background worker: wakes on a deletion or every poll interval."""
-    await app.state.indexes_ready.wait()
-    wake: asyncio.Event = app.state.cascade_wake
-    poll = app.state.settings.cascade_poll_seconds
-    while True:
-        try:
-            await run_once(app)
-        except Exception:
-            log.exception("cascade relay pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), poll)
-        wake.clear()

@@ -110,5 +110,5 @@ class UsersController(Controller):
 router = Router(
     path="/",
     route_handlers=[AuthController, UsersController],
-    dependencies={"auth_service": from_state("auth_service", AuthService)},
+    dependencies={"auth_service": from_state("auth_service")},
 )

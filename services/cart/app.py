@@ -9,7 +9,7 @@ from services.cart.controllers import router
 from services.cart.repository import create_indexes
 from services.cart.service import CartService
 from services.cart.settings import CartSettings
-from services.kit.app import ServiceDefinition
+from services.kit.app import ServiceDefinition, create_service_app
 from services.kit.revocation import DeletedUsers, is_user_deleted
 
 
@@ -34,4 +34,4 @@ SERVICE = ServiceDefinition(
 
 
 def create_app(settings: CartSettings) -> Litestar:
-    return SERVICE.app(settings)
+    return create_service_app(settings, SERVICE)

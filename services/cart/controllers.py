@@ -16,7 +16,7 @@ from services.cart.service import CartService
 from services.kit.app import from_state
 from services.kit.contracts import MAX_LINE_QUANTITY, CartContents, CartRemoval
 from services.kit.errors import BadRequest
-from services.kit.openapi import problems, with_seed_paths
+from services.kit.openapi import SEED_TAG, problems, with_seed_paths
 from services.kit.security import DELETION_CHECKED_BY_HANDLER, authenticate
 from services.kit.tokens import Principal
 
@@ -138,7 +138,7 @@ class SeedRoutes(Controller):
     """Seed 000's route with no clean twin: a quantity change by GET, the token in the path."""
 
     path = "/api/cart"
-    tags = ["seed-compatible"]
+    tags = [SEED_TAG]
 
     @get(
         "/edit-quantity/{token:str}",
@@ -171,5 +171,5 @@ class SeedRoutes(Controller):
 router = Router(
     path="/",
     route_handlers=[CartController, InternalCartController, SeedRoutes],
-    dependencies={"cart_service": from_state("cart_service", CartService)},
+    dependencies={"cart_service": from_state("cart_service")},
 )

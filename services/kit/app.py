@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from litestar import Litestar, Response, Router
 from litestar.config.app import AppConfig
@@ -60,37 +60,38 @@ def _clients(settings: ServiceSettings, internal_keys: KeyRing) -> dict[str, Ser
     return clients
 
 
-T = TypeVar("T")
-
-
-def from_state(name: str, kind: type[T]) -> Provide:
-    """A dependency that gives ``app.state.<name>``, an object of type ``kind`` built at start-up
-    (e.g. ``{"cart_service": from_state("cart_service", CartService)}``)."""
+def from_state(name: str) -> Provide:
+    """A dependency that gives ``app.state.<name>``, an object the service's build hook made
+    (e.g. ``{"cart_service": from_state("cart_service")}``)."""
 
     def provide(state: State) -> Any:
-        value = state[name]
-        if not isinstance(value, kind):
-            raise TypeError(f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}")
-        return value
+        return state[name]
 
     return Provide(provide, sync_to_thread=False)
 
 
 def every(
-    seconds: Callable[[Litestar], float], work: Callable[[Litestar], Awaitable[object]]
+    seconds: Callable[[Litestar], float],
+    work: Callable[[Litestar], Awaitable[object]],
+    *,
+    wake: Callable[[Litestar], asyncio.Event] | None = None,
 ) -> Hook:
-    """A ``background`` hook: once the indexes exist, ``work(app)`` every ``seconds(app)``; a
-    pass that fails is logged with its trace and the next one runs on time."""
+    """A ``background`` hook: once the indexes exist, ``work(app)`` every ``seconds(app)``, and
+    at once whenever the ``wake(app)`` event is set; a pass that fails is logged with its trace
+    and the next one runs on time."""
 
     async def worker(app: Litestar) -> None:
         await app.state.indexes_ready.wait()
         interval = seconds(app)
+        event = wake(app) if wake is not None else asyncio.Event()
         while True:
             try:
                 await work(app)
             except Exception:
                 log.exception("background pass failed", extra={"worker": worker.__name__})
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), interval)
+            event.clear()
 
     worker.__name__ = getattr(work, "__name__", "worker")
     return worker
@@ -98,7 +99,7 @@ def every(
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceDefinition:
-    """One service, as its ``app.py`` declares it; ``app(settings)`` builds its Litestar app
+    """One service, as its ``app.py`` declares it; `create_service_app` builds its Litestar app
     (its OpenAPI title is "Checkout Platform — <service name>")."""
 
     description: str
@@ -114,20 +115,16 @@ class ServiceDefinition:
     is_revoked: RevocationCheck | None = None
     """Refuses the tokens of users deleted since they were issued (see `kit.security`)."""
 
-    def app(
-        self, settings: ServiceSettings, *, openapi_limits: Mapping[str, int] | None = None
-    ) -> Litestar:
-        """``openapi_limits``: query parameters whose maximum is a setting
-        (``{"pageSize": settings.max_page_size}``)."""
-        return create_service_app(settings, self, openapi_limits)
-
 
 def create_service_app(
     settings: ServiceSettings,
     service: ServiceDefinition,
+    *,
     openapi_limits: Mapping[str, int] | None = None,
 ) -> Litestar:
-    """Build a service app: one place for lifespan, errors, probes, metrics and OpenAPI."""
+    """Build ``service``'s app: one place for lifespan, errors, probes, metrics and OpenAPI.
+    ``openapi_limits``: query parameters whose maximum is a setting
+    (``{"pageSize": settings.max_page_size}``)."""
     jwt_keys = KeyRing(
         settings.jwt_keyring_file, check_interval=settings.keyring_check_interval_seconds
     )

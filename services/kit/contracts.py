@@ -32,6 +32,11 @@ class Page(msgspec.Struct, Generic[T], rename="camel"):
     page_size: int
     total: int  # items in the whole listing
 
+    @property
+    def pages(self) -> int:
+        """How many pages the listing fills at this page size (at least one)."""
+        return max(1, -(-self.total // self.page_size))
+
 
 CART_CONTENTS_PATH = "/internal/v1/users/{user_id}/cart"
 CART_REMOVALS_PATH = "/internal/v1/users/{user_id}/cart/removals"

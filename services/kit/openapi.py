@@ -11,6 +11,7 @@ the statuses its service logic raises, which the handler names with ``opt=proble
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ from litestar import Litestar
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.openapi.spec import Components, Operation, Schema, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
@@ -76,6 +77,16 @@ SEED_PREFIX = "seed"  # operation ids of the seed documents' routes
 SEED_TAG = "seed-compatible"
 
 
+@dataclass
+class SeedTaggedOperation(Operation):
+    """The operation Litestar documents for each path of a `with_seed_paths` handler: one whose
+    id is a seed route's carries the seed-compatible tag instead of the handler's."""
+
+    def __post_init__(self) -> None:
+        if (self.operation_id or "").startswith(SEED_PREFIX):
+            self.tags = [SEED_TAG]
+
+
 def with_seed_paths(operation_id: str, path: str, /, **seed_paths: str) -> dict[str, Any]:
     """Route arguments for one handler serving the clean API's ``path`` and, answering the
     same, routes of the seed documents (``seed_paths``: operation id -> path, ids starting with
@@ -85,7 +96,7 @@ def with_seed_paths(operation_id: str, path: str, /, **seed_paths: str) -> dict[
                                seedGetUser="/user/{user_id:str}"))
 
     Each path stays its own operation in the OpenAPI document with its own id; the seed ones are
-    tagged ``seed-compatible`` (see `document_operations`).
+    tagged ``seed-compatible`` (`SeedTaggedOperation`).
     """
     ids = {path: operation_id, **{p: i for i, p in seed_paths.items()}}
     bad = [i for i in seed_paths if not i.startswith(SEED_PREFIX)]
@@ -98,7 +109,11 @@ def with_seed_paths(operation_id: str, path: str, /, **seed_paths: str) -> dict[
         matches = [p for p in ids if f"/{full}".rstrip("/").endswith(p.rstrip("/"))]
         return ids[max(matches, key=len)]
 
-    return {"path": list(ids), "operation_id": operation_id_of}
+    return {
+        "path": list(ids),
+        "operation_id": operation_id_of,
+        "operation_class": SeedTaggedOperation,
+    }
 
 
 def problems(*statuses: int, authenticates: bool = False) -> dict[str, Any]:
@@ -214,14 +229,12 @@ def document_operations(app: Litestar, limits: Mapping[str, int] | None = None) 
             security = security_of(handler)
             if security:
                 handler.security = security
+    if not limits:
+        return
     for path_item in (app.openapi_schema.paths or {}).values():
         for method in ("get", "post", "put", "patch", "delete"):
             operation = getattr(path_item, method, None)
-            if operation is None:
-                continue
-            if (operation.operation_id or "").startswith(SEED_PREFIX):
-                operation.tags = [SEED_TAG]
-            for parameter in operation.parameters or []:
-                limit = (limits or {}).get(getattr(parameter, "name", ""))
+            for parameter in (operation.parameters or []) if operation else []:
+                limit = limits.get(getattr(parameter, "name", ""))
                 if limit is not None and isinstance(parameter.schema, Schema):
                     parameter.schema.maximum = limit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from services.kit.app import ServiceDefinition, every
+from services.kit.app import ServiceDefinition, create_service_app, every
 from services.kit.revocation import DeletedUsers, is_user_deleted
 from services.order.clients import CartClient, StockReservations
 from services.order.controllers import router
@@ -47,4 +47,6 @@ SERVICE = ServiceDefinition(
 
 
 def create_app(settings: OrderSettings) -> Litestar:
-    return SERVICE.app(settings, openapi_limits={"pageSize": settings.max_page_size})
+    return create_service_app(
+        settings, SERVICE, openapi_limits={"pageSize": settings.max_page_size}
+    )

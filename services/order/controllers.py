@@ -12,7 +12,7 @@ from litestar.params import Body, HeaderParameter, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.kit.app import from_state
-from services.kit.openapi import problems
+from services.kit.openapi import SEED_TAG, problems
 from services.kit.security import DELETION_CHECKED_BY_HANDLER
 from services.kit.tokens import Principal
 from services.order.schemas import Order, OrderPage, SeedOrderCreate
@@ -112,7 +112,7 @@ class SeedRoutes(Controller):
     """Routes from seed 002, answering as the clean API does."""
 
     path = "/api/order"
-    tags = ["seed-compatible"]
+    tags = [SEED_TAG]
 
     @post(
         "/",
@@ -159,5 +159,5 @@ class SeedRoutes(Controller):
 router = Router(
     path="/",
     route_handlers=[OrderController, InternalOrderController, SeedRoutes],
-    dependencies={"order_service": from_state("order_service", OrderService)},
+    dependencies={"order_service": from_state("order_service")},
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from services.kit.app import ServiceDefinition, every
+from services.kit.app import ServiceDefinition, create_service_app, every
 from services.product.controllers import router
 from services.product.repository import create_indexes
 from services.product.service import ProductService
@@ -40,4 +40,6 @@ SERVICE = ServiceDefinition(
 
 
 def create_app(settings: ProductSettings) -> Litestar:
-    return SERVICE.app(settings, openapi_limits={"pageSize": settings.max_page_size})
+    return create_service_app(
+        settings, SERVICE, openapi_limits={"pageSize": settings.max_page_size}
+    )

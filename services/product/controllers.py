@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from services.kit.app import from_state
-from services.kit.openapi import problems, with_seed_paths
+from services.kit.openapi import SEED_TAG, problems, with_seed_paths
 from services.kit.security import admin_only
 from services.product.schemas import (
     CategoryList,
@@ -68,10 +68,17 @@ class ProductController(Controller):
     ) -> Product:
         return await product_service.get(product_id)
 
+
+class ProductAdminController(Controller):
+    """Changes to the catalogue: an admin's token only."""
+
+    path = "/api/v1/products"
+    tags = ["products"]
+    guards = [admin_only]
+
     @post(
-        "/v1/products",
+        "/",
         operation_id="createProduct",
-        guards=[admin_only],
         opt=problems(409),
         status_code=HTTP_201_CREATED,
     )
@@ -83,9 +90,8 @@ class ProductController(Controller):
         return await product_service.create(data)
 
     @patch(
-        "/v1/products/{product_id:str}",
+        "/{product_id:str}",
         operation_id="updateProduct",
-        guards=[admin_only],
         opt=problems(404),
     )
     async def update_product(
@@ -97,9 +103,8 @@ class ProductController(Controller):
         return await product_service.update(product_id, data)
 
     @delete(
-        "/v1/products/{product_id:str}",
+        "/{product_id:str}",
         operation_id="deleteProduct",
-        guards=[admin_only],
         opt=problems(404),
         status_code=HTTP_204_NO_CONTENT,
     )
@@ -171,7 +176,7 @@ class SeedRoutes(Controller):
     """Seed 000's route with no clean twin: a product by ``?id=``."""
 
     path = "/api"
-    tags = ["seed-compatible"]
+    tags = [SEED_TAG]
 
     @get("/get-product-one", operation_id="seedGetProductByQuery", opt=problems(404))
     async def seed_get_by_query(
@@ -184,6 +189,12 @@ class SeedRoutes(Controller):
 
 router = Router(
     path="/",
-    route_handlers=[ProductController, CategoryController, ReservationController, SeedRoutes],
-    dependencies={"product_service": from_state("product_service", ProductService)},
+    route_handlers=[
+        ProductController,
+        ProductAdminController,
+        CategoryController,
+        ReservationController,
+        SeedRoutes,
+    ],
+    dependencies={"product_service": from_state("product_service")},
 )

@@ -148,7 +148,6 @@ class CataloguePages(Controller):
             shop.products(page=page_number, page_size=size, q=q, category=category, sort=sort),
             shop.categories(),
         )
-        pages = max(1, -(-found.total // size))
         return await page(
             request,
             "catalogue.html",
@@ -156,7 +155,7 @@ class CataloguePages(Controller):
                 "products": found.items,
                 "total": found.total,
                 "page_number": page_number,
-                "pages": pages,
+                "pages": found.pages,
                 "q": q or "",
                 "category": category or "",
                 "categories": categories,
@@ -314,11 +313,10 @@ class OrderPages(Controller):
             return sign_in_first(request, "/orders")
         size = 20
         found = await backend(state).orders(token, page_number, size)
-        pages = max(1, -(-found.total // size))
         return await page(
             request,
             "orders.html",
-            {"orders": found.items, "page_number": page_number, "pages": pages},
+            {"orders": found.items, "page_number": page_number, "pages": found.pages},
         )
 
     @get("/orders/{order_id:str}", name="order")

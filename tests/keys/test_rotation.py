@@ -75,6 +75,12 @@ class World:
         for name in names or [n for n, seen in self.services.items() if seen is not None]:
             self.services[name] = RingSeen(active=self.doc.active, kids=self.ring.kids)
 
+    def step(self, state: RotationState) -> Decision:
+        """Plan the next step and write what it asks for to the ring."""
+        decision = self.plan(state)
+        self.apply(decision)
+        return decision
+
     def plan(self, state: RotationState) -> Decision:
         decision = plan_next(state, self.ring, self.now, dict(self.services))
         # Every decision is persisted as JSON and read back, as a driver does.
@@ -157,8 +163,7 @@ def test_old_key_is_kept_for_the_credential_lifetime_plus_margin_after_promotion
 def test_promotion_waits_until_every_service_has_loaded_the_new_key() -> None:
     world = World.with_ring("jwt-old")
     state = begin(world)
-    decision = world.plan(state)  # write the new key
-    world.apply(decision)
+    decision = world.step(state)  # write the new key
     state = decision.state
     world.load("auth")  # product has not re-read its file yet
     for _ in range(5):
@@ -177,8 +182,7 @@ def test_promotion_waits_until_every_service_has_loaded_the_new_key() -> None:
 def test_a_reachable_service_that_lags_is_waited_for_even_past_the_delay() -> None:
     world = World.with_ring("api-old")
     state = begin(world, "internal")
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     state = decision.state
     world.load("auth")
     world.now += 31
@@ -195,8 +199,7 @@ def test_a_reachable_service_that_lags_is_waited_for_even_past_the_delay() -> No
 def test_a_service_without_a_loaded_ring_counts_as_lagging() -> None:
     world = World.with_ring("jwt-old")
     state = begin(world)
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     world.load("auth")
     world.services["product"] = RingSeen(active=None, kids=())  # its keyring failed to load
     world.now += 100
@@ -211,8 +214,7 @@ def test_unreachable_services_are_assumed_to_have_loaded_after_the_propagation_d
     world = World.with_ring("jwt-old")
     world.services["product"] = None
     state = begin(world)
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     world.load()
     state = decision.state
     decision = world.plan(state)
@@ -245,8 +247,7 @@ def test_a_service_that_comes_back_is_waited_for_again() -> None:
     world = World.with_ring("jwt-old")
     world.services["product"] = None
     state = begin(world)
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     world.load()
     world.now += 5
     # product is back, with the ring it loaded before the write: it must now be waited for.
@@ -290,8 +291,7 @@ def test_planning_again_from_a_stored_state_repeats_no_write() -> None:
     world = World.with_ring("jwt-old")
     state = begin(world)
     for _ in range(3):  # write, promote: apply each write but keep the previous state
-        decision = world.plan(state)
-        world.apply(decision)
+        decision = world.step(state)
         world.load()
         state = decision.state
     assert state.phase == "promoting"
@@ -305,8 +305,7 @@ def test_planning_again_from_a_stored_state_repeats_no_write() -> None:
 def test_state_json_is_camel_case_and_holds_no_secret() -> None:
     world = World.with_ring("jwt-old")
     state = begin(world)
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     data = msgspec.json.decode(decision.state.to_json())
     assert {"ring", "phase", "newKid", "retiring", "seenKids", "policy"} <= set(data)
     assert data["policy"]["credentialLifetime"] == 65
@@ -389,8 +388,7 @@ def test_a_new_key_that_disappears_fails_the_rotation_instead_of_recreating_it()
     world = World.with_ring("jwt-old")
     state = begin(world)
     for _ in range(2):
-        decision = world.plan(state)
-        world.apply(decision)
+        decision = world.step(state)
         world.load()
         state = decision.state
     assert state.phase == "promoting"
@@ -442,8 +440,7 @@ def test_emergency_replaces_a_compromised_active_key_in_one_write() -> None:
 def test_emergency_waits_for_propagation_before_reporting_done() -> None:
     world = World.with_ring("api-bad")
     state = start_emergency(new_state("internal"), world.ring, T0, ["api-bad"], "e2e2e2", API)
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     world.load("auth")
     decision = world.plan(decision.state)
     assert decision.step == "wait" and decision.lagging == ("product",)
@@ -461,8 +458,7 @@ def test_emergency_on_a_verify_only_key_keeps_the_active_key() -> None:
 
 def test_emergency_during_a_rotation_promotes_the_key_it_already_added() -> None:
     world = World.with_ring("jwt-old")
-    decision = world.plan(begin(world))
-    world.apply(decision)
+    decision = world.step(begin(world))
     world.load()
     state = decision.state
     added = state.new_kid
@@ -477,8 +473,7 @@ def test_emergency_during_a_rotation_promotes_the_key_it_already_added() -> None
 def test_emergency_when_every_key_is_compromised_creates_a_fresh_one() -> None:
     world = World.with_ring("jwt-old")
     state = begin(world)
-    decision = world.plan(state)
-    world.apply(decision)
+    decision = world.step(state)
     world.load()
     added = decision.state.new_kid
     assert added is not None
