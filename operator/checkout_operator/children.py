@@ -21,7 +21,7 @@ import msgspec
 
 from .generated_secrets import is_database_credential
 from .kube import MANAGED_KINDS, PVC, SECRET, Kind, KubeClient, kind_of
-from .values import HASH_ANNOTATION, OWNER_LABEL, SERVICES
+from .values import HASH_ANNOTATION, OWNER_LABEL, services_selector
 
 Key = tuple[str, str]  # (kind, name)
 
@@ -64,6 +64,9 @@ class SyncReport(msgspec.Struct):
     secrets_created: list[str] = []
     adopted: list[str] = []
     unchanged: int = 0
+    live: dict[Key, Mapping[str, Any]] = {}
+    """The children of the kinds looked at, as they are after the sync (the applied ones as the
+    API server answered the apply, the pruned ones gone)."""
 
     @property
     def changed(self) -> bool:
@@ -221,6 +224,7 @@ class Children:
         names = {kind.kind for kind in kinds}
         if live is None:
             live = await self.live(owner, kinds)
+        report.live = dict(live)
         secret_keys = set()
         for secret in wanted_secrets if SECRET.kind in names else ():
             secret_keys.add(key_of(secret))
@@ -235,7 +239,7 @@ class Children:
             if current is not None and not await self.needs_apply(obj, current):
                 report.unchanged += 1
                 continue
-            await self.put(obj)
+            report.live[key] = await self.put(obj)
             (report.updated if current is not None else report.created).append(label(key))
 
         keep = set(wanted) | secret_keys
@@ -245,17 +249,20 @@ class Children:
             kind = kind_of(item)
             if await self.kube.delete(kind, owner.namespace, key[1]):
                 report.pruned.append(label(key))
+            report.live.pop(key, None)
             self.in_sync.pop(str(item["metadata"].get("uid")), None)
         return report
 
-    async def put(self, obj: Mapping[str, Any]) -> None:
-        """Apply one wanted object and remember the version written as in sync."""
+    async def put(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply one wanted object and remember the version written as in sync; the object as
+        applied."""
         applied = await self.kube.apply(obj)
         meta = applied["metadata"]
         self.in_sync[str(meta["uid"])] = (
             str(meta["resourceVersion"]),
             obj["metadata"]["annotations"][HASH_ANNOTATION],
         )
+        return applied
 
     async def _ensure_secret(
         self,
@@ -314,10 +321,7 @@ class Children:
     async def volume_claims(self, owner: Owner) -> list[dict[str, Any]]:
         """The MongoDB volume claims: made by the StatefulSet controller from its template, so
         they carry the template's labels (name, instance, component), not the owner label."""
-        selector = (
-            f"app.kubernetes.io/instance={owner.name},app.kubernetes.io/component=database,"
-            f"app.kubernetes.io/name in ({','.join(SERVICES)})"
-        )
+        selector = services_selector(owner.name, "database")
         return await self.kube.list(PVC, owner.namespace, label_selector=selector)
 
     async def _release(self, item: Mapping[str, Any], owner: Owner) -> None:

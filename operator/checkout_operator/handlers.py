@@ -90,7 +90,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         request_timeout=config.request_timeout,
         connect_timeout=config.connect_timeout,
     )
-    memo["runtime"] = Runtime.create(config, kube)
+    runtime = Runtime.create(config, kube)
+    memo["runtime"] = runtime
+    # In the operator's memo before the first Checkout is seen: kopf hands each Checkout's
+    # handlers a shallow copy of it.
+    memo["rotator"] = Rotator.create(runtime)
 
 
 @kopf.on.login()
@@ -103,8 +107,11 @@ def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.Co
 async def close(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     runtime = memo.get("runtime")
     if isinstance(runtime, Runtime):
-        await runtime.close()
+        await runtime.close()  # after the reconciles and rotation ticks in flight
         logger.info("API client closed after %d reconciles", runtime.reconciles)
+    rotator = memo.get("rotator")
+    if isinstance(rotator, Rotator):
+        await rotator.prober.aclose()
 
 
 @kopf.on.probe(id="reconciles")
@@ -179,17 +186,6 @@ async def child_changed(
 # --- the keyrings' rotation (`rotation.Rotator`) -------------------------------------------
 
 
-@kopf.on.startup(id="start-rotation")
-async def start_rotation_loop(memo: kopf.Memo, **_: Any) -> None:
-    """One `Rotator` in the operator's memo (kopf hands each Checkout's handlers a shallow copy
-    of it, so it must be there before the first Checkout is seen). Runs after `configure`,
-    registered above it (kopf runs startup activities in order); without its runtime, that one
-    has failed and the operator is exiting."""
-    runtime = memo.get("runtime")
-    if isinstance(runtime, Runtime):
-        memo["rotator"] = Rotator.create(runtime)
-
-
 def _rotator(memo: kopf.Memo) -> Rotator:
     rotator = memo.get("rotator")
     if not isinstance(rotator, Rotator):
@@ -235,6 +231,7 @@ async def rotate_secrets(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waker.wait(), timeout=delay)
     rotator.wakers.pop((namespace, name), None)
+    rotator.idle.pop((namespace, name), None)
 
 
 @kopf.on.event(
@@ -249,10 +246,3 @@ async def rotation_requested(
     rotator = memo.get("rotator")
     if namespace and name and isinstance(rotator, Rotator):
         rotator.wake(namespace, name)
-
-
-@kopf.on.cleanup(id="close-rotation")
-async def close_rotation(memo: kopf.Memo, **_: Any) -> None:
-    rotator = memo.get("rotator")
-    if isinstance(rotator, Rotator):
-        await rotator.close()

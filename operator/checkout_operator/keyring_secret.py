@@ -20,7 +20,12 @@ from typing import Any
 import msgspec
 
 from services.keys.driver import StoreConflict, StoredRing
-from services.keys.keyring import KeyringDocument, KeyringError, parse_keyring
+from services.keys.keyring import (
+    KeyringDocument,
+    KeyringError,
+    decode_keyring_document,
+    encode_keyring_document,
+)
 from services.keys.report import RingName
 from services.keys.rotation import RotationError, RotationState, new_state
 
@@ -54,9 +59,7 @@ def stored_ring(ring: RingName, secret: Mapping[str, Any]) -> StoredRing:
     if not isinstance(encoded, str):
         raise BadKeyring(f"Secret {meta.get('name')} has no {KEYRING_KEY}")
     try:
-        raw = base64.b64decode(encoded, validate=True)
-        parse_keyring(raw)
-        document = msgspec.json.decode(raw, type=KeyringDocument)
+        document = decode_keyring_document(base64.b64decode(encoded, validate=True))
     except (binascii.Error, KeyringError, msgspec.DecodeError) as exc:
         raise BadKeyring(f"Secret {meta.get('name')}: {exc}") from exc
     stored_text = (meta.get("annotations") or {}).get(STATE_ANNOTATION)
@@ -88,8 +91,7 @@ def secret_patch(
         }
     }
     if document is not None:
-        data = msgspec.json.encode(document)
-        parse_keyring(data)  # never write a ring a service would refuse
+        data = encode_keyring_document(document)  # never a ring a service would refuse
         patch["data"] = {KEYRING_KEY: base64.b64encode(data).decode("ascii")}
     return patch
 

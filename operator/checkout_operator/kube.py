@@ -6,8 +6,8 @@ synchronous, so every request runs on a small thread pool of its own. Requests t
 something are counted by verb, so a reconcile can say what it wrote.
 
 The kinds are known in advance (the charts render these and the chart's RBAC grants exactly
-these), so the dynamic client is given them instead of discovering the API: no discovery
-requests, and no discovery cache written to disk.
+these), so each request names its kind's resource and the dynamic client discovers nothing: no
+discovery requests, and no discovery cache written to disk.
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ STATEFULSET = KINDS[("apps/v1", "StatefulSet")]
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 POD = Kind("v1", "Pod", "pods")
 CHECKOUT = Kind("checkout.platform.io/v1alpha1", "Checkout", "checkouts")
-ALL_KINDS = (*MANAGED_KINDS, PVC, POD, CHECKOUT)
 
 
 def kind_of(obj: Mapping[str, Any]) -> Kind:
@@ -123,31 +122,18 @@ class ApiError(Exception):
         )
 
 
-class KnownKinds(Discoverer):
-    """The dynamic client's resource lookup, answered from `ALL_KINDS` without asking the API."""
+class NoDiscovery(Discoverer):
+    """The dynamic client without discovery: every request names its `Kind.resource`, so the
+    API's resource lists are never asked for (nor cached on disk)."""
 
     def __init__(self, client: DynamicClient, cache_file: str | None) -> None:
         self.client = client
-
-    @property
-    def api_groups(self) -> set[str]:
-        return {k.resource.group for k in ALL_KINDS}
-
-    def search(self, **kwargs: Any) -> list[Resource]:  # type: ignore[override]
-        return [
-            k.resource
-            for k in ALL_KINDS
-            if all(getattr(k.resource, key, None) == value for key, value in kwargs.items())
-        ]
-
-    def discover(self) -> None:
-        """Nothing to discover."""
 
 
 def dynamic_client(configuration: Configuration) -> DynamicClient:
     api = ApiClient(configuration)
     api.user_agent = USER_AGENT
-    return DynamicClient(api, discoverer=KnownKinds)
+    return DynamicClient(api, discoverer=NoDiscovery)
 
 
 class KubeClient:
@@ -171,19 +157,16 @@ class KubeClient:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.client.close()
 
-    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One request on the pool; its body decoded, or None for a 404 when asked to."""
-        call = partial(method, *args, serialize=False, _request_timeout=self._timeout, **kwargs)
-        response = await asyncio.get_running_loop().run_in_executor(self._pool, call)
-        return msgspec.json.decode(response.data)
-
     async def _request(
         self, method: Callable[..., Any], *args: Any, write: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        """One request of the dynamic client, on the pool; its body decoded."""
+        call = partial(method, *args, serialize=False, _request_timeout=self._timeout, **kwargs)
         try:
-            result: dict[str, Any] = await self._call(method, *args, **kwargs)
+            response = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except DynamicApiError as exc:
             raise ApiError.of(exc) from None
+        result: dict[str, Any] = msgspec.json.decode(response.data)
         if write:
             self.writes[write] += 1
         return result

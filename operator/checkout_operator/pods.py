@@ -8,18 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .kube import POD, KubeClient
-from .values import SERVICES
+from .values import services_selector
 
 DEFAULT_SERVICE_PORT = 8000
-
-
-def pod_selector(release: str) -> str:
-    """The service pods of one Checkout, by the labels the charts give them: only the four
-    services (``SERVICES``) hold keyrings; the storefront's pods have none to report."""
-    return (
-        f"app.kubernetes.io/instance={release},app.kubernetes.io/component=api,"
-        f"app.kubernetes.io/name in ({','.join(SERVICES)})"
-    )
 
 
 def pod_url(pod: Mapping[str, Any]) -> str | None:
@@ -40,7 +31,7 @@ def pod_url(pod: Mapping[str, Any]) -> str | None:
 async def pod_targets(kube: KubeClient, namespace: str, release: str) -> dict[str, str | None]:
     """The URL of each service pod that is not going away, by pod name (None: not running yet,
     so counted as unreachable)."""
-    pods = await kube.list(POD, namespace, label_selector=pod_selector(release))
+    pods = await kube.list(POD, namespace, label_selector=services_selector(release, "api"))
     return {
         str(pod["metadata"]["name"]): pod_url(pod)
         for pod in pods

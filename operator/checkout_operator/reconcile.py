@@ -36,6 +36,7 @@ from .status import (
     PHASE_READY,
     READY,
     failed_status,
+    find_condition,
     healthy_status,
     retired_conditions,
     service_states,
@@ -150,10 +151,10 @@ class Runtime:
         return cls(config=config, kube=kube, renderer=renderer, children=Children(kube))
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
-        self._check_open()
+        self.check_open()
         return self.locks.setdefault((namespace, name), asyncio.Lock())
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
         if self.closing:
             raise Stopping("the operator is stopping")
 
@@ -180,14 +181,18 @@ class Runtime:
     async def reconcile_named(self, namespace: str, name: str) -> Outcome:
         """Reconcile the Checkout ``namespace/name`` as it is now (nothing if it is going)."""
         async with self.lock(namespace, name):
-            self._check_open()
-            # The body kopf hands over may be older than the object: act on the latest.
-            latest = await self.kube.get(CHECKOUT, namespace, name)
-            if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
-                return Outcome(SyncReport(), ready=False, message="being deleted")
-            owner = Owner.of(latest)
-            self.reconciles += 1
-            return await self._reconcile(owner, latest)
+            self.check_open()
+            outcome = await self._reconcile_latest(namespace, name)
+        return outcome or Outcome(SyncReport(), ready=False, message="being deleted")
+
+    async def _reconcile_latest(self, namespace: str, name: str) -> Outcome | None:
+        """Under the lock: reconcile the Checkout as it is now; None if it is gone or going.
+        (The body kopf hands over may be older than the object.)"""
+        latest = await self.kube.get(CHECKOUT, namespace, name)
+        if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        self.reconciles += 1
+        return await self._reconcile(Owner.of(latest), latest)
 
     async def _desired(self, owner: Owner, spec: CheckoutSpec) -> Desired:
         """What the spec renders to: kept from the last render if none of its inputs changed."""
@@ -243,8 +248,10 @@ class Runtime:
             raise await self._failed(body, str(exc), permanent=exc.permanent, url=url) from exc
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
-        computed = await self._health(owner, workloads, generation=generation, url=url)
-        await self._publish(body, computed, retired=retired_conditions(workloads))
+        computed = await self._health(
+            owner, workloads, generation=generation, url=url, live=report.live
+        )
+        await self.publish(body, computed, retired=retired_conditions(workloads))
         return Outcome(
             report,
             ready=computed["phase"] == PHASE_READY,
@@ -264,7 +271,7 @@ class Runtime:
         for key, count in syncs.items():
             namespace, name = key
             async with self.lock(namespace, name):
-                self._check_open()
+                self.check_open()
                 desired = self.desired.get(key)
                 # Applied again since the lists were read: they may be older than the children.
                 if desired is None or not desired.synced or self.syncs.get(key, 0) != count:
@@ -289,7 +296,8 @@ class Runtime:
                         reason="DriftRepaired",
                         message=report.summary(),
                     )
-                    await self._refresh(namespace, name)
+                    # The conditions read only Deployments and StatefulSets, which this sweep
+                    # does not touch (their watch does): the status stands.
         return len(syncs)
 
     async def _unwatched_children(
@@ -317,13 +325,15 @@ class Runtime:
                 )
             )
         found: dict[tuple[str, str], dict[Key, dict[str, Any]]] = {}
+        versions: dict[tuple[str, str], str] = {}
         for item in (item for items in lists for item in items):
             meta = item["metadata"]
             owner = (meta.get("labels") or {}).get(OWNER_LABEL)
             if owner:
                 found.setdefault((meta["namespace"], owner), {})[key_of(item)] = item
             if item["kind"] == SECRET.kind:
-                self.secret_versions[(meta["namespace"], meta["name"])] = meta["resourceVersion"]
+                versions[(meta["namespace"], meta["name"])] = meta["resourceVersion"]
+        self.secret_versions = versions  # as of this sweep: a deleted Checkout's are forgotten
         return found
 
     async def sweep_forever(self) -> None:
@@ -358,13 +368,13 @@ class Runtime:
         if queued is not None:
             return []  # the one that queued first handles this one too
         async with self.lock(namespace, owner):
-            self._check_open()
+            self.check_open()
             events = self.pending.pop(key, {})
             desired = self.desired.get(key)
             if desired is None or not desired.synced:
                 if any(kind == "DELETED" for kind, _ in events.values()):
                     # Nothing applied to put back from (e.g. just restarted): a full reconcile.
-                    return await self._reconcile_locked(namespace, owner)
+                    return await self._put_back_all(namespace, owner)
                 await self._refresh(namespace, owner)
                 return []
             repaired = []
@@ -393,17 +403,14 @@ class Runtime:
                 await self._refresh(namespace, owner)
             return repaired
 
-    async def _reconcile_locked(self, namespace: str, name: str) -> list[str]:
-        latest = await self.kube.get(CHECKOUT, namespace, name)
-        if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
-            return []
-        self.reconciles += 1
+    async def _put_back_all(self, namespace: str, name: str) -> list[str]:
+        """Under the lock: a full reconcile to put back deleted children; those created."""
         try:
-            outcome = await self._reconcile(Owner.of(latest), latest)
+            outcome = await self._reconcile_latest(namespace, name)
         except ReconcileError as exc:
             log.warning("%s/%s: putting back a deleted child failed: %s", namespace, name, exc)
             return []
-        return outcome.report.created
+        return outcome.report.created if outcome else []
 
     async def _failed(
         self, body: Mapping[str, Any], message: str, *, permanent: bool, url: str | None
@@ -412,7 +419,7 @@ class Runtime:
         generation = body["metadata"].get("generation")
         failed = failed_status(message, generation=generation, permanent=permanent, url=url)
         # An error is an event once, when it first shows in the status, not every retry.
-        if await self._publish(body, failed, post_phase=False):
+        if await self.publish(body, failed, post_phase=False):
             kopf.warn(as_body(body), reason="ReconcileFailed", message=message)
         return ReconcileError(message, permanent=permanent)
 
@@ -423,21 +430,15 @@ class Runtime:
         *,
         generation: int | None,
         url: str | None,
+        live: Mapping[Key, Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Status from the Deployments of ``workloads`` and the services' StatefulSets."""
+        """Status from the Deployments of ``workloads`` and the services' StatefulSets: those in
+        ``live`` (the children as a sync just left them), else listed."""
+        if live is None:
+            live = await self.children.live(owner, (DEPLOYMENT, STATEFULSET))
         names = Names(owner.name)
-        deployments = {
-            d["metadata"]["name"]: d
-            for d in await self.kube.list(
-                DEPLOYMENT, owner.namespace, label_selector=owner.selector
-            )
-        }
-        statefulsets = {
-            s["metadata"]["name"]: s
-            for s in await self.kube.list(
-                STATEFULSET, owner.namespace, label_selector=owner.selector
-            )
-        }
+        deployments = {n: d for (kind, n), d in live.items() if kind == DEPLOYMENT.kind}
+        statefulsets = {n: s for (kind, n), s in live.items() if kind == STATEFULSET.kind}
         self.health_seen[(owner.namespace, owner.name)] = {
             **{(DEPLOYMENT.kind, name): health_signature(d) for name, d in deployments.items()},
             **{(STATEFULSET.kind, name): health_signature(s) for name, s in statefulsets.items()},
@@ -450,7 +451,7 @@ class Runtime:
         )
         return healthy_status(states, generation=generation, url=url)
 
-    async def _publish(
+    async def publish(
         self,
         body: Mapping[str, Any],
         computed: Mapping[str, Any],
@@ -477,15 +478,10 @@ class Runtime:
             kopf.info(as_body(body), reason=phase, message=message)
         return True
 
-    async def refresh_status(self, namespace: str, name: str) -> bool:
-        """Recompute the conditions from the children, e.g. when a Deployment's status moved."""
-        async with self.lock(namespace, name):
-            self._check_open()
-            return await self._refresh(namespace, name)
-
     async def _refresh(self, namespace: str, name: str) -> bool:
-        """`refresh_status` under the lock. Only for a Checkout whose current spec was applied
-        without error: otherwise the reconcile that is retrying owns the status."""
+        """Under the lock: recompute the conditions from the children, e.g. when a Deployment's
+        status moved. Only for a Checkout whose current spec was applied without error:
+        otherwise the reconcile that is retrying owns the status."""
         body = await self.kube.get(CHECKOUT, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return False
@@ -496,7 +492,7 @@ class Runtime:
             PHASE_DELETING,
         ):
             return False
-        ready = next((c for c in status.get("conditions") or [] if c.get("type") == READY), None)
+        ready = find_condition(status, READY)
         if ready is None or ready.get("reason") in ("ReconcileError", "InvalidSpec"):
             return False
         owner = Owner.of(body)
@@ -508,7 +504,7 @@ class Runtime:
         computed = await self._health(
             owner, workloads, generation=generation, url=ingress_url(spec)
         )
-        return await self._publish(body, computed, retired=retired_conditions(workloads))
+        return await self.publish(body, computed, retired=retired_conditions(workloads))
 
     async def delete(self, body: Mapping[str, Any]) -> list[str]:
         owner = Owner.of(body)
@@ -517,10 +513,10 @@ class Runtime:
         except SpecError:
             keep = True  # a spec that cannot be read keeps the data
         async with self.lock(owner.namespace, owner.name):
-            self._check_open()
+            self.check_open()
             current = await self.kube.get(CHECKOUT, owner.namespace, owner.name)
             if current is not None:
-                await self._publish(
+                await self.publish(
                     current,
                     {
                         "phase": PHASE_DELETING,

@@ -35,8 +35,7 @@ from .config import OperatorConfig
 from .keyring_secret import BadKeyring, SecretRingStore
 from .kube import CHECKOUT, ApiError, KubeClient
 from .pods import pod_targets
-from .reconcile import Runtime, Stopping
-from .reconcile import now as timestamp
+from .reconcile import Runtime
 from .rotation_request import (
     RINGS,
     ROTATE_ANNOTATION,
@@ -47,10 +46,8 @@ from .rotation_request import (
 from .rotation_status import RingOutcome, ring_status, rotated_condition
 from .schedule import RotationSchedule, ScheduleError
 from .spec import SecretRotationSpec, SpecError, decode_spec
-from .status import SECRETS_ROTATED, status_patch
+from .status import SECRETS_ROTATED, find_condition
 from .values import Names
-
-JWT_LEEWAY_SECONDS = 5.0  # the verifiers' leeway (services.kit.tokens)
 
 EVENT_REASONS = {
     "promote": "KeyPromoted",
@@ -68,7 +65,6 @@ def ring_policy(
     if ring == "jwt":
         return RotationPolicy.for_jwt(
             float(rotation.token_lifetime_seconds),
-            leeway_seconds=JWT_LEEWAY_SECONDS,
             margin=config.rotation_margin,
             propagation_delay=delay,
             poll_interval=config.rotation_poll_interval,
@@ -124,13 +120,6 @@ class Rotator:
     def create(cls, runtime: Runtime) -> Rotator:
         return cls(runtime=runtime, prober=Prober.open(runtime.config.rotation_probe_timeout))
 
-    async def close(self) -> None:
-        """After the ticks in flight (each holds its Checkout's lock) have finished."""
-        for lock in list(self.runtime.locks.values()):
-            async with lock:
-                pass
-        await self.prober.aclose()
-
     @property
     def config(self) -> OperatorConfig:
         return self.runtime.config
@@ -155,8 +144,7 @@ class Rotator:
         nothing is due, the look is over without a request."""
         lock = self.runtime.lock(namespace, name)
         async with lock:
-            if self.runtime.closing:
-                raise Stopping("the operator is stopping")
+            self.runtime.check_open()
             self.ticks += 1
             quiet = self._still_idle(namespace, name, body)
             if quiet is not None:
@@ -251,7 +239,7 @@ class Rotator:
         for problem in request.problems:
             kopf.warn(body, reason="RotationRequestIgnored", message=problem)
         if request.present:
-            await self._acknowledge(namespace, name, {a: annotations[a] for a in request.present})
+            await self._acknowledge(checkout, {a: annotations[a] for a in request.present})
         if again > 0:  # else the next step follows at once and publishes its own status
             # Read at the start of this tick, under the Checkout's lock: its status is as read
             # (this tick changed at most its annotations), so no second read is needed.
@@ -348,11 +336,15 @@ class Rotator:
             kopf.info(body, reason=reason, message=written)
         return step
 
-    async def _acknowledge(self, namespace: str, name: str, handled: Mapping[str, str]) -> None:
+    async def _acknowledge(self, checkout: Mapping[str, Any], handled: Mapping[str, str]) -> None:
         """Remove the request annotations acted on, unless one was changed meanwhile (a new
-        request, handled at the next tick)."""
+        request, handled at the next tick). ``checkout`` as this tick read it: its first patch
+        goes under that resourceVersion, and a conflict reads it again."""
+        namespace, name = checkout["metadata"]["namespace"], checkout["metadata"]["name"]
+        latest: Mapping[str, Any] | None = checkout
         for attempt in range(3):
-            latest = await self.kube.get(CHECKOUT, namespace, name)
+            if attempt:
+                latest = await self.kube.get(CHECKOUT, namespace, name)
             if latest is None:
                 return
             current = latest["metadata"].get("annotations") or {}
@@ -384,26 +376,15 @@ class Rotator:
         problems: Mapping[str, str],
         schedule: RotationSchedule | None,
     ) -> None:
-        meta = latest["metadata"]
-        namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+        generation = latest["metadata"].get("generation")
         rotation: dict[str, Any] = {o.ring: ring_status(o) for o in outcomes}
         rotation["schedule"] = schedule.describe() if schedule is not None else "invalid"
         rotated = rotated_condition(outcomes, problems, schedule, generation)
         computed = {"secretRotation": rotation, "conditions": [rotated]}
-        patch = status_patch(latest.get("status") or {}, computed, timestamp())
-        if patch is None:
+        was = find_condition(latest.get("status"), SECRETS_ROTATED)
+        # The reconcile's writer: the rotation's status has no phase, so no phase event.
+        if not await self.runtime.publish(latest, computed):
             return
-        was = next(
-            (
-                c
-                for c in (latest.get("status") or {}).get("conditions") or []
-                if c.get("type") == SECRETS_ROTATED
-            ),
-            None,
-        )
-        await self.kube.merge_patch(
-            CHECKOUT, namespace, name, {"status": patch}, subresource="status"
-        )
         if rotated["reason"] in ("InvalidSchedule", "InvalidKeyring", "PropagationOverdue") and (
             was is None or was.get("reason") != rotated["reason"]
         ):

@@ -117,6 +117,12 @@ def condition(
     return result
 
 
+def find_condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
+    """The condition of ``type_`` in a Checkout's status, if it has one."""
+    conditions = (status or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
 def merge_conditions(
     existing: Iterable[Mapping[str, Any]],
     new: Iterable[Mapping[str, Any]],

@@ -73,6 +73,15 @@ class Names:
         return f"{self.release}-{service}-mongodb"
 
 
+def services_selector(release: str, component: str) -> str:
+    """The four services' objects of one component (``api`` pods, ``database`` volume claims)
+    by the labels the charts give them; the storefront's are left out (no keyring, no data)."""
+    return (
+        f"app.kubernetes.io/instance={release},app.kubernetes.io/component={component},"
+        f"app.kubernetes.io/name in ({','.join(SERVICES)})"
+    )
+
+
 def service_url(release: str, namespace: str, service: str, cluster_domain: str) -> str:
     """The in-cluster address of a service: its Service listens on port 80."""
     return f"http://{release}-{service}.{namespace}.svc.{cluster_domain}:80"

@@ -92,21 +92,31 @@ def dump_keyring(active: str, entries: list[KeyEntry]) -> bytes:
     return msgspec.json.encode(KeyringDocument(active=active, keys=entries))
 
 
+def decode_keyring_document(data: bytes) -> KeyringDocument:
+    """A stored ring, secrets included, after the checks a service applies (`KeyringError`)."""
+    parse_keyring(data)
+    return msgspec.json.decode(data, type=KeyringDocument)
+
+
+def encode_keyring_document(document: KeyringDocument) -> bytes:
+    """A ring to store, checked first: never one a service would refuse (`KeyringError`)."""
+    data = msgspec.json.encode(document)
+    parse_keyring(data)
+    return data
+
+
 def read_keyring_document(path: str | os.PathLike[str]) -> KeyringDocument:
     """The ring file as stored, secrets included (for tools that rewrite it)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise KeyringError(f"cannot read keyring {path}: {exc.strerror}") from exc
-    parse_keyring(data)  # same checks as a service applies
-    return msgspec.json.decode(data, type=KeyringDocument)
+    return decode_keyring_document(data)
 
 
 def write_keyring_document(path: str | os.PathLike[str], document: KeyringDocument) -> None:
     """Replace the ring file atomically, after checking a service would accept the new ring."""
-    data = msgspec.json.encode(document)
-    parse_keyring(data)  # never write a ring a service would refuse
-    write_atomically(path, data)
+    write_atomically(path, encode_keyring_document(document))
 
 
 class KeyRing:

@@ -29,7 +29,6 @@ WORKLOADS = (*SERVICES, "storefront")
 OWNER_LABEL = "checkout.platform.io/owner"
 TEST_MANAGER = "checkout-tests"
 MERGE = {"Content-Type": "application/merge-patch+json"}
-APPLY = {"Content-Type": "application/apply-patch+yaml"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 # The kinds the tests name, by their apiVersion (a kind name alone is ambiguous for some, e.g.
