@@ -68,17 +68,10 @@ class ProductController(Controller):
     ) -> Product:
         return await product_service.get(product_id)
 
-
-class ProductAdminController(Controller):
-    """Changes to the catalogue: an admin's token only."""
-
-    path = "/api/v1/products"
-    tags = ["products"]
-    guards = [admin_only]
-
     @post(
-        "/",
+        "/v1/products",
         operation_id="createProduct",
+        guards=[admin_only],
         opt=problems(409),
         status_code=HTTP_201_CREATED,
     )
@@ -90,8 +83,9 @@ class ProductAdminController(Controller):
         return await product_service.create(data)
 
     @patch(
-        "/{product_id:str}",
+        "/v1/products/{product_id:str}",
         operation_id="updateProduct",
+        guards=[admin_only],
         opt=problems(404),
     )
     async def update_product(
@@ -103,8 +97,9 @@ class ProductAdminController(Controller):
         return await product_service.update(product_id, data)
 
     @delete(
-        "/{product_id:str}",
+        "/v1/products/{product_id:str}",
         operation_id="deleteProduct",
+        guards=[admin_only],
         opt=problems(404),
         status_code=HTTP_204_NO_CONTENT,
     )
@@ -189,12 +184,6 @@ class SeedRoutes(Controller):
 
 router = Router(
     path="/",
-    route_handlers=[
-        ProductController,
-        ProductAdminController,
-        CategoryController,
-        ReservationController,
-        SeedRoutes,
-    ],
+    route_handlers=[ProductController, CategoryController, ReservationController, SeedRoutes],
     dependencies={"product_service": from_state("product_service")},
 )
