@@ -2,7 +2,8 @@
 
 A deleted user's tombstone lists the services still to be told (``cascadePending``). This worker
 delivers each one through the service's internal endpoint, removes a target once it answers 2xx,
-and otherwise tries again later with capped exponential backoff — across restarts too, because
+and otherwise (a failure, or a 202: done but to be confirmed by a later call) tries again later
+with capped exponential backoff — across restarts too, because
 the list lives in the database. Receivers are idempotent, so a repeated delivery is harmless.
 """
 
@@ -35,6 +36,11 @@ async def deliver(client: ServiceClient | None, target: str, user_id: str) -> bo
         )
     except DependencyUnavailable as exc:
         log.info("cascade delivery failed", extra={"target": target, "reason": exc.reason})
+        return False
+    if response.status_code == 202:
+        # Done, but not settled yet (cart: a write begun before the deletion may still land):
+        # the receiver asks to be called again, and the next call deletes again.
+        log.info("cascade accepted, to confirm", extra={"target": target, "userId": user_id})
         return False
     if response.is_success:
         return True

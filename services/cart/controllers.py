@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Router, delete, get, patch, post
+from litestar import Controller, Request, Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, QueryParameter
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from services.cart.schemas import Cart, CartItemCreate, CartItemUpdate
 from services.cart.service import CartService
@@ -29,7 +30,10 @@ class CartController(Controller):
     tags = ["cart"]
 
     # Litestar ignores a trailing slash, so the seed's ``/api/cart/get-cart/`` answers here too.
-    @get(**with_seed_paths("getCart", "/v1/cart", seedGetCart="/cart/get-cart"))
+    @get(
+        **with_seed_paths("getCart", "/v1/cart", seedGetCart="/cart/get-cart"),
+        dependencies=DELETION_CHECKED_BY_HANDLER,
+    )
     async def get_cart(
         self, principal: NamedDependency[Principal], cart_service: NamedDependency[CartService]
     ) -> Cart:
@@ -119,14 +123,27 @@ class InternalCartController(Controller):
     ) -> None:
         await cart_service.take_out(user_id, data)
 
-    @delete("/", operation_id="internalDeleteUserCart", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/",
+        operation_id="internalDeleteUserCart",
+        status_code=HTTP_204_NO_CONTENT,
+        responses={
+            HTTP_202_ACCEPTED: ResponseSpec(
+                None,
+                description="Deleted, not yet settled: call again after deletionSettleSeconds.",
+            )
+        },
+    )
     async def delete_user_cart(
         self,
         user_id: UserIdPath,
         internal_caller: NamedDependency[str],
         cart_service: NamedDependency[CartService],
-    ) -> None:
-        await cart_service.delete_user(user_id)
+    ) -> Response[None]:
+        """Delete the user's cart: 204 once settled; 202 while a write that began before the
+        deletion may still be running (the caller calls again later)."""
+        settled = await cart_service.delete_user(user_id)
+        return Response(None, status_code=HTTP_204_NO_CONTENT if settled else HTTP_202_ACCEPTED)
 
 
 def looks_like_jwt(value: str) -> bool:

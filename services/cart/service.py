@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from services.cart.clients import ProductCatalogue, ProductInfo
-from services.cart.repository import CartRepository, LineContended, LineFull
+from services.cart.repository import CartRepository, deletion_marker, is_marker
 from services.cart.schemas import Cart, CartItemCreate, CartLine
 from services.kit.contracts import MAX_LINE_QUANTITY, MAX_LINES, CartContents, CartRemoval, LineItem
 from services.kit.errors import Conflict, NotFound
 from services.kit.locks import KeyedLocks
 from services.kit.mongo import Database, Document
 from services.kit.revocation import DeletedUsers
+from services.kit.security import subject_deleted
 
 log = logging.getLogger(__name__)
+
+# A write whose line changed between its read and its write (on another replica) reads again.
+_TRIES = 3
 
 
 def to_line(doc: Document, product: ProductInfo | None) -> CartLine:
@@ -78,63 +83,82 @@ def out_of_stock(product: ProductInfo, wanted: int) -> Conflict:
 
 
 class CartService:
+    """The cart's logic. A view, an add and a change each read the user's lines once, and that
+    read is also their deletion check (a deleted user's cart holds the deletion marker,
+    services/cart/repository.py); the token check leaves it to them. An add is then one call to
+    product (existence, stock and price of the cart's products, fresh) and one write."""
+
     def __init__(
-        self, db: Database, catalogue: ProductCatalogue, deleted: DeletedUsers | None = None
+        self,
+        db: Database,
+        catalogue: ProductCatalogue,
+        deleted: DeletedUsers | None = None,
+        *,
+        deletion_settle_seconds: float = 20.0,
     ) -> None:
         self.repo = CartRepository(db)
-        self.deleted = deleted or DeletedUsers(db)
+        self.deleted = deleted or cart_deletions(db)
         self.catalogue = catalogue
+        self.deletion_settle = timedelta(seconds=deletion_settle_seconds)
         # One user's cart writes run one at a time in this process: checks (line count, stock)
         # then see the writes before them, and FerretDB's non-atomic updates stay correct.
         self.locks = KeyedLocks(db.locks, "cart")
 
-    async def view(self, user_id: str) -> Cart:
+    async def lines_of(self, user_id: str) -> list[Document]:
+        """The user's lines, read now; refused (401) when the user was deleted."""
+        if self.deleted.known_deleted(user_id):
+            raise subject_deleted(user_id)
         docs = await self.repo.for_user(user_id)
+        if any(is_marker(doc) for doc in docs):
+            self.deleted.remember_deleted(user_id)
+            raise subject_deleted(user_id)
+        return docs
+
+    async def view(self, user_id: str) -> Cart:
+        docs = await self.lines_of(user_id)
         products = await self.catalogue.for_display({doc["productId"] for doc in docs})
         return to_cart(user_id, docs, products)
 
     async def add(self, user_id: str, item: CartItemCreate) -> Cart:
         async with self.locks.hold(user_id):
-            # Under the lock (the token check left it to this): a deletion recorded before the
-            # lock was taken wins, and its own clear waits for this write.
-            await self.deleted.refuse_if_deleted(user_id)
-            docs = await self.repo.for_user(user_id)
-            existing = next((d for d in docs if d["productId"] == item.product_id), None)
-            if existing is None and len(docs) >= MAX_LINES:
-                raise Conflict(f"A cart holds at most {MAX_LINES} different products.")
-            have = existing["quantity"] if existing else 0
-            if have + item.quantity > MAX_LINE_QUANTITY:
-                raise Conflict(f"A cart holds at most {MAX_LINE_QUANTITY} of one product.")
-            products = await self.catalogue.lookup(
-                {doc["productId"] for doc in docs} | {item.product_id}
-            )
-            product = products.get(item.product_id)
-            if product is None:
-                raise NotFound(f"No product with id {item.product_id!r}.")
-            if product.stock < have + item.quantity:
-                raise out_of_stock(product, have + item.quantity)
-            try:
-                line = await self.repo.add(
-                    user_id, item.product_id, item.quantity, MAX_LINE_QUANTITY, product.price_cents
+            for _ in range(_TRIES):
+                # Under the lock: a deletion recorded before the lock was taken wins.
+                docs = await self.lines_of(user_id)
+                existing = next((d for d in docs if d["productId"] == item.product_id), None)
+                if existing is None and len(docs) >= MAX_LINES:
+                    raise Conflict(f"A cart holds at most {MAX_LINES} different products.")
+                have = existing["quantity"] if existing else 0
+                if have + item.quantity > MAX_LINE_QUANTITY:
+                    raise Conflict(f"A cart holds at most {MAX_LINE_QUANTITY} of one product.")
+                products = await self.catalogue.lookup(
+                    {doc["productId"] for doc in docs} | {item.product_id}
                 )
-            except LineFull as exc:
-                raise Conflict(f"A cart holds at most {MAX_LINE_QUANTITY} of one product.") from exc
-            except LineContended as exc:
-                raise Conflict("The cart changed during the update; try again.") from exc
-            log.info(
-                "cart line added",
-                extra={"userId": user_id, "productId": item.product_id, "qty": item.quantity},
-            )
-            # The lines read above with this one as written, instead of reading them all again
-            # (the answer is the cart as this request saw and changed it; a line another
-            # replica wrote meanwhile on MongoDB, where replicas take no lease, shows on the
-            # next view).
-            return to_cart(user_id, with_line(docs, line), products)
+                product = products.get(item.product_id)
+                if product is None:
+                    raise NotFound(f"No product with id {item.product_id!r}.")
+                if product.stock < have + item.quantity:
+                    raise out_of_stock(product, have + item.quantity)
+                if existing is None:
+                    line = await self.repo.insert(
+                        user_id, item.product_id, item.quantity, product.price_cents
+                    )
+                else:
+                    line = await self.repo.grow(existing, item.quantity, product.price_cents)
+                if line is None:
+                    continue  # the line changed since it was read (another replica): again
+                log.info(
+                    "cart line added",
+                    extra={"userId": user_id, "productId": item.product_id, "qty": item.quantity},
+                )
+                # The lines read above with this one as written, instead of reading them all
+                # again (the answer is the cart as this request saw and changed it; a line
+                # another replica wrote meanwhile shows on the next view).
+                return to_cart(user_id, with_line(docs, line), products)
+            raise Conflict("The cart changed during the update; try again.")
 
     async def set_quantity(self, user_id: str, product_id: str, quantity: int) -> Cart:
         async with self.locks.hold(user_id):
-            await self.deleted.refuse_if_deleted(user_id)
-            docs = await self.repo.for_user(user_id)
+            docs = await self.lines_of(user_id)
             if not any(doc["productId"] == product_id for doc in docs):
                 raise NotFound(f"Product {product_id!r} is not in the cart.")
             products = await self.catalogue.lookup({doc["productId"] for doc in docs})
@@ -163,7 +187,11 @@ class CartService:
         docs = await self.repo.for_user(user_id)
         return CartContents(
             user_id=user_id,
-            lines=[LineItem(product_id=d["productId"], quantity=d["quantity"]) for d in docs],
+            lines=[
+                LineItem(product_id=d["productId"], quantity=d["quantity"])
+                for d in docs
+                if not is_marker(d)
+            ],
         )
 
     async def take_out(self, user_id: str, removal: CartRemoval) -> None:
@@ -172,9 +200,25 @@ class CartService:
                 await self.repo.take_out(user_id, removal.removal_id, item)
         log.info("ordered lines removed", extra={"userId": user_id, "removal": removal.removal_id})
 
-    async def delete_user(self, user_id: str) -> None:
+    async def delete_user(self, user_id: str) -> bool:
+        """The deletion cascade: record the deletion, then delete the lines. True once the
+        deletion is settled: ``deletion_settle_seconds`` after it was recorded, every write
+        that read the lines before the marker existed (on another replica, which this
+        process's lock does not hold back) has ended, and this clear came after it. Before
+        that the caller is to come back (auth's cascade does), so a line such a write added
+        after the first clear is deleted by a later one."""
         # Tokens are refused first, so nothing can be added back after the lines are gone.
         await self.deleted.record(user_id)
         async with self.locks.hold(user_id):
             removed = await self.repo.clear(user_id)
-        log.info("user's cart deleted", extra={"userId": user_id, "lines": removed})
+        deleted_at = await self.repo.deleted_at(user_id)
+        settled = deleted_at is None or datetime.now(UTC) - deleted_at >= self.deletion_settle
+        log.info(
+            "user's cart deleted", extra={"userId": user_id, "lines": removed, "settled": settled}
+        )
+        return settled
+
+
+def cart_deletions(db: Database) -> DeletedUsers:
+    """Cart's record of deleted users: the deletion markers among the cart lines."""
+    return DeletedUsers(db, collection="cart_lines", marker=deletion_marker)

@@ -22,6 +22,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
 from services.keys.keyring import KeyRing
+from services.kit.backpressure import Capacity, LoadShedding
 from services.kit.errors import EXCEPTION_HANDLERS
 from services.kit.health import HealthController, KeyIdsController
 from services.kit.http import ServiceClient
@@ -194,7 +195,11 @@ def create_service_app(
         state=app_state,
         dependencies=AUTH_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[DefineMiddleware(RequestContextMiddleware), prometheus.middleware],
+        middleware=[
+            DefineMiddleware(LoadShedding, capacity=Capacity(settings.max_in_flight_requests)),
+            DefineMiddleware(RequestContextMiddleware),
+            prometheus.middleware,
+        ],
         request_class=ServiceRequest,
         plugins=[StrictStructSchemaPlugin()],
         before_send=[_allow_header(allowed_methods)],

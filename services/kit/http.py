@@ -1,6 +1,12 @@
 """Service-to-service calls on httpx: timeouts, bounded retries with backoff and jitter, the
 request id passed along, and the internal API key attached when asked for.
 
+The requests go out through aiohttp's connection pool (``httpx_aiohttp.AiohttpTransport``) rather
+than httpcore on anyio: the same httpx API, at about a third of the CPU per call under
+concurrency (``make bench-client`` measures both side by side). The pool keeps HTTP/1.1
+connections alive for ``KEEPALIVE_SECONDS``, less than the 5 s the services' uvicorn keeps an
+idle one open, so a call never goes out on a connection the server is closing.
+
 Only idempotent methods, and writes that carry an ``Idempotency-Key``, are retried; a dependency
 that stays down surfaces as :class:`DependencyUnavailable`, answered as 503 with ``Retry-After``.
 """
@@ -12,8 +18,10 @@ import logging
 import random
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import msgspec
+from httpx_aiohttp import AiohttpTransport
 
 from services.keys.keyring import KeyRing
 from services.keys.report import INTERNAL_KEY_HEADER
@@ -27,6 +35,28 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 T = TypeVar("T")
+# Below uvicorn's timeout_keep_alive (5 s): the client lets go of an idle connection first.
+KEEPALIVE_SECONDS = 4.0
+MAX_CONNECTIONS = 100
+
+
+def pooled_transport(max_connections: int = MAX_CONNECTIONS) -> httpx.AsyncBaseTransport:
+    """The transport every service client uses: aiohttp's keep-alive pool, at most
+    ``max_connections`` open to the dependency, no cookies kept between calls. The session is
+    made on first use, inside the event loop that uses it."""
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS)
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    return AiohttpTransport(client=session)
+
+
+def sent_nothing(exc: httpx.TransportError) -> bool:
+    """True when the request cannot have reached the server: the connection was refused."""
+    return isinstance(exc, httpx.ConnectError) or isinstance(
+        exc.__cause__, aiohttp.ClientConnectorError
+    )
 
 
 class DependencyUnavailable(ServiceUnavailable):
@@ -58,11 +88,11 @@ class ServiceClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.internal_keys = internal_keys
+        self._attempts = SERVICE_CALLS.labels(name)  # the counter's child, looked up once
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            transport=transport,
+            transport=transport or pooled_transport(),
         )
 
     async def aclose(self) -> None:
@@ -100,7 +130,7 @@ class ServiceClient:
         for attempt in range(1 + self.retries):
             if attempt:
                 await asyncio.sleep(self._delay(attempt - 1))
-            SERVICE_CALLS.labels(self.name).inc()
+            self._attempts.inc()
             try:
                 response = await self._client.request(
                     method,
@@ -113,7 +143,7 @@ class ServiceClient:
                 last_reason = f"{type(exc).__name__}: {exc}"
                 # A refused connection sent nothing, so even a plain write may be tried again;
                 # anything else may have reached the server and is resent only when safe.
-                if retryable or isinstance(exc, httpx.ConnectError):
+                if retryable or sent_nothing(exc):
                     continue
                 break
             if response.status_code in RETRY_STATUSES:

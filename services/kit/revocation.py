@@ -4,6 +4,11 @@ Tokens are verified locally, so a service learns that a user is gone only when a
 cascade reaches it. The receiving service records the user id here first, and the app's
 ``is_revoked`` check (see :func:`services.kit.security.authenticate`) refuses that user's tokens
 from then on. User ids are never reused, so an entry never needs to expire.
+
+By default the records are ``{_id: <user id>, deletedAt}`` in the service's ``deleted_users``
+collection. A service may keep them elsewhere (``collection`` and ``marker``): cart keeps each as
+a marker line among the user's cart lines, so the one read of the lines that a cart write makes
+anyway is also its deletion check.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from litestar.datastructures import State
 from pymongo.errors import DuplicateKeyError
 
-from services.kit.mongo import Database
+from services.kit.mongo import Database, Document
 from services.kit.security import subject_deleted
 from services.kit.tokens import Principal
 
@@ -27,23 +33,36 @@ ALIVE_TTL_SECONDS = 1.0
 MAX_REMEMBERED = 10_000
 
 
+def deletion_record(user_id: str) -> Document:
+    return {"_id": user_id, "deletedAt": datetime.now(UTC)}
+
+
 class DeletedUsers:
-    def __init__(self, db: Database) -> None:
-        self.users = db.deleted_users
+    def __init__(
+        self,
+        db: Database,
+        *,
+        collection: str = "deleted_users",
+        marker: Callable[[str], Document] = deletion_record,
+    ) -> None:
+        # ``marker(user_id)``: the document recording the deletion; its ``_id`` is looked up.
+        self.users = db[collection]
+        self.marker = marker
         self._deleted: OrderedDict[str, None] = OrderedDict()
         self._alive: OrderedDict[str, float] = OrderedDict()
 
     async def record(self, user_id: str) -> None:
         """Remember ``user_id`` as deleted; recording it twice is a no-op."""
         with contextlib.suppress(DuplicateKeyError):
-            await self.users.insert_one({"_id": user_id, "deletedAt": datetime.now(UTC)})
-        self._remember_deleted(user_id)
+            await self.users.insert_one(self.marker(user_id))
+        self.remember_deleted(user_id)
 
     async def contains(self, user_id: str) -> bool:
         """Whether ``user_id`` was deleted, read from the database now."""
-        found = await self.users.count_documents({"_id": user_id}, limit=1) > 0
+        key = self.marker(user_id)["_id"]
+        found = await self.users.count_documents({"_id": key}, limit=1) > 0
         if found:
-            self._remember_deleted(user_id)
+            self.remember_deleted(user_id)
         return found
 
     async def refuse_if_deleted(self, user_id: str) -> None:
@@ -69,7 +88,11 @@ class DeletedUsers:
                 self._alive.popitem(last=False)
         return found
 
-    def _remember_deleted(self, user_id: str) -> None:
+    def known_deleted(self, user_id: str) -> bool:
+        return user_id in self._deleted
+
+    def remember_deleted(self, user_id: str) -> None:
+        """Note ``user_id`` as deleted (a caller that read its marker itself)."""
         self._alive.pop(user_id, None)
         self._deleted[user_id] = None
         while len(self._deleted) > MAX_REMEMBERED:

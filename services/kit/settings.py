@@ -44,6 +44,9 @@ class AppSettings(msgspec.Struct, kw_only=True, frozen=True):
     http_timeout_seconds: PositiveFloat = 3.0
     http_retries: Annotated[int, Meta(ge=0, le=10)] = 3
     http_backoff_seconds: PositiveFloat = 0.05
+    # Requests this process serves at once; the next get 503 with Retry-After at once
+    # (services/kit/backpressure.py). Probes, metrics and the key report are never refused.
+    max_in_flight_requests: Annotated[int, Meta(ge=1, le=100_000)] = 64
     # Proxies in front of the service (IP addresses or CIDR networks, comma-separated in the
     # environment), e.g. the ingress controller's pods: a request arriving from one of them is
     # taken to come from the address it puts in X-Forwarded-For (and the scheme in

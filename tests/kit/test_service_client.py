@@ -88,3 +88,15 @@ async def test_request_id_and_internal_key_are_passed_along(server: str, tmp_pat
     assert seen_headers[-1]["x-request-id"] == "req-42"
     assert seen_headers[-1][INTERNAL_KEY_HEADER.lower()] == key.secret
     await client.aclose()
+
+
+async def test_a_refused_connection_sent_nothing_so_a_plain_write_is_tried_again() -> None:
+    from services.kit.counters import SERVICE_CALLS
+
+    client = ServiceClient("refused", free_port_url(), retries=2, backoff=0.01, timeout=1.0)
+    before = SERVICE_CALLS.labels("refused")._value.get()
+    with pytest.raises(DependencyUnavailable) as caught:
+        await client.request("POST", "/orders", json={})
+    assert SERVICE_CALLS.labels("refused")._value.get() - before == 3  # 1 + 2 retries
+    assert "ClientConnectorError" in caught.value.reason or "Connect" in caught.value.reason
+    await client.aclose()

@@ -24,6 +24,9 @@ PROBLEM = "application/problem+json"
 # Small retry settings: a test whose dependency is down must get its 503 quickly.
 FAST_RETRIES: dict[str, Any] = {"http_retries": 1, "http_backoff_seconds": 0.01}
 
+# How long after a deletion the test cart calls it settled (the platform's default is 20 s).
+CART_SETTLE = 1.0
+
 StartService = Callable[..., contextlib.AbstractAsyncContextManager[RunningService]]
 
 
@@ -38,7 +41,9 @@ async def catalogue(product: RunningService) -> RunningService:
 async def cart(
     catalogue: RunningService, start_service: StartService
 ) -> AsyncIterator[RunningService]:
-    async with start_service("cart", product_url=catalogue.url, **FAST_RETRIES) as svc:
+    async with start_service(
+        "cart", product_url=catalogue.url, deletion_settle_seconds=CART_SETTLE, **FAST_RETRIES
+    ) as svc:
         yield svc
 
 

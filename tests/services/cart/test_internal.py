@@ -3,13 +3,17 @@ deletes a user's cart, after which that user's tokens are refused."""
 
 from __future__ import annotations
 
+import asyncio
+
+from services.cart.repository import DELETED, CartRepository
 from tests.conftest import RunningService
-from tests.services.conftest import add_to_cart, assert_problem, product_id
+from tests.services.conftest import CART_SETTLE, add_to_cart, assert_problem, product_id
 
 
 async def lines(cart: RunningService, user_id: str) -> dict[str, int]:
+    """The user's cart lines in the database (a deletion marker is not a line)."""
     docs = await cart.app.state.db.cart_lines.find({"userId": user_id}).to_list()
-    return {doc["productId"]: doc["quantity"] for doc in docs}
+    return {doc["productId"]: doc["quantity"] for doc in docs if doc["productId"] != DELETED}
 
 
 async def test_order_reads_a_cart(cart, catalogue, shopper, internal) -> None:
@@ -93,14 +97,19 @@ async def test_deleting_a_users_cart_is_idempotent_and_ends_their_tokens(
     kb = await product_id(catalogue, "KB-001")
     await add_to_cart(cart, eve, kb, 2)
     await add_to_cart(cart, other, kb, 1)
+    path = f"/internal/v1/users/{eve.user_id}/cart"
+    # Deleted at once, but not settled until deletion_settle_seconds (1 s here) have passed:
+    # 202 asks the cascade to call again; then 204, and again 204 (idempotent).
+    first = await cart.client.delete(path, headers=internal)
+    assert first.status_code == 202
+    assert await lines(cart, eve.user_id) == {}
+    await asyncio.sleep(CART_SETTLE)
     for _ in range(2):
-        deleted = await cart.client.delete(
-            f"/internal/v1/users/{eve.user_id}/cart", headers=internal
-        )
+        deleted = await cart.client.delete(path, headers=internal)
         assert deleted.status_code == 204
     assert await lines(cart, eve.user_id) == {}
     never_had_one = await cart.client.delete("/internal/v1/users/unknown/cart", headers=internal)
-    assert never_had_one.status_code == 204
+    assert never_had_one.status_code == 202
     # From now on Eve's (unexpired) token is refused, on every route, and nothing is written.
     assert_problem(await cart.client.get("/api/v1/cart", headers=eve.headers), 401)
     add = await cart.client.post(
@@ -112,3 +121,25 @@ async def test_deleting_a_users_cart_is_idempotent_and_ends_their_tokens(
     # Other users are untouched.
     assert await lines(cart, other.user_id) == {kb: 1}
     assert (await cart.client.get("/api/v1/cart", headers=other.headers)).status_code == 200
+
+
+async def test_a_line_written_after_the_first_clear_goes_with_the_settling_call(
+    cart, catalogue, shopper, internal
+) -> None:
+    """A write on another replica that read the cart before the deletion marker existed may
+    land after the first clear (no lock spans replicas); the cascade's call after the settle
+    time deletes it."""
+    eve = shopper()
+    kb = await product_id(catalogue, "KB-001")
+    await add_to_cart(cart, eve, kb, 1)
+    path = f"/internal/v1/users/{eve.user_id}/cart"
+    assert (await cart.client.delete(path, headers=internal)).status_code == 202
+    # The late write, as that replica makes it: its insert after the clear.
+    await CartRepository(cart.app.state.db).insert(eve.user_id, kb, 2, 8999)
+    assert await lines(cart, eve.user_id) == {kb: 2}
+    await asyncio.sleep(CART_SETTLE)
+    assert (await cart.client.delete(path, headers=internal)).status_code == 204
+    assert await lines(cart, eve.user_id) == {}
+    # The marker itself is no line: the internal read shows an empty cart, not a product.
+    contents = await cart.client.get(path, headers=internal)
+    assert contents.json()["lines"] == []
