@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api bench-client bench-servers bench-operator wrk clean
+.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api bench-engines bench-client bench-servers bench-operator wrk clean
 
 help:
 	@echo "make dev      run the shop (http://127.0.0.1:8000) and the four services as local processes (no Docker needed)"
@@ -20,6 +20,7 @@ help:
 	@echo "make e2e      only the cluster tests: tests/cluster, tests/e2e_kind, then tests/e2e_skaffold"
 	@echo "make bench    key rotations under load (local mode; prints figures, takes ~4 min)"
 	@echo "make bench-api  requests/s, latency, CPU and database work per endpoint (local mode, wrk)"
+	@echo "make bench-engines  the MongoDB-wire engines side by side: correctness, CPU per command, memory, the test suite on each"
 	@echo "make bench-client  one service-to-service call's CPU: httpx on httpcore vs on aiohttp's pool"
 	@echo "make bench-servers  the ASGI servers side by side: uvicorn (h11, httptools+uvloop), Granian (wrk)"
 	@echo "make bench-operator  100 Checkouts on a real kube-apiserver: apply time, CPU waiting and steady, memory"
@@ -98,6 +99,10 @@ wrk:
 
 bench-api: venv wrk
 	$(PY) -m bench.api $(BENCH_ARGS)
+
+# FerretDB (SQLite, PostgreSQL) and mongo-java-server (memory, H2), one after the other.
+bench-engines: venv
+	$(PY) -m bench.engines $(BENCH_ARGS)
 
 bench-client: venv
 	$(PY) -m bench.client $(BENCH_ARGS)

@@ -19,6 +19,9 @@ measured in the same run. It ends with one line per endpoint:
 and exits 1 when any request failed. ``--seconds`` per endpoint (10), ``--connections`` (32),
 ``--only`` a comma-separated subset, ``--profile DIR`` also samples every service process with
 py-spy during each endpoint and prints where its CPU went (``bench/profiles.py``).
+``--engine`` picks the database engine local mode starts (``CHECKOUT_DB_ENGINE``'s values,
+services/local/mongo_server.py); the database's CPU is that of all its processes and their
+children (PostgreSQL's backends too).
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import httpx
 
+from bench.engines import tree_cpu_ticks
 from bench.profiles import Recording, Summary
 from services.keys.keyring import KeyRing
 from services.kit.tokens import TokenService
-from services.local.mongo_server import free_port
+from services.local.mongo_server import ENGINES, free_port
 from services.local.platform import SERVICES, LocalPlatform
 from services.local.processes import stop_process
 
@@ -163,15 +167,14 @@ class Bench:
         self.service_pids = [
             p.process.pid for p in platform.services.values() if p.process is not None
         ]
-        mongo = platform.mongo
-        self.db_pids = [mongo.process.pid] if mongo and mongo.process else []
+        self.db_pids = platform.mongo.pids if platform.mongo else []
         self.scripts = Path(tempfile.mkdtemp(prefix="bench-api-"))
 
     def run(self, endpoint: Endpoint) -> Result:
         script = self.scripts / f"{endpoint.name}.lua"
         script.write_text(endpoint.script())
         service_urls = [self.platform.urls[s] for s in SERVICES]
-        cpu0, db0 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
+        cpu0, db0 = cpu_ticks(self.service_pids), tree_cpu_ticks(self.db_pids)
         cmds0, calls0 = counters(service_urls)
         if self.profile is not None and endpoint.service != "bare":
             pids = {
@@ -191,7 +194,7 @@ class Bench:
             summary = wrk_summary(
                 self.urls[endpoint.service] + endpoint.path, script, self.seconds, self.connections
             )
-        cpu1, db1 = cpu_ticks(self.service_pids), cpu_ticks(self.db_pids)
+        cpu1, db1 = cpu_ticks(self.service_pids), tree_cpu_ticks(self.db_pids)
         cmds1, calls1 = counters(service_urls)
         n = max(1, summary["requests"])
         return Result(
@@ -310,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="sample the services with py-spy; collapsed stacks to DIR, a summary printed",
     )
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        help="the database engine to start (default: CHECKOUT_DB_ENGINE's, else as local mode)",
+    )
     args = parser.parse_args(argv)
     wrk_binary()
     wanted = set(filter(None, args.only.split(",")))
@@ -332,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             with LocalPlatform(
-                Path(workdir), ephemeral_mongo=True, service_env={"auth": generous}
+                Path(workdir),
+                ephemeral_mongo=True,
+                mongo_engine=args.engine,
+                service_env={"auth": generous},
             ) as platform:
                 bare_url = f"http://127.0.0.1:{bare_port}"
                 deadline = time.monotonic() + 30

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from services.local.mongo_server import EngineError, engine_from_env
 from services.local.platform import (
     DEV_PORTS,
     PROCESSES,
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print(f"starting the platform in {args.dir.resolve()} ...", flush=True)
     try:
+        if not os.environ.get("MONGO_URI"):
+            engine_from_env()  # a bad CHECKOUT_DB_ENGINE stops here, naming the allowed values
         platform = LocalPlatform(args.dir, ports=ports, services=PROCESSES).start()
-    except PlatformError as exc:
+    except (PlatformError, EngineError) as exc:
         print(f"make dev: {exc}", file=sys.stderr)
         return 1
     try:
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  shop     {platform.urls[STOREFRONT]}   <- open this in a browser\n")
         for name in SERVICES:
             print(f"  {name:<8} {platform.urls[name]}   (OpenAPI: {platform.urls[name]}/schema)")
-        print(f"  mongodb  {platform.mongo.uri}  ({platform.mongo.kind})")
+        print(f"  mongodb  {platform.mongo.uri}  ({platform.mongo.engine or platform.mongo.kind})")
         print(f"\n  admin credentials: {platform.admin_file}")
         print(f"  keyrings:          {platform.keys_dir}")
         print(f"  logs:              {platform.logs_dir}")

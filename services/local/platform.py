@@ -168,11 +168,12 @@ class LocalPlatform:
 
     ``ports`` fixes the ports (``make dev``: the storefront on 8000, the services on 8001-8004);
     by default free ports are taken, so several platforms (test workers) can run side by side.
-    ``mongo`` reuses a running server; otherwise one is started (``MONGO_URI``, ``mongod`` or
-    FerretDB, in that order) and its data kept under ``workdir/mongo`` unless
-    ``ephemeral_mongo`` is set. ``db_prefix`` names the databases ``<prefix>auth`` … so
-    platforms sharing a server stay apart. ``services`` names the processes to run: the four API
-    services by default; add ``"storefront"`` for the shop.
+    ``mongo`` reuses a running server; otherwise one is started (``MONGO_URI``,
+    ``CHECKOUT_DB_ENGINE``'s engine, ``mongod`` or FerretDB, in that order; ``mongo_engine``
+    names the engine instead, see services/local/mongo_server.py) and its data kept under
+    ``workdir/mongo`` unless ``ephemeral_mongo`` is set. ``db_prefix`` names the databases
+    ``<prefix>auth`` … so platforms sharing a server stay apart. ``services`` names the
+    processes to run: the four API services by default; add ``"storefront"`` for the shop.
     """
 
     def __init__(
@@ -183,6 +184,7 @@ class LocalPlatform:
         token_ttl_seconds: int | None = None,
         mongo: MongoServer | None = None,
         ephemeral_mongo: bool = False,
+        mongo_engine: str | None = None,
         db_prefix: str = "",
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         load_catalogue: bool = True,
@@ -205,6 +207,7 @@ class LocalPlatform:
         self.service_names = tuple(services)
         self._given_mongo = mongo
         self._ephemeral_mongo = ephemeral_mongo
+        self._mongo_engine = mongo_engine
         self.mongo: MongoServer | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.admin_email = ""
@@ -274,9 +277,9 @@ class LocalPlatform:
         if self._given_mongo is not None:
             self.mongo = self._given_mongo
         elif self._ephemeral_mongo:
-            self.mongo = find_or_start_mongo()
+            self.mongo = find_or_start_mongo(engine=self._mongo_engine)
         else:
-            self.mongo = find_or_start_mongo(workdir=self.workdir / "mongo")
+            self.mongo = find_or_start_mongo(self.workdir / "mongo", engine=self._mongo_engine)
         sockets: dict[str, socket.socket] = {}
         try:
             # Every port is bound before any service is told the others' URLs.
