@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv browser lint typecheck test pytest-phases test-fast dev bench bench-api bench-engines bench-client bench-servers bench-operator wrk clean
+.PHONY: help venv browser java lint typecheck test pytest-phases test-fast dev bench bench-api bench-engines bench-client bench-servers bench-operator wrk clean
 
 help:
 	@echo "make dev      run the shop (http://127.0.0.1:8000) and the four services as local processes (no Docker needed)"
@@ -54,6 +54,18 @@ $(BROWSER_DIR)/node_modules/.installed: $(BROWSER_DIR)/package.json $(BROWSER_DI
 	    npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "browser: no npm for axe-core (Debian: apt-get install npm); the browser tests skip" >&2; fi
 
+# The database engine of local mode and the tests (services/local/mongo_server.py) is
+# mongo-java-server on H2: built once per machine with Maven (from Maven Central) and a JDK into
+# ~/.cache/checkout-platform/, by the first server started, and run on the JDK's JRE. The JDK and
+# Maven are installed when missing and this is root on Debian; elsewhere local mode and the tests
+# run FerretDB instead, saying why (under CI=true they fail).
+JAVA_TOOLS := command -v java >/dev/null && command -v javac >/dev/null && command -v mvn >/dev/null
+java:
+	@$(JAVA_TOOLS) || { $(CAN_APT) && $(APT_INSTALL) default-jdk-headless maven >/dev/null; } || \
+	if [ "$$CI" = true ]; then \
+	    echo "java: no JDK and Maven for mongo-java-server (Debian: apt-get install default-jdk-headless maven)" >&2; exit 1; \
+	else echo "java: no JDK and Maven (Debian: apt-get install default-jdk-headless maven); FerretDB runs instead" >&2; fi
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -70,7 +82,7 @@ typecheck: venv
 # for the third, which deletes it unless CHECKOUT_KEEP_CLUSTER=1.
 CLUSTER_TESTS := tests/cluster tests/e2e_kind
 SKAFFOLD_TESTS := tests/e2e_skaffold
-test: venv browser lint typecheck
+test: venv browser java lint typecheck
 	bash k8s/offline/engine/engine.sh run $(MAKE) --no-print-directory pytest-phases
 
 pytest-phases:
@@ -82,13 +94,13 @@ pytest-phases:
 	$(VENV)/bin/pytest -p no:xdist $(SKAFFOLD_TESTS) || status=$$?; \
 	exit $$status
 
-test-fast: venv browser
+test-fast: venv browser java
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -x
 
-dev: venv
+dev: venv java
 	$(PY) -m services.local
 
-bench: venv
+bench: venv java
 	$(PY) -m bench.rotation_load
 
 # wrk is Debian's package; installed here when missing and this is root on Debian.
@@ -97,17 +109,17 @@ wrk:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
 	    { echo "bench: install wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 
-bench-api: venv wrk
+bench-api: venv wrk java
 	$(PY) -m bench.api $(BENCH_ARGS)
 
 # FerretDB (SQLite, PostgreSQL) and mongo-java-server (memory, H2), one after the other.
-bench-engines: venv
+bench-engines: venv java
 	$(PY) -m bench.engines $(BENCH_ARGS)
 
 bench-client: venv
 	$(PY) -m bench.client $(BENCH_ARGS)
 
-bench-servers: venv wrk
+bench-servers: venv wrk java
 	$(PY) -m bench.servers $(BENCH_ARGS)
 
 # The operator as its own process against the real kube-apiserver the operator tests use.

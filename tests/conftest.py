@@ -18,7 +18,14 @@ import pytest
 from litestar import Litestar
 
 from services.kit.settings import ServiceSettings
-from services.local.mongo_server import MongoServer, find_or_start_mongo
+from services.local.mongo_server import (
+    ENGINES,
+    EngineError,
+    MongoServer,
+    default_engine,
+    engine_from_env,
+    find_or_start_mongo,
+)
 from tests.infra.keys import Keyrings
 from tests.infra.kind import (
     RUN_ID_VARIABLE,
@@ -40,6 +47,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # the worker that makes the kind cluster records it, and the controller deletes that cluster.
     if _is_controller(config):
         os.environ.setdefault(RUN_ID_VARIABLE, uuid.uuid4().hex)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    # Which server the tests' MongoDB fixtures get, decided (and mongo-java-server's jar built,
+    # the first time on a machine) once here, before pytest-xdist starts its workers.
+    if not _is_controller(config):
+        return None
+    if os.environ.get("MONGO_URI"):
+        return "database: MONGO_URI (an external server)"
+    try:
+        engine = engine_from_env() or default_engine()
+    except EngineError as exc:
+        return f"database: none can start: {exc}"
+    return f"database engine: {engine}, {ENGINES[engine]}"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,10 +1,11 @@
 """Per-document write serialization: inside one process, and across replicas where needed.
 
 On MongoDB a conditional update (``find_one_and_update`` with a filter, ``$inc``) is atomic on
-its own, across any number of replicas. FerretDB 1.24 on SQLite, the server of the offline
-cluster, the tests and local mode where no ``mongod`` exists, applies them as read-then-write:
-measured here, 8 threads doing 50 ``$inc`` each kept 53 of 400, and 20 concurrent conditional
-decrements of a stock of 5 let 6 through. Only unique-index inserts are atomic there.
+its own, across any number of replicas, and so it is on mongo-java-server (the default server of
+local mode and the tests). FerretDB 1.24, the server of the offline cluster (and of local mode
+under ``CHECKOUT_DB_ENGINE=ferretdb-*``), applies them as read-then-write: measured on SQLite, 8
+threads doing 50 ``$inc`` each kept 53 of 400, and 20 concurrent conditional decrements of a
+stock of 5 let 6 through. Only unique-index inserts are atomic there.
 
 So every read-modify-write of one document holds a lock for that document:
 

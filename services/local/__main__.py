@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in SERVICES:
             print(f"  {name:<8} {platform.urls[name]}   (OpenAPI: {platform.urls[name]}/schema)")
         print(f"  mongodb  {platform.mongo.uri}  ({platform.mongo.engine or platform.mongo.kind})")
+        earlier = platform.workdir / "mongo" / "sqlite"
+        if platform.mongo.engine != "ferretdb-sqlite" and any(earlier.glob("*.sqlite")):
+            # FerretDB on SQLite was local mode's default engine before mongo-java-server.
+            print(f"  (FerretDB's data of earlier runs is in {earlier}: an engine's data stays")
+            print("   its own; CHECKOUT_DB_ENGINE=ferretdb-sqlite make dev serves it)")
         print(f"\n  admin credentials: {platform.admin_file}")
         print(f"  keyrings:          {platform.keys_dir}")
         print(f"  logs:              {platform.logs_dir}")

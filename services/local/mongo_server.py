@@ -3,8 +3,11 @@
 1. ``MONGO_URI`` if set (an existing server; nothing is started);
 2. the engine ``CHECKOUT_DB_ENGINE`` names, if set (``ENGINES`` below);
 3. ``mongod`` on PATH, started on a free localhost port with a temporary data directory;
-4. FerretDB (pinned version, SQLite backend), built once per machine with the ordinary ``go``
-   tool into a cache folder keyed by version, then started like ``mongod``.
+4. mongo-java-server (pinned version, H2 backend: ``java-h2``), built once per machine with Maven
+   into a cache folder keyed by version and run on a JRE;
+5. where Java or Maven is missing (or the jar cannot be built), FerretDB (pinned version, SQLite
+   backend), built once per machine with the ordinary ``go`` tool, saying why on stderr; under
+   ``CI=true``, where Java is always installed, the missing Java is an ``EngineError`` instead.
 
 Every engine started here listens on 127.0.0.1 only, keeps its data in the work folder it is
 given, and is stopped (with its helper processes: PostgreSQL's server) by ``MongoServer.stop()``.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -24,6 +28,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -42,9 +47,12 @@ JAVA_PROJECT = Path(__file__).resolve().parent / "engines" / "java"
 JAVA_JAR = "checkout-mongo-java-server.jar"
 
 ENGINE_VARIABLE = "CHECKOUT_DB_ENGINE"
-DEFAULT_ENGINE = "ferretdb-sqlite"
+# The default: atomic conditional updates (so the services take no leases) and the least database
+# CPU per add-to-cart of the engines bench/engines.py measures; FerretDB where Java is missing.
+DEFAULT_ENGINE = "java-h2"
+FALLBACK_ENGINE = "ferretdb-sqlite"
 ENGINES: dict[str, str] = {
-    "ferretdb-sqlite": f"FerretDB {FERRETDB_VERSION} on SQLite (built with go; the default)",
+    "ferretdb-sqlite": f"FerretDB {FERRETDB_VERSION} on SQLite (built with go)",
     "ferretdb-postgres": (
         f"FerretDB {FERRETDB_VERSION} on a PostgreSQL server of its own (Debian's postgresql)"
     ),
@@ -52,7 +60,9 @@ ENGINES: dict[str, str] = {
         f"mongo-java-server {MONGO_JAVA_SERVER_VERSION}, memory backend (data lost on stop; "
         "built once with Maven, runs on a JRE)"
     ),
-    "java-h2": f"mongo-java-server {MONGO_JAVA_SERVER_VERSION}, H2 MVStore file backend",
+    "java-h2": (
+        f"mongo-java-server {MONGO_JAVA_SERVER_VERSION}, H2 MVStore file backend (the default)"
+    ),
     "mongod": "mongod from PATH",
 }
 # The server family each engine reports as MongoServer.kind (what the tests branch on).
@@ -113,6 +123,52 @@ def engine_from_env(value: str | None = None) -> str | None:
     return name
 
 
+def default_engine() -> str:
+    """The engine started when neither ``MONGO_URI`` nor ``CHECKOUT_DB_ENGINE`` names one:
+    ``mongod`` from PATH, else ``DEFAULT_ENGINE`` (its jar built first if this machine has none),
+    else, where Java cannot run it and not under ``CI=true``, ``FALLBACK_ENGINE``, saying why
+    on stderr."""
+    if shutil.which("mongod"):
+        return "mongod"
+    problem = _default_engine_problem()
+    if not problem:
+        return DEFAULT_ENGINE
+    wanted = (
+        f"the default database engine, {DEFAULT_ENGINE} (mongo-java-server "
+        f"{MONGO_JAVA_SERVER_VERSION}), cannot run here: {problem} (Debian: apt-get install "
+        "default-jdk-headless maven; make dev and make test install them as root)"
+    )
+    if os.environ.get("CI") == "true":
+        raise EngineError(wanted)
+    if not ferretdb_available():
+        raise EngineError(
+            f"No MongoDB server: {wanted}; nor can FerretDB {FERRETDB_VERSION} be built "
+            "without Go. Set MONGO_URI, put mongod on PATH, or install Java and Maven (or Go)."
+        )
+    print(f"{wanted}; starting {FALLBACK_ENGINE} instead", file=sys.stderr, flush=True)
+    return FALLBACK_ENGINE
+
+
+@functools.cache
+def _default_engine_problem() -> str:
+    """Why ``DEFAULT_ENGINE`` cannot run here ('' when it can), found once per process: a
+    Maven build that fails is not tried again by every server a test run starts."""
+    if java_binary() is None:
+        return "no java on PATH"
+    try:
+        java_server_jar()
+    except EngineError as exc:
+        return str(exc)
+    except subprocess.CalledProcessError as exc:
+        return f"the Maven build failed ({exc})"
+    return ""
+
+
+def ferretdb_available() -> bool:
+    """Whether FerretDB is built here or can be (Go is installed)."""
+    return shutil.which("go") is not None or _ferretdb_target().exists()
+
+
 def _cached(target: Path, build: Callable[[Path], None]) -> Path:
     """``target``, built by ``build(target)`` first if this machine has none: once per
     machine, even when several processes (pytest-xdist workers) ask at the same moment."""
@@ -128,14 +184,18 @@ def _cached(target: Path, build: Callable[[Path], None]) -> Path:
 
 def ferretdb_binary() -> Path:
     """Path of the cached FerretDB binary, building it first if this machine has none."""
-    return _cached(cache_dir() / "ferretdb" / FERRETDB_VERSION / "ferretdb", _build_ferretdb)
+    return _cached(_ferretdb_target(), _build_ferretdb)
+
+
+def _ferretdb_target() -> Path:
+    return cache_dir() / "ferretdb" / FERRETDB_VERSION / "ferretdb"
 
 
 def _build_ferretdb(target: Path) -> None:
     if shutil.which("go") is None:
         raise EngineError(
-            "No MongoDB server: set MONGO_URI, put mongod on PATH, or install Go so FerretDB "
-            f"{FERRETDB_VERSION} can be built."
+            f"FerretDB {FERRETDB_VERSION} is built once with Go, and go is not installed "
+            "(https://go.dev/doc/install)"
         )
     started = time.monotonic()
     print(f"building FerretDB {FERRETDB_VERSION} (once per machine) ...", flush=True)
@@ -184,12 +244,14 @@ def _build_java_server(target: Path) -> None:
     missing = [tool for tool in ("mvn", "javac") if shutil.which(tool) is None]
     if missing:
         raise EngineError(
-            f"{ENGINE_VARIABLE}=java-*: mongo-java-server {MONGO_JAVA_SERVER_VERSION} is built "
-            f"once with Maven and a JDK, and {' and '.join(missing)} is not installed "
+            f"mongo-java-server {MONGO_JAVA_SERVER_VERSION} is built once with Maven and a JDK, "
+            f"and {' and '.join(missing)} is not installed "
             "(Debian: apt-get install maven default-jdk-headless)"
         )
     started = time.monotonic()
-    print(f"building mongo-java-server {MONGO_JAVA_SERVER_VERSION} (once per machine) ...")
+    print(
+        f"building mongo-java-server {MONGO_JAVA_SERVER_VERSION} (once per machine) ...", flush=True
+    )
     with tempfile.TemporaryDirectory(prefix="mongo-java-server-src-") as tmp:
         src = Path(tmp) / "java"
         shutil.copytree(JAVA_PROJECT, src, ignore=shutil.ignore_patterns("target"))
@@ -292,7 +354,8 @@ def find_or_start_mongo(
     workdir: Path | None = None, port: int | None = None, engine: str | None = None
 ) -> MongoServer:
     """The server of the module's docstring: ``MONGO_URI``'s, else the engine ``engine`` (or
-    ``CHECKOUT_DB_ENGINE``, or ``mongod`` from PATH, or FerretDB on SQLite) started on
+    ``CHECKOUT_DB_ENGINE``, or ``default_engine()``: ``mongod``, mongo-java-server on H2 or
+    FerretDB on SQLite) started on
     ``port`` (a free one by default) with its data in ``workdir`` (a temporary folder,
     removed by ``stop()``, by default). An ``engine`` given here is started even when
     ``MONGO_URI`` is set."""
@@ -302,7 +365,7 @@ def find_or_start_mongo(
             return MongoServer(uri=uri, kind="external", engine="external")
         engine = engine_from_env()
         if engine is None:
-            engine = "mongod" if shutil.which("mongod") else DEFAULT_ENGINE
+            engine = default_engine()
     elif engine not in ENGINES:
         engine_from_env(engine)  # raises, naming the allowed values
     return start_engine(engine, workdir, port)

@@ -169,8 +169,9 @@ class LocalPlatform:
     ``ports`` fixes the ports (``make dev``: the storefront on 8000, the services on 8001-8004);
     by default free ports are taken, so several platforms (test workers) can run side by side.
     ``mongo`` reuses a running server; otherwise one is started (``MONGO_URI``,
-    ``CHECKOUT_DB_ENGINE``'s engine, ``mongod`` or FerretDB, in that order; ``mongo_engine``
-    names the engine instead, see services/local/mongo_server.py) and its data kept under
+    ``CHECKOUT_DB_ENGINE``'s engine, ``mongod``, or mongo-java-server on H2 (FerretDB where Java
+    is missing), in that order; ``mongo_engine`` names the engine instead, see
+    services/local/mongo_server.py) and its data kept under
     ``workdir/mongo`` unless ``ephemeral_mongo`` is set. ``db_prefix`` names the databases
     ``<prefix>auth`` … so platforms sharing a server stay apart. ``services`` names the
     processes to run: the four API services by default; add ``"storefront"`` for the shop.

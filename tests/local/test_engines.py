@@ -3,7 +3,7 @@ services/local/mongo_server.py) starts, answers a race of conditional decrements
 its data across a restart where it has files, and stops with all of its processes.
 
 An engine this machine cannot run (no PostgreSQL, no Java or Maven, no Go) is skipped, saying
-why; under ``CI=true``, where .ci/run installs them, it fails instead."""
+why; under ``CI=true``, where .ci/run installs them, it fails instead (tests/infra/engines.py)."""
 
 from __future__ import annotations
 
@@ -21,45 +21,23 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
 from services.kit.locks import KeyedLocks, needs_leases
+from services.local import mongo_server
 from services.local.mongo_server import (
+    DEFAULT_ENGINE,
     ENGINE_VARIABLE,
     ENGINES,
+    FALLBACK_ENGINE,
     EngineError,
     MongoServer,
-    cache_dir,
+    default_engine,
     find_or_start_mongo,
-    postgres_bin_dir,
     start_engine,
 )
 from services.local.processes import alive, process_tree
+from tests.infra.engines import require
 
 STARTABLE = ["ferretdb-sqlite", "ferretdb-postgres", "java-memory", "java-h2"]
 WITH_FILES = ["ferretdb-sqlite", "ferretdb-postgres", "java-h2"]
-
-
-def missing(engine: str) -> str:
-    """Why this machine cannot run ``engine`` ('' when it can)."""
-    if engine.startswith("ferretdb-"):
-        built = (cache_dir() / "ferretdb").glob("*/ferretdb")
-        if shutil.which("go") is None and not any(built):
-            return "no Go to build FerretDB with"
-    if engine == "ferretdb-postgres" and postgres_bin_dir() is None:
-        return "PostgreSQL is not installed (Debian: apt-get install postgresql)"
-    if engine.startswith("java-"):
-        # Run on a JRE; built once per machine with Maven and a JDK.
-        absent = [tool for tool in ("java", "mvn", "javac") if shutil.which(tool) is None]
-        if absent:
-            return f"{', '.join(absent)} not installed (Debian: maven default-jdk-headless)"
-    return ""
-
-
-def require(engine: str) -> None:
-    reason = missing(engine)
-    if not reason:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{engine} cannot run under CI=true (.ci/run installs it): {reason}")
-    pytest.skip(f"{engine}: {reason}")
 
 
 @pytest.fixture
@@ -200,6 +178,51 @@ def test_the_variable_picks_the_engine(no_uri: None, monkeypatch: pytest.MonkeyP
             assert "ferretdbVersion" not in client.admin.command("buildInfo")
     finally:
         server.stop()
+
+
+def test_the_default_engine_is_mongo_java_server_on_h2(no_uri: None) -> None:
+    if shutil.which("mongod"):
+        pytest.skip("mongod is on PATH, and comes before the default engine")
+    require(DEFAULT_ENGINE)
+    server = find_or_start_mongo()
+    try:
+        assert (server.engine, server.kind) == ("java-h2", "mongo-java-server")
+        with MongoClient[dict[str, Any]](server.uri) as client:
+            assert "ferretdbVersion" not in client.admin.command("buildInfo")  # no leases
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def no_java(no_uri: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine as one without Java (nor mongod), for the default engine's choice."""
+    real_which = shutil.which
+    monkeypatch.setattr(mongo_server, "java_binary", lambda: None)
+    monkeypatch.setattr(
+        mongo_server.shutil, "which", lambda name: None if name == "mongod" else real_which(name)
+    )
+    mongo_server._default_engine_problem.cache_clear()
+    yield
+    mongo_server._default_engine_problem.cache_clear()
+
+
+def test_without_java_the_default_falls_back_to_ferretdb_saying_why(
+    no_java: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require(FALLBACK_ENGINE)
+    monkeypatch.delenv("CI", raising=False)
+    assert default_engine() == FALLBACK_ENGINE == "ferretdb-sqlite"
+    said = capsys.readouterr().err
+    assert "java-h2" in said and "no java on PATH" in said
+    assert "apt-get install default-jdk-headless maven" in said
+
+
+def test_without_java_under_ci_the_default_engine_fails_loudly(
+    no_java: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(EngineError, match=r"java-h2.*no java on PATH.*default-jdk-headless"):
+        find_or_start_mongo()
 
 
 def test_bench_engines_prints_its_line_for_an_engine() -> None:
