@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -66,6 +67,13 @@ async def ensure_indexes_until_done(
 
 
 T = TypeVar("T")
+
+
+def stored_now() -> datetime:
+    """The current UTC time at BSON's precision (milliseconds): a document answered from memory
+    then equals the one read back."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def from_document(doc: Document, kind: type[T], **defaults: Any) -> T:

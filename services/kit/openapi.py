@@ -147,7 +147,13 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
 
 def _restore_bounds(schema: Schema, field_type: msgspec.inspect.Type) -> None:
     # Litestar reads the bounds of ``X`` and ``X | None`` but loses a zero bound of
-    # ``X | UnsetType`` (an update's field): ``ge=0`` must still say ``minimum: 0``.
+    # ``X | UnsetType`` (an update's field): ``ge=0`` must still say ``minimum: 0``; and it
+    # loses the bounds of a list's strings (``list[Annotated[str, Meta(min_length=1)]]``).
+    if isinstance(field_type, msgspec.inspect.Metadata):
+        field_type = field_type.type
+    if isinstance(field_type, msgspec.inspect.ListType) and isinstance(schema.items, Schema):
+        _restore_string_bounds(schema.items, field_type.item_type)
+        return
     if isinstance(field_type, msgspec.inspect.UnionType):
         arms = [arm for arm in field_type.types if not isinstance(arm, msgspec.inspect.NoneType)]
         if len(arms) != 1:
@@ -165,6 +171,25 @@ def _restore_bounds(schema: Schema, field_type: msgspec.inspect.Type) -> None:
         schema.exclusive_minimum = field_type.gt
     if field_type.lt is not None and schema.exclusive_maximum is None:
         schema.exclusive_maximum = field_type.lt
+
+
+def _restore_string_bounds(schema: Schema, item_type: msgspec.inspect.Type) -> None:
+    if isinstance(item_type, msgspec.inspect.Metadata):
+        item_type = item_type.type
+    if not isinstance(item_type, msgspec.inspect.StrType):
+        return
+    if item_type.min_length is not None and schema.min_length is None:
+        schema.min_length = item_type.min_length
+    if item_type.max_length is not None and schema.max_length is None:
+        schema.max_length = item_type.max_length
+    if item_type.pattern is not None and schema.pattern is None:
+        schema.pattern = item_type.pattern
+
+
+def _optional_body(handler: HTTPRouteHandler) -> bool:
+    """Whether the handler's request body may be left out (``data: X | None = None``)."""
+    data = handler.parsed_fn_signature.parameters.get("data")
+    return data is not None and data.has_default
 
 
 def _client_parameters(handler: HTTPRouteHandler, dependencies: Iterable[str]) -> set[str]:
@@ -209,12 +234,15 @@ def document_operations(app: Litestar, limits: Mapping[str, int] | None = None) 
     """Give every documented operation of ``app`` its problem responses and security; and
     ``limits``, query parameters whose maximum is a setting (e.g. ``pageSize``), their
     maximum. Call before the OpenAPI document is first built."""
+    optional_bodies: set[str] = set()
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
             if not handler.resolve_include_in_schema():
                 continue
+            if _optional_body(handler) and isinstance(handler.operation_id, str):
+                optional_bodies.add(handler.operation_id)
             statuses = statuses_of(handler)
             specs = {
                 status: ResponseSpec(
@@ -229,12 +257,16 @@ def document_operations(app: Litestar, limits: Mapping[str, int] | None = None) 
             security = security_of(handler)
             if security:
                 handler.security = security
-    if not limits:
+    if not limits and not optional_bodies:
         return
     for path_item in (app.openapi_schema.paths or {}).values():
         for method in ("get", "post", "put", "patch", "delete"):
             operation = getattr(path_item, method, None)
+            # Litestar documents every body as required, also one with a default.
+            body = operation.request_body if operation else None
+            if body is not None and operation and operation.operation_id in optional_bodies:
+                body.required = False
             for parameter in (operation.parameters or []) if operation else []:
-                limit = limits.get(getattr(parameter, "name", ""))
+                limit = (limits or {}).get(getattr(parameter, "name", ""))
                 if limit is not None and isinstance(parameter.schema, Schema):
                     parameter.schema.maximum = limit

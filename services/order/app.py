@@ -22,12 +22,14 @@ async def _build_service(app: Litestar) -> None:
         CartClient(app.state.clients["cart"]),
         max_page_size=settings.max_page_size,
         finish_grace_seconds=settings.finish_grace_seconds,
+        reserve_window_seconds=settings.reserve_window_seconds,
         deleted=app.state.deleted_users,
     )
 
 
 async def finish_due_orders(app: Litestar) -> None:
-    """Finish placed orders whose stock commit or cart trim had to wait."""
+    """Settle placed orders with product; finish orders whose steps had to wait; abandon
+    checkouts that did not finish."""
     await app.state.order_service.finish_due()
 
 

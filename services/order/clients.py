@@ -4,6 +4,7 @@ user's cart (read it, then take out what was ordered) in cart."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -50,13 +51,22 @@ class StockReservations:
             internal=True,
         )
 
-    async def reserve(self, reservation_id: str, items: Sequence[LineItem]) -> list[ReservedLine]:
+    async def reserve(
+        self,
+        reservation_id: str,
+        items: Sequence[LineItem],
+        *,
+        commit: bool = False,
+        not_after: datetime | None = None,
+    ) -> list[ReservedLine]:
         """Take stock for every item or none; a shortage or an unknown product is a 409 naming
-        the products."""
-        body = {
-            "reservationId": reservation_id,
-            "items": [{"productId": i.product_id, "quantity": i.quantity} for i in items],
-        }
+        the products. ``commit``: sold at once (no commit call), taken no later than
+        ``not_after``; given back with ``release(reservation_id, items)``."""
+        body: dict[str, Any] = {"reservationId": reservation_id, "items": _items(items)}
+        if commit:
+            body["commit"] = True
+        if not_after is not None:
+            body["notAfter"] = not_after.isoformat()
         response = await self._call("/internal/v1/reservations", reservation_id, body)
         if response.status_code == 200:
             return self.client.decode(response, _Reservation).lines
@@ -85,12 +95,31 @@ class StockReservations:
             return False
         raise self.client.unexpected(response)
 
-    async def release(self, reservation_id: str) -> None:
-        """Give the stock back (a no-op for a reservation product never made)."""
+    async def release(self, reservation_id: str, items: Sequence[LineItem] | None = None) -> None:
+        """Give the stock back (a no-op for a reservation product never made); ``items`` for one
+        committed at once."""
         path = f"/internal/v1/reservations/{reservation_id}/release"
-        response = await self._call(path, reservation_id)
+        body = None if items is None else {"items": _items(items)}
+        response = await self._call(path, reservation_id, body)
         if response.status_code != 200:
             raise self.client.unexpected(response)
+
+    async def settle(self, reservation_ids: Sequence[str]) -> None:
+        """Tell product that these reservations, committed at once, belong to placed orders."""
+        response = await self.client.request(
+            "POST",
+            "/internal/v1/reservations/settle",
+            json={"reservationIds": list(reservation_ids)},
+            # Settling twice changes nothing: the call may be retried.
+            headers={IDEMPOTENCY_HEADER: f"settle:{reservation_ids[0]}"},
+            internal=True,
+        )
+        if response.status_code != 200:
+            raise self.client.unexpected(response)
+
+
+def _items(items: Sequence[LineItem]) -> list[dict[str, Any]]:
+    return [{"productId": i.product_id, "quantity": i.quantity} for i in items]
 
 
 class CartClient:

@@ -22,6 +22,9 @@ from services.product.schemas import (
     ProductUpdate,
     Reservation,
     ReservationCreate,
+    ReservationRelease,
+    ReservationSettle,
+    Settled,
     SortKey,
 )
 from services.product.service import ProductService
@@ -151,8 +154,21 @@ class ReservationController(Controller):
         reservation_id: FromPath[str],
         internal_caller: NamedDependency[str],
         product_service: NamedDependency[ProductService],
+        data: JSONBody[ReservationRelease | None] = None,
     ) -> Reservation:
-        return await product_service.release(reservation_id)
+        """Give the stock back: a two-phase reservation's, or, with the items, one committed at
+        once whose order could not be placed."""
+        return await product_service.release(reservation_id, data)
+
+    @post("/settle", operation_id="settleReservations", status_code=200)
+    async def settle(
+        self,
+        data: JSONBody[ReservationSettle],
+        internal_caller: NamedDependency[str],
+        product_service: NamedDependency[ProductService],
+    ) -> Settled:
+        """Reservations committed at once whose orders are placed: their marks are removed."""
+        return await product_service.settle(data.reservation_ids)
 
 
 class CategoryController(Controller):

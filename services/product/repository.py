@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.kit.locks import KeyedLocks, LockTable
+from services.kit.locks import KeyedLocks, LockTable, needs_leases
 from services.kit.mongo import Database, Document, parse_object_id
 
 # Each sort ends with _id (a stable order for pages) and is one index read forwards or backwards:
@@ -42,6 +43,8 @@ async def create_indexes(db: Database) -> None:
         await db.products.create_index(order)
         await db.products.create_index([("category", ASCENDING), *order])
     await db.reservations.create_index([("state", ASCENDING), ("updatedAt", ASCENDING)])
+    # The products a reservation marked (its release and settling find them by the mark).
+    await db.products.create_index([("reservations", ASCENDING)], name="reservation_marks")
 
 
 class ProductRepository:
@@ -139,18 +142,30 @@ class ProductRepository:
         result = await self.products.delete_one({"_id": oid})
         return result.deleted_count == 1
 
-    async def take(self, product_id: ObjectId, quantity: int, reservation_id: str) -> bool:
-        """Take ``quantity`` units for a reservation, once; True if taken now or already."""
+    async def take_marked(
+        self, product_id: ObjectId, quantity: int, reservation_id: str
+    ) -> Document | None:
+        """Take ``quantity`` units and mark the product with the reservation, in one conditional
+        write: the product as written (its name and price are those of the taking), or None when
+        it is unknown, short of stock, or marked by this reservation already."""
         async with self.stock_locks.hold(product_id):
-            taken = await self.products.find_one_and_update(
+            doc: Document | None = await self.products.find_one_and_update(
                 {
                     "_id": product_id,
                     "stock": {"$gte": quantity},
                     "reservations": {"$ne": reservation_id},
                 },
                 {"$inc": {"stock": -quantity}, "$push": {"reservations": reservation_id}},
+                return_document=ReturnDocument.AFTER,
             )
-        if taken is not None:
+            return doc
+
+    async def by_object_id(self, product_id: ObjectId) -> Document | None:
+        return await self.products.find_one({"_id": product_id})
+
+    async def take(self, product_id: ObjectId, quantity: int, reservation_id: str) -> bool:
+        """Take ``quantity`` units for a reservation, once; True if taken now or already."""
+        if await self.take_marked(product_id, quantity, reservation_id) is not None:
             return True
         already = await self.products.count_documents(
             {"_id": product_id, "reservations": reservation_id}
@@ -169,6 +184,22 @@ class ProductRepository:
             await self.products.update_one(
                 {"_id": product_id}, {"$pull": {"reservations": reservation_id}}
             )
+
+    async def settle_many(self, reservation_ids: Sequence[str]) -> int:
+        """Remove the marks of these reservations from every product; the number of products."""
+        reservation_ids = list(reservation_ids)
+        marked = {"reservations": {"$in": reservation_ids}}
+        unmark = {"$pullAll": {"reservations": reservation_ids}}
+        if not await needs_leases(self.products):
+            result = await self.products.update_many(marked, unmark)
+            return result.modified_count
+        # FerretDB: its multi-document update is read-then-write too; one product at a time,
+        # under the product's lock like every other stock write.
+        oids = [doc["_id"] async for doc in self.products.find(marked, projection={"_id": 1})]
+        for oid in oids:
+            async with self.stock_locks.hold(oid):
+                await self.products.update_one({"_id": oid}, unmark)
+        return len(oids)
 
 
 class ReservationRepository:

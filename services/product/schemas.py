@@ -75,9 +75,37 @@ class ReservationItem(msgspec.Struct, forbid_unknown_fields=True, rename="camel"
     quantity: Quantity
 
 
+ReservationItems = Annotated[list[ReservationItem], Meta(min_length=1, max_length=100)]
+
+
 class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     reservation_id: ReservationId
-    items: Annotated[list[ReservationItem], Meta(min_length=1, max_length=100)]
+    items: ReservationItems
+    # ``commit``: the stock is sold at once (one conditional write per item, no record, no
+    # commit call): order's checkout. Without it, the two-phase reservation (reserve, then
+    # commit or release) of the first API.
+    commit: bool = False
+    # No stock is taken after this moment (409): a caller that gave up on a slow call, and
+    # cleans up after this time, cannot be overtaken by that call's late takes.
+    not_after: datetime | None = None
+
+
+class ReservationRelease(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """The items of a committed-at-once reservation to give back (its caller could not place
+    the order). Each product gives its units back once, and only if this reservation took them."""
+
+    items: ReservationItems
+
+
+class ReservationSettle(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """Reservations committed at once whose orders are placed: forget their marks on the
+    products (they could never be released any more)."""
+
+    reservation_ids: Annotated[list[ReservationId], Meta(min_length=1, max_length=500)]
+
+
+class Settled(msgspec.Struct, rename="camel"):
+    products: int
 
 
 class Reservation(msgspec.Struct, rename="camel"):

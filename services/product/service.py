@@ -1,8 +1,21 @@
-"""Product logic: the catalogue, and all-or-nothing stock reservations for checkouts."""
+"""Product logic: the catalogue, and all-or-nothing stock reservations for checkouts.
+
+Two forms of reservation:
+
+- *committed at once* (``commit: true``, order's checkout): per item one conditional write takes
+  the stock and marks the product with the reservation id; the answer carries each product's
+  name and price as written. Nothing else is stored: the marks make a retried call take nothing
+  twice and let the caller give the units back (``release`` with the items) until it settles
+  them (``settle``) once its order is placed. ``notAfter`` bounds when stock may be taken, so a
+  caller cleaning up after that moment cannot be overtaken by a late retry of its own call.
+- *two-phase* (the first API): a reservation record, then ``commit`` or ``release``; a record
+  nobody finished is released after ``reservation_ttl`` seconds.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +34,8 @@ from services.product.schemas import (
     ProductUpdate,
     Reservation,
     ReservationCreate,
+    ReservationRelease,
+    Settled,
 )
 
 log = logging.getLogger(__name__)
@@ -34,6 +49,18 @@ def _fields(data: ProductCreate | ProductUpdate) -> dict[str, Any]:
     # The camelCase names of the API are the stored field names too.
     raw: dict[str, Any] = msgspec.to_builtins(data)
     return raw
+
+
+# Units a reservation took: (product, quantity). (Here, as ProductService.list shadows ``list``.)
+Taken = list[tuple[ObjectId, int]]
+
+
+def _past(deadline: datetime | None) -> bool:
+    return deadline is not None and datetime.now(UTC) > _aware(deadline)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class ProductService:
@@ -108,6 +135,8 @@ class ProductService:
         wanted: dict[str, int] = {}
         for item in data.items:
             wanted[item.product_id] = wanted.get(item.product_id, 0) + item.quantity
+        if data.commit:
+            return await self._sell(data.reservation_id, wanted, data.not_after)
         docs: dict[str, Document] = {}
         missing = []
         for product_id in wanted:
@@ -155,6 +184,64 @@ class ProductService:
         assert doc is not None
         return self._reservation(doc, docs)
 
+    async def _sell(
+        self, rid: str, wanted: dict[str, int], not_after: datetime | None
+    ) -> Reservation:
+        """The reservation committed at once (see the module's docstring)."""
+        taken: Taken = []
+        lines: list[ReservedLine] = []
+        missing: list[str] = []
+        short: list[Document] = []
+        for product_id, quantity in wanted.items():
+            oid = parse_object_id(product_id)
+            if _past(not_after):
+                await self._give_back(taken, rid)
+                raise Conflict(f"Reservation {rid!r} came after its deadline.")
+            doc = None
+            if oid is not None and not missing and not short:
+                doc = await self.repo.take_marked(oid, quantity, rid)
+            if doc is None and oid is not None:
+                # Unknown, short, or taken by an earlier attempt of this same call.
+                doc = await self.repo.by_object_id(oid)
+                if doc is not None and rid not in doc.get("reservations", ()):
+                    if doc["stock"] < quantity:
+                        short.append(doc)
+                    continue  # not taken: another item failed first
+            if doc is None:
+                missing.append(product_id)
+                continue
+            taken.append((doc["_id"], quantity))
+            lines.append(
+                ReservedLine(
+                    product_id=product_id,
+                    quantity=quantity,
+                    name=doc["name"],
+                    price_cents=doc["priceCents"],
+                    currency=doc["currency"],
+                )
+            )
+        if missing or short:
+            await self._give_back(taken, rid)
+            if missing:
+                raise NotFound(
+                    "Some products do not exist.", extra={"unknownProducts": sorted(missing)}
+                )
+            raise Conflict(
+                "Not enough stock for: " + ", ".join(d["name"] for d in short) + ".",
+                extra={
+                    "outOfStock": [{"productId": str(d["_id"]), "name": d["name"]} for d in short]
+                },
+            )
+        return Reservation(reservation_id=rid, state="committed", lines=lines)
+
+    async def _give_back(self, taken: Taken, rid: str) -> None:
+        for oid, quantity in taken:
+            await self.repo.give_back(oid, quantity, rid)
+
+    async def settle(self, reservation_ids: Sequence[str]) -> Settled:
+        """Forget the marks of reservations committed at once whose orders are placed."""
+        return Settled(products=await self.repo.settle_many(reservation_ids))
+
     def _reservation(self, doc: Document, products: dict[str, Document]) -> Reservation:
         lines = []
         for item in doc["items"]:
@@ -185,10 +272,18 @@ class ProductService:
                 await self.repo.settle(oid, reservation_id)
         return Reservation(reservation_id=reservation_id, state="committed", lines=[])
 
-    async def release(self, reservation_id: str) -> Reservation:
+    async def release(
+        self, reservation_id: str, data: ReservationRelease | None = None
+    ) -> Reservation:
         doc = await self.reservations.get(reservation_id)
         if doc is None:
-            # Releasing what was never reserved is a no-op, so a caller can always clean up.
+            # A reservation committed at once has no record: each named product gives back its
+            # units if this reservation's mark is on it. Releasing what was never reserved is a
+            # no-op, so a caller can always clean up.
+            for item in data.items if data is not None else ():
+                oid = parse_object_id(item.product_id)
+                if oid is not None:
+                    await self.repo.give_back(oid, item.quantity, reservation_id)
             return Reservation(reservation_id=reservation_id, state="released", lines=[])
         if doc["state"] == "committed":
             raise Conflict(f"Reservation {reservation_id!r} is already committed.")

@@ -59,15 +59,22 @@ async def order(
 
 @contextlib.asynccontextmanager
 async def run_all_services(
-    mongo: MongoServer, keyrings: Keyrings, db_prefix: str, **overrides: Any
+    mongo: MongoServer,
+    keyrings: Keyrings,
+    db_prefix: str,
+    only: dict[str, dict[str, Any]] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[dict[str, RunningService]]:
     """The four services wired to each other (auth's deletion cascade reaches cart and order),
     with the sample catalogue loaded; for module-scoped fixtures, which cannot use the ones
-    above. ``overrides`` are settings given to all four."""
+    above. ``overrides`` are settings given to all four, ``only[name]`` to that one."""
 
     def settings(name: str, **urls: str) -> Any:
         retries = FAST_RETRIES if name != "auth" else {}
-        return service_settings(name, mongo, db_prefix, keyrings, **retries, **urls, **overrides)
+        own = (only or {}).get(name, {})
+        return service_settings(
+            name, mongo, db_prefix, keyrings, **retries, **urls, **overrides, **own
+        )
 
     async with (
         run_service(settings("product")) as product,
@@ -81,12 +88,16 @@ async def run_all_services(
 
 @contextlib.asynccontextmanager
 async def module_services(
-    mongo: MongoServer, tmp_path_factory: pytest.TempPathFactory, tag: str
+    mongo: MongoServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    tag: str,
+    only: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[tuple[dict[str, RunningService], Keyrings]]:
     """``run_all_services`` for a module-scoped fixture: keyrings of its own and databases named
     ``<tag><random>`` so modules sharing the server stay apart."""
     keyrings = Keyrings.create(Path(tmp_path_factory.mktemp(tag)) / "keys")
-    async with run_all_services(mongo, keyrings, tag[0] + uuid.uuid4().hex[:12]) as services:
+    prefix = tag[0] + uuid.uuid4().hex[:12]
+    async with run_all_services(mongo, keyrings, prefix, only) as services:
         yield services, keyrings
 
 
@@ -142,6 +153,15 @@ async def add_to_cart(cart: RunningService, who: Shopper, pid: str, quantity: in
 async def checkout(order: RunningService, who: Shopper, key: str | None = None) -> Any:
     headers = {**who.headers, **({"Idempotency-Key": key} if key else {})}
     return await order.client.post("/api/v1/orders", headers=headers)
+
+
+async def stored_orders(order: RunningService, **query: Any) -> int:
+    """How many of the orders matching ``query`` are stored for shoppers to see, now or once
+    their checkout is done: all but the abandoned ones, the records a failed checkout leaves for
+    the worker to give their stock back by (and then remove)."""
+    return int(
+        await order.app.state.db.orders.count_documents({**query, "status": {"$ne": "abandoned"}})
+    )
 
 
 def assert_problem(response: Any, status: int) -> dict[str, Any]:

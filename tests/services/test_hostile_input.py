@@ -103,7 +103,14 @@ class World:
 async def world(
     mongo_server: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    async with module_services(mongo_server, tmp_path_factory, "hostile") as (services, keyrings):
+    # Order's worker settles each placed order with product once past its deadline (writes to
+    # both databases a while after the checkout): here it waits an hour, so that every write a
+    # snapshot sees is the request's own.
+    quiet_worker = {"order": {"finish_interval_seconds": 3600.0}}
+    async with module_services(mongo_server, tmp_path_factory, "hostile", quiet_worker) as (
+        services,
+        keyrings,
+    ):
         auth, product, cart = services["auth"], services["product"], services["cart"]
         admin = await auth.app.state.auth_service.ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
         headers = {
@@ -205,6 +212,8 @@ VALID_BODIES: dict[str, ValidBody] = {
     },
     "updateProduct": lambda w: {"name": "Renamed", "priceCents": 1500, "stock": 40},
     "reserveStock": lambda w: {"reservationId": _new("r"), "items": [_line(w)]},
+    "releaseReservation": lambda w: {"items": [_line(w)]},
+    "settleReservations": lambda w: {"reservationIds": [_new("r")]},
     "addCartItem": lambda w: {"productId": w.product_ids[0], "quantity": 1},
     "seedAddToCart": lambda w: {"productId": w.product_ids[0], "quantity": 1},
     "updateCartItem": lambda w: {"quantity": 2},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import RunningService
-from tests.services.conftest import add_to_cart, assert_problem, product_id, stock
+from tests.services.conftest import add_to_cart, assert_problem, product_id, stock, stored_orders
 from tests.services.order.test_reading import order_items
 
 
@@ -20,7 +20,7 @@ async def test_deleting_a_users_orders_is_idempotent_and_ends_their_tokens(
             f"/internal/v1/users/{ada.user_id}/orders", headers=internal
         )
         assert response.status_code == 204
-    assert await order.app.state.db.orders.count_documents({"userId": ada.user_id}) == 0
+    assert await stored_orders(order, userId=ada.user_id) == 0
     unknown = await order.client.delete("/internal/v1/users/nobody/orders", headers=internal)
     assert unknown.status_code == 204
     assert_problem(await order.client.get("/api/v1/orders", headers=ada.headers), 401)
@@ -29,7 +29,7 @@ async def test_deleting_a_users_orders_is_idempotent_and_ends_their_tokens(
     )
     assert_problem(refused, 401)
     assert_problem(await order.client.post("/api/v1/orders", headers=ada.headers), 401)
-    assert await order.app.state.db.orders.count_documents({"userId": ada.user_id}) == 0
+    assert await stored_orders(order, userId=ada.user_id) == 0
     assert await stock(catalogue, kb) == 25 - 4
     mine = (await order.client.get("/api/v1/orders", headers=bea.headers)).json()
     assert [o["id"] for o in mine["items"]] == [kept["id"]]
@@ -49,7 +49,7 @@ async def test_internal_delete_refuses_a_missing_or_wrong_key(
         cat.headers,
     ):
         assert_problem(await order.client.delete(path, headers=headers), 401)
-    assert await order.app.state.db.orders.count_documents({"userId": cat.user_id}) == 1
+    assert await stored_orders(order, userId=cat.user_id) == 1
 
 
 async def test_seed_create_order_from_the_cart_or_from_items(
@@ -89,7 +89,7 @@ async def test_seed_create_order_from_the_cart_or_from_items(
     )
     assert_problem(for_someone_else, 403)
     assert_problem(await order.client.post("/api/order", json=body), 401)
-    assert await order.app.state.db.orders.count_documents({"userId": dan.user_id}) == 3
+    assert await stored_orders(order, userId=dan.user_id) == 3
 
 
 async def test_seed_get_orders_of_a_user(
@@ -122,13 +122,13 @@ async def test_seed_delete_orders_of_a_user(
     # An admin deletes the orders; the user stays a user.
     by_admin = await order.client.delete(f"/api/order/{gil.user_id}", headers=admin.headers)
     assert by_admin.status_code == 204
-    assert await order.app.state.db.orders.count_documents({"userId": gil.user_id}) == 0
+    assert await stored_orders(order, userId=gil.user_id) == 0
     assert (await order.client.get("/api/v1/orders", headers=gil.headers)).status_code == 200
     # With the internal key it is seed 002's cascade: the user is gone, so are their tokens.
     for _ in range(2):
         by_service = await order.client.delete(f"/api/order/{hal.user_id}", headers=internal)
         assert by_service.status_code == 204
-    assert await order.app.state.db.orders.count_documents({"userId": hal.user_id}) == 0
+    assert await stored_orders(order, userId=hal.user_id) == 0
     assert_problem(await order.client.get("/api/v1/orders", headers=hal.headers), 401)
 
 
