@@ -16,7 +16,12 @@ measured in the same run. It ends with one line per endpoint:
     bench-api <endpoint> rps=<r> p50_ms=<m> p99_ms=<m> failed=<n> cpu_ms=<c> db_cpu_ms=<c>
       db_cmds=<n> calls=<n> ratio=<x>   (one line)
 
-and exits 1 when any request failed. ``--seconds`` per endpoint (10), ``--connections`` (32),
+The last endpoint, ``overload``, is add-to-cart at 256 connections (8x the default) with every
+answer due within 2 s: it adds ``shed=<503s with Retry-After> ok=<2xx> max_ms=<slowest>`` to its
+line, and fails on an answer that is neither (or none within 2 s: wrk's timeout, a socket error).
+
+It exits 1 when any request failed or the overload's slowest answer took 2 s or more.
+``--seconds`` per endpoint (10), ``--connections`` (32),
 ``--only`` a comma-separated subset, ``--profile DIR`` also samples every service process with
 py-spy during each endpoint and prints where its CPU went (``bench/profiles.py``).
 ``--engine`` picks the database engine local mode starts (``CHECKOUT_DB_ENGINE``'s values,
@@ -27,6 +32,7 @@ children (PostgreSQL's backends too).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -66,6 +72,35 @@ end
 """
 
 
+# For the overload endpoint: every answer sorted into 2xx, 503 with Retry-After (shed) and anything
+# else, counted per wrk thread and summed at the end, with the slowest answer.
+COUNTED = """
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function(args) ok = 0; shed = 0; other = 0 end
+response = function(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1
+  elseif status == 503 and (headers["retry-after"] or headers["Retry-After"]) then shed = shed + 1
+  else other = other + 1 end
+end
+done = function(summary, latency, requests)
+  local e, ok, shed, other = summary.errors, 0, 0, 0
+  for _, t in ipairs(threads) do
+    ok = ok + t:get("ok"); shed = shed + t:get("shed"); other = other + t:get("other")
+  end
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status":%d,"socket":%d,'
+    .. '"ok":%d,"shed":%d,"max_us":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    other, e.connect + e.read + e.write + e.timeout, ok, shed, latency.max))
+end
+"""
+# The overload endpoint: add-to-cart at 8x the connections, every answer due within 2 s (wrk
+# counts a later one as a timeout, a failure), nothing but 2xx or 503 + Retry-After.
+OVERLOAD_CONNECTIONS = 256
+OVERLOAD_LIMIT_SECONDS = 2.0
+
+
 @dataclass
 class Endpoint:
     name: str
@@ -76,6 +111,11 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     # Lua for a request() that varies per request (bodies, tokens); replaces method/path/body.
     request_lua: str = ""
+    # The overload endpoint's: its own connections, answers due within ``timeout_seconds``,
+    # and the statuses counted (a 503 with Retry-After is an answer, not a failure).
+    connections: int | None = None
+    timeout_seconds: float = 10.0
+    count_statuses: bool = False
 
     def script(self) -> str:
         lines = [f'wrk.method = "{self.method}"']
@@ -83,7 +123,8 @@ class Endpoint:
             lines.append(f"wrk.body = {json.dumps(self.body)}")
         for name, value in {"Content-Type": "application/json", **self.headers}.items():
             lines.append(f'wrk.headers["{name}"] = "{value}"')
-        return "\n".join(lines) + "\n" + self.request_lua + DONE
+        done = COUNTED if self.count_statuses else DONE
+        return "\n".join(lines) + "\n" + self.request_lua + done
 
 
 @dataclass
@@ -99,14 +140,27 @@ class Result:
     db_cmds: float
     calls: float
     ratio: float = 0.0
+    # Counted endpoints (overload): 2xx answers, 503s with Retry-After, the slowest answer.
+    ok: int | None = None
+    shed: int | None = None
+    max_ms: float | None = None
+    limit_ms: float | None = None
 
     def line(self) -> str:
+        counted = (
+            f" shed={self.shed} ok={self.ok} max_ms={self.max_ms:.1f}"
+            if self.max_ms is not None
+            else ""
+        )
         return (
             f"bench-api {self.endpoint} rps={self.rps:.0f} p50_ms={self.p50_ms:.1f}"
             f" p99_ms={self.p99_ms:.1f} failed={self.failed} cpu_ms={self.cpu_ms:.2f}"
             f" db_cpu_ms={self.db_cpu_ms:.2f} db_cmds={self.db_cmds:.1f} calls={self.calls:.1f}"
-            f" ratio={self.ratio:.3f}"
+            f" ratio={self.ratio:.3f}{counted}"
         )
+
+    def too_slow(self) -> bool:
+        return self.limit_ms is not None and (self.max_ms or 0.0) >= self.limit_ms
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -138,11 +192,13 @@ def wrk_binary() -> str:
     return found
 
 
-def wrk_summary(url: str, script: Path, seconds: float, connections: int) -> dict[str, int]:
-    """Drive ``url`` with wrk (two threads) and return the summary line of DONE."""
+def wrk_summary(
+    url: str, script: Path, seconds: float, connections: int, timeout_seconds: float = 10.0
+) -> dict[str, int]:
+    """Drive ``url`` with wrk (two threads) and return the summary line of DONE (COUNTED)."""
     out = subprocess.run(
         [wrk_binary(), "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-         "--timeout", "10s", "-s", str(script), url],
+         "--timeout", f"{timeout_seconds:g}s", "-s", str(script), url],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     )  # fmt: skip
     summary: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,6 +232,15 @@ class Bench:
         service_urls = [self.platform.urls[s] for s in SERVICES]
         cpu0, db0 = cpu_ticks(self.service_pids), tree_cpu_ticks(self.db_pids)
         cmds0, calls0 = counters(service_urls)
+        connections = endpoint.connections or self.connections
+        drive = functools.partial(
+            wrk_summary,
+            self.urls[endpoint.service] + endpoint.path,
+            script,
+            self.seconds,
+            connections,
+            endpoint.timeout_seconds,
+        )
         if self.profile is not None and endpoint.service != "bare":
             pids = {
                 name: p.process.pid
@@ -183,17 +248,10 @@ class Bench:
                 if p.process is not None and name in SERVICES
             }
             with Recording(self.profile, endpoint.name, pids, self.seconds) as recording:
-                summary = wrk_summary(
-                    self.urls[endpoint.service] + endpoint.path,
-                    script,
-                    self.seconds,
-                    self.connections,
-                )
+                summary = drive()
             self.profiles += [(endpoint.name, s) for s in recording.summaries()]
         else:
-            summary = wrk_summary(
-                self.urls[endpoint.service] + endpoint.path, script, self.seconds, self.connections
-            )
+            summary = drive()
         cpu1, db1 = cpu_ticks(self.service_pids), tree_cpu_ticks(self.db_pids)
         cmds1, calls1 = counters(service_urls)
         n = max(1, summary["requests"])
@@ -208,6 +266,10 @@ class Bench:
             db_cpu_ms=(db1 - db0) / TICKS * 1000 / n,
             db_cmds=(cmds1 - cmds0) / n,
             calls=(calls1 - calls0) / n,
+            ok=summary.get("ok"),
+            shed=summary.get("shed"),
+            max_ms=summary["max_us"] / 1000 if "max_us" in summary else None,
+            limit_ms=endpoint.timeout_seconds * 1000 if endpoint.count_statuses else None,
         )
 
 
@@ -292,6 +354,16 @@ end
         # read and clear, so it can repeat; the cart checkout adds one cart call to it.
         Endpoint("checkout", "order", "POST", "/api/order", request_lua=checkout),
         Endpoint("sign-in", "auth", "POST", "/api/v1/auth/token", body=json.dumps(credentials)),
+        Endpoint(
+            "overload",
+            "cart",
+            "POST",
+            "/api/v1/cart/items",
+            request_lua=add_to_cart,
+            connections=OVERLOAD_CONNECTIONS,
+            timeout_seconds=OVERLOAD_LIMIT_SECONDS,
+            count_statuses=True,
+        ),
     ]
 
 
@@ -381,10 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(r.line())
     failed = sum(r.failed for r in results)
+    slow = [r for r in results if r.too_slow()]
+    for r in slow:
+        print(
+            f"bench-api: {r.endpoint} answered after {r.max_ms:.0f} ms (limit {r.limit_ms:.0f})",
+            file=sys.stderr,
+        )
     if failed:
         print(f"bench-api: {failed} failed requests", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or slow else 0
 
 
 if __name__ == "__main__":

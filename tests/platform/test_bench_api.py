@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
     r"^bench-api (?P<name>\S+) rps=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ failed=(?P<failed>\d+)"
-    r" cpu_ms=[\d.]+ db_cpu_ms=[\d.]+ db_cmds=[\d.]+ calls=[\d.]+ ratio=[\d.]+$",
+    r" cpu_ms=[\d.]+ db_cpu_ms=[\d.]+ db_cmds=[\d.]+ calls=[\d.]+ ratio=[\d.]+"
+    r"(?P<counted> shed=(?P<shed>\d+) ok=(?P<ok>\d+) max_ms=[\d.]+)?$",
     re.MULTILINE,
 )
 
@@ -33,13 +34,19 @@ def test_the_benchmark_runs_and_fails_on_a_failed_request(tmp_path: Path) -> Non
     missing = "missing=product:/api/v1/products/000000000000000000000000"
     run = subprocess.run(
         [sys.executable, "-m", "bench.api", "--seconds", "1", "--connections", "4",
-         "--only", "product-read", "--extra", missing, "--profile", str(tmp_path)],
+         "--only", "product-read,overload", "--extra", missing, "--profile", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    lines = {m["name"]: int(m["failed"]) for m in LINE.finditer(run.stdout)}
-    assert lines.keys() == {"bare", "product-read", "missing"}, run.stdout + run.stderr
+    found = {m["name"]: m for m in LINE.finditer(run.stdout)}
+    lines = {name: int(m["failed"]) for name, m in found.items()}
+    assert lines.keys() == {"bare", "product-read", "overload", "missing"}, run.stdout + run.stderr
     assert lines["bare"] == 0 and lines["product-read"] == 0, run.stdout
     assert lines["missing"] > 0, run.stdout
+    # The overload's line counts its answers: 2xx and 503 + Retry-After, at 256 connections
+    # (how many of each, and how fast, is the full run's business).
+    overload = found["overload"]
+    assert overload["counted"] and int(overload["ok"]) + int(overload["shed"]) > 0, run.stdout
+    assert all(not m["counted"] for name, m in found.items() if name != "overload"), run.stdout
     assert run.returncode == 1, run.stdout + run.stderr
     assert "failed requests" in run.stderr
     # --profile: py-spy sampled the product service while it answered, and where its CPU went
