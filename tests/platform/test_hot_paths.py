@@ -88,3 +88,23 @@ def test_the_hot_paths_make_the_fewest_round_trips(
     )
     assert change == {"cart": (2 + leases, 1), "product": (1, 0)}, change
     print("hot paths:", read, listed, view, add, again, change)
+
+
+def test_a_checkout_makes_the_fewest_round_trips(
+    platform: LocalPlatform, new_shopper: Callable[[], Shopper], leases: int
+) -> None:
+    """Product and cart's share of a cart checkout of two products (order's own commands are
+    counted by ``make bench-api``: its worker polls its database meanwhile)."""
+    shopper = new_shopper()
+    products = shopper.call("GET", "product", "/api/v1/products", params={"pageSize": 2}).json()
+    for item in products["items"]:
+        added = shopper.call(
+            "POST", "cart", "/api/v1/cart/items", json={"productId": item["id"], "quantity": 1}
+        )
+        assert added.status_code == 200, added.text
+    placed = counted(platform, lambda: shopper.call("POST", "order", "/api/v1/orders"))
+    # product: one conditional write per item, which sells it (stock, mark, no reservation
+    # record, no commit call), each under a lease on FerretDB; cart: the lines read, then the
+    # ordered lines taken out under the user's lock (the removal's record, the lines' update)
+    assert placed == {"product": (2 * (1 + leases), 0), "cart": (3 + leases, 0)}, placed
+    print("checkout:", placed)
