@@ -297,6 +297,11 @@ def workload_properties(chart: str, what: str) -> dict[str, Any]:
         "image": image(f"Image repository of the {what}, e.g. checkout/{chart}."),
         "imagePullSecrets": {"type": "array", "items": obj({"name": {"type": "string"}})},
         "replicaCount": {"type": "integer", "minimum": 1, "maximum": 20},
+        "hibernate": {
+            "type": "boolean",
+            "description": "Every workload of the chart at zero replicas (no autoscaler); "
+            "volumes and Secrets are kept.",
+        },
         "containerPort": {"type": "integer", "minimum": 1024, "maximum": 65535},
         "shutdownDelaySeconds": {"type": "integer", "minimum": 0, "maximum": 60},
         "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},

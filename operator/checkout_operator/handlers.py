@@ -147,6 +147,37 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
         log.info("%s %s", where, outcome.message)
 
 
+# kopf leaves annotations under the operator's own prefix out of the diffs its update handlers
+# see (it keeps its progress there), so the day-2 switches are followed on every event instead.
+@kopf.on.event(*CHECKOUTS, id="day2-switches")
+async def switched(
+    type: str | None,  # kopf passes the watch event type by this name
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """The paused or hibernate annotation (`control`) changed since the last reconcile: one
+    more, and a rotation held by it looks again at once."""
+    runtime = memo.get("runtime")
+    namespace, name = body.meta.namespace, body.meta.name
+    if type == "DELETED" or body.meta.get("deletionTimestamp") or not isinstance(runtime, Runtime):
+        return
+    if not namespace or not name or not runtime.switched(namespace, name, body):
+        return
+    rotator = memo.get("rotator")
+    if isinstance(rotator, Rotator):
+        rotator.wake(namespace, name)
+    try:
+        outcome = await runtime.reconcile(body)
+    except Stopping:
+        return
+    except ReconcileError as exc:  # in the status already; the next event tries again
+        logger.warning("day-2 switch: %s", exc)
+        return
+    log.info("%s/%s switched: %s", namespace, name, outcome.message or outcome.report.summary())
+
+
 @kopf.on.delete(*CHECKOUTS)
 async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     try:

@@ -26,18 +26,24 @@ import kopf
 
 from .children import Children, Key, Owner, SyncReport, as_body, key_of, label
 from .config import OperatorConfig
+from .control import Control, ControlError, control_of
 from .generated_secrets import wanted_secrets
 from .kube import CHECKOUT, DEPLOYMENT, MANAGED_KINDS, SECRET, STATEFULSET, ApiError, KubeClient
 from .render import ChartRenderer, RenderError
 from .spec import CheckoutSpec, SpecError, decode_spec
 from .status import (
+    HIBERNATED,
+    PAUSED,
     PHASE_DELETING,
     PHASE_FAILED,
+    PHASE_PAUSED,
     PHASE_READY,
     READY,
     failed_status,
     find_condition,
     healthy_status,
+    hibernated_status,
+    paused_status,
     retired_conditions,
     service_states,
     status_patch,
@@ -133,6 +139,9 @@ class Runtime:
     health_seen: dict[tuple[str, str], dict[Key, str]] = field(default_factory=dict)
     """Per Checkout, `health_signature` of each Deployment and StatefulSet as its status was
     last computed from."""
+    controls: dict[tuple[str, str], Control | str] = field(default_factory=dict)
+    """Per Checkout, its day-2 switches (`control`) as its last reconcile read them (the error,
+    for a bad value): an event whose annotations say otherwise reconciles again (`switched`)."""
     list_cluster_wide: bool = True
     sweeper: asyncio.Task[None] | None = None
     reconciles: int = 0
@@ -194,7 +203,16 @@ class Runtime:
         self.reconciles += 1
         return await self._reconcile(Owner.of(latest), latest)
 
-    async def _desired(self, owner: Owner, spec: CheckoutSpec) -> Desired:
+    def switched(self, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
+        """Whether the day-2 annotations of ``body`` differ from what the last reconcile read
+        (none yet: from no switch at all)."""
+        try:
+            seen: Control | str = control_of(body)
+        except ControlError as exc:
+            seen = str(exc)
+        return self.controls.get((namespace, name), Control()) != seen
+
+    async def _desired(self, owner: Owner, spec: CheckoutSpec, control: Control) -> Desired:
         """What the spec renders to: kept from the last render if none of its inputs changed."""
         values = all_workload_values(
             Release(
@@ -205,6 +223,7 @@ class Runtime:
                 default_database_images=self.config.default_database_images,
                 cluster_domain=self.config.cluster_domain,
                 operator_namespace=self.config.namespace,
+                hibernate=control.hibernate,
             )
         )
         key = (owner.namespace, owner.name)
@@ -229,15 +248,23 @@ class Runtime:
 
     async def _reconcile(self, owner: Owner, body: Mapping[str, Any]) -> Outcome:
         generation = body["metadata"].get("generation")
+        key = (owner.namespace, owner.name)
+        try:
+            control = control_of(body)
+        except ControlError as exc:
+            self.controls[key] = str(exc)
+            raise await self._failed(body, str(exc), permanent=True, url=None) from exc
+        self.controls[key] = control
         try:
             spec = decode_spec(body.get("spec"))
         except SpecError as exc:
             raise await self._failed(body, str(exc), permanent=True, url=None) from exc
         url = ingress_url(spec)
         workloads = enabled_workloads(spec)
-        key = (owner.namespace, owner.name)
+        if control.paused:
+            return await self._paused(body, key)
         try:
-            desired = await self._desired(owner, spec)
+            desired = await self._desired(owner, spec, control)
             desired.synced = False
             self.syncs[key] = self.syncs.get(key, 0) + 1
             report = await self.children.sync(owner, desired.objects, desired.secrets)
@@ -249,14 +276,23 @@ class Runtime:
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
         computed = await self._health(
-            owner, workloads, generation=generation, url=url, live=report.live
+            owner, workloads, control, generation=generation, url=url, live=report.live
         )
-        await self.publish(body, computed, retired=retired_conditions(workloads))
+        await self.publish(body, computed, retired=_retired(workloads, control))
         return Outcome(
             report,
             ready=computed["phase"] == PHASE_READY,
             message=computed["message"],
         )
+
+    async def _paused(self, body: Mapping[str, Any], key: tuple[str, str]) -> Outcome:
+        """Under the lock: nothing applied, and the drift checks and watchers leave the children
+        alone (their last render is no longer synced) until a reconcile after the pause."""
+        desired = self.desired.get(key)
+        if desired is not None:
+            desired.synced = False
+        await self.publish(body, paused_status(body["metadata"].get("generation")))
+        return Outcome(SyncReport(), ready=False, message="reconciliation paused")
 
     async def sweep(self) -> int:
         """The drift safety net, for every Checkout at once: the children no watch follows are
@@ -427,13 +463,15 @@ class Runtime:
         self,
         owner: Owner,
         workloads: tuple[str, ...],
+        control: Control,
         *,
         generation: int | None,
         url: str | None,
         live: Mapping[Key, Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Status from the Deployments of ``workloads`` and the services' StatefulSets: those in
-        ``live`` (the children as a sync just left them), else listed."""
+        ``live`` (the children as a sync just left them), else listed. Hibernating: how many of
+        their pods are left."""
         if live is None:
             live = await self.children.live(owner, (DEPLOYMENT, STATEFULSET))
         names = Names(owner.name)
@@ -443,6 +481,12 @@ class Runtime:
             **{(DEPLOYMENT.kind, name): health_signature(d) for name, d in deployments.items()},
             **{(STATEFULSET.kind, name): health_signature(s) for name, s in statefulsets.items()},
         }
+        if control.hibernate:
+            pods_left = sum(
+                int((workload.get("status") or {}).get("replicas") or 0)
+                for workload in (*deployments.values(), *statefulsets.values())
+            )
+            return hibernated_status(workloads, pods_left, generation=generation, url=url)
         states = service_states(
             deployments,
             statefulsets,
@@ -490,6 +534,7 @@ class Runtime:
         if status.get("observedGeneration") != generation or status.get("phase") in (
             PHASE_FAILED,
             PHASE_DELETING,
+            PHASE_PAUSED,
         ):
             return False
         ready = find_condition(status, READY)
@@ -498,13 +543,16 @@ class Runtime:
         owner = Owner.of(body)
         try:
             spec = decode_spec(body.get("spec"))
-        except SpecError:  # then the reconcile has not applied it, and owns the status
+            control = control_of(body)
+        except (SpecError, ControlError):  # then the reconcile has not applied it: its status
+            return False
+        if control.paused:  # the reconcile that sees the annotation writes the status
             return False
         workloads = enabled_workloads(spec)
         computed = await self._health(
-            owner, workloads, generation=generation, url=ingress_url(spec)
+            owner, workloads, control, generation=generation, url=ingress_url(spec)
         )
-        return await self.publish(body, computed, retired=retired_conditions(workloads))
+        return await self.publish(body, computed, retired=_retired(workloads, control))
 
     async def delete(self, body: Mapping[str, Any]) -> list[str]:
         owner = Owner.of(body)
@@ -527,6 +575,16 @@ class Runtime:
             self.desired.pop((owner.namespace, owner.name), None)
             self.syncs.pop((owner.namespace, owner.name), None)
             self.health_seen.pop((owner.namespace, owner.name), None)
+            self.controls.pop((owner.namespace, owner.name), None)
             deleted = await self.children.delete_all(owner, keep_data=keep)
         self.locks.pop((owner.namespace, owner.name), None)
         return deleted
+
+
+def _retired(workloads: tuple[str, ...], control: Control) -> tuple[str, ...]:
+    """The condition types a status of these workloads under ``control`` no longer has."""
+    return (
+        *retired_conditions(workloads),
+        *((PAUSED,) if not control.paused else ()),
+        *((HIBERNATED,) if not control.hibernate else ()),
+    )

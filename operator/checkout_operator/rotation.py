@@ -32,6 +32,7 @@ from services.keys.rotation import RotationError, RotationPolicy, RotationState,
 
 from .children import as_body
 from .config import OperatorConfig
+from .control import ControlError, control_of
 from .keyring_secret import BadKeyring, SecretRingStore
 from .kube import CHECKOUT, ApiError, KubeClient
 from .pods import pod_targets
@@ -181,8 +182,13 @@ class Rotator:
         meta = checkout["metadata"]
         try:
             spec = decode_spec(checkout.get("spec")).secret_rotation
-        except SpecError as exc:  # the reconcile reports it in status (InvalidSpec)
+            held = control_of(checkout).holds_rotation
+        except (SpecError, ControlError) as exc:  # the reconcile reports it (InvalidSpec)
             raise RotationError(str(exc)) from exc
+        if held:
+            # Paused, or hibernating (no pod to load a new key): nothing starts or steps, and
+            # what is due or in progress goes on once the annotation is removed (it wakes this).
+            return config.rotation_check_interval
         names = Names(name)
         stores = {ring: SecretRingStore.of(kube, namespace, names, ring) for ring in RINGS}
         drivers = {ring: RingDriver(store, clock=config.clock) for ring, store in stores.items()}

@@ -15,10 +15,21 @@ from .values import WORKLOADS
 READY = "Ready"
 SECRETS_ROTATED = "SecretsRotated"
 """Written by the rotation (`rotation_status`), kept by reconciles."""
+PAUSED = "Paused"
+HIBERNATED = "Hibernated"
+"""Present only while the annotations of `control` ask for them (removed afterwards)."""
 PHASE_PROGRESSING = "Progressing"
 PHASE_READY = "Ready"
 PHASE_FAILED = "Failed"
 PHASE_DELETING = "Deleting"
+PHASE_PAUSED = "Paused"
+PHASE_HIBERNATING = "Hibernating"
+PHASE_HIBERNATED = "Hibernated"
+PAUSED_MESSAGE = (
+    "reconciliation paused by the annotation checkout.platform.io/paused: the spec, drift and "
+    "key rotation are left alone until it is removed"
+)
+HIBERNATED_MESSAGE = "every workload is scaled to zero; the volumes and Secrets are kept"
 
 
 def available_type(workload: str) -> str:
@@ -153,7 +164,7 @@ def merge_conditions(
 
 
 def _order(type_: str) -> tuple[int, str]:
-    known = [READY, *(available_type(w) for w in WORKLOADS), SECRETS_ROTATED]
+    known = [READY, PAUSED, HIBERNATED, *(available_type(w) for w in WORKLOADS), SECRETS_ROTATED]
     return (known.index(type_), "") if type_ in known else (len(known), type_)
 
 
@@ -182,6 +193,44 @@ def healthy_status(
         phase = PHASE_READY
     return {
         "phase": phase,
+        "observedGeneration": generation,
+        "url": url or "",
+        "message": message,
+        "conditions": conditions,
+    }
+
+
+def paused_status(generation: int | None) -> dict[str, Any]:
+    """Status fields of a paused Checkout: the phase and a Paused condition; the rest (the
+    services' conditions, observedGeneration) stays as the last reconcile left it."""
+    return {
+        "phase": PHASE_PAUSED,
+        "message": PAUSED_MESSAGE,
+        "conditions": [condition(PAUSED, True, "Annotated", PAUSED_MESSAGE, generation)],
+    }
+
+
+def hibernated_status(
+    workloads: Iterable[str],
+    pods_left: int,
+    *,
+    generation: int | None,
+    url: str | None,
+) -> dict[str, Any]:
+    """Status fields of a hibernating Checkout whose workloads were scaled to zero, with
+    ``pods_left`` pods still running (their Deployments' and StatefulSets' ``status.replicas``)."""
+    done = pods_left == 0
+    message = HIBERNATED_MESSAGE if done else f"scaling to zero: {pods_left} pods left"
+    conditions = [
+        condition(READY, False, "Hibernated", message, generation),
+        condition(HIBERNATED, done, "ScaledToZero" if done else "ScalingDown", message, generation),
+        *(
+            condition(available_type(w), False, "Hibernated", f"{w} is hibernated", generation)
+            for w in workloads
+        ),
+    ]
+    return {
+        "phase": PHASE_HIBERNATED if done else PHASE_HIBERNATING,
         "observedGeneration": generation,
         "url": url or "",
         "message": message,

@@ -117,6 +117,8 @@ class Release:
     operator_namespace: str | None = None
     """Where the operator's own pods run (the services' NetworkPolicy lets them in to read the
     key reports); None outside a cluster."""
+    hibernate: bool = False
+    """Every workload at zero replicas (the ``checkout.platform.io/hibernate`` annotation)."""
 
 
 def database_values(service: str, release: Release) -> dict[str, Any]:
@@ -202,6 +204,9 @@ def _workload_values(workload: str, own: WorkloadSpec, release: Release) -> dict
             "tls": {"enabled": ingress.tls.enabled, "secretName": ingress.tls.secret_name},
         },
     }
+    if release.hibernate:
+        # Only then: the values of an awake Checkout (and so its pods) stay as they were.
+        values["hibernate"] = True
     image = image_values(own.image, release.default_images.get(workload))
     if image:
         values["image"] = image

@@ -6,9 +6,13 @@ Checkout of its own with two replicas per service:
 - one pod of each service deleted at once: zero failed requests;
 - a deleted Deployment and a deleted StatefulSet are put back by the operator, the data kept;
 - each service's database pod restarted: a few 503s with Retry-After at most, never a 500 or any
-  other failure, and nothing written before it is lost.
+  other failure, and nothing written before it is lost;
+- paused (the ``checkout.platform.io/paused`` annotation), a deleted Service and Deployment stay
+  deleted until it is removed;
+- hibernated (``checkout.platform.io/hibernate``): no pod left, the volume claims kept; woken, the
+  same orders.
 
-The four tests run in this order on one Checkout (pytest keeps a file's tests in order)."""
+The six tests run in this order on one Checkout (pytest keeps a file's tests in order)."""
 
 from __future__ import annotations
 
@@ -292,4 +296,84 @@ def test_a_database_restart_costs_a_few_503s_with_retry_after_and_no_data(
     assert not others, report.summary()
     assert unavailable <= MAX_503_PER_RESTART * len(SERVICES), report.summary()
     # Nothing written before the restarts is lost.
+    assert _orders(shop, token) == orders
+
+
+def _annotate(shop: Platform, switch: str) -> None:
+    shop.cluster.kubectl(
+        "-n", shop.namespace, "annotate", "--overwrite", "checkout", shop.name, switch
+    )  # fmt: skip
+
+
+def _exists(shop: Platform, kind: str, name: str) -> bool:
+    found = shop.cluster.kubectl("-n", shop.namespace, "get", kind, name, check=False)
+    return found.returncode == 0
+
+
+def test_a_paused_checkout_keeps_its_drift_until_unpaused(explained: Platform) -> None:
+    shop, cluster = explained, explained.cluster
+    _annotate(shop, "checkout.platform.io/paused=true")
+    cluster.wait_for(
+        lambda: shop.checkout()["status"].get("phase") == "Paused", timeout=60, what="Paused"
+    )
+    # A Deployment (its watch puts one back within a second) and a Service (the drift sweep).
+    cluster.kubectl("-n", shop.namespace, "delete", "service", f"{shop.name}-product")
+    cluster.kubectl("-n", shop.namespace, "delete", "deployment", f"{shop.name}-order")
+    time.sleep(20)
+    assert not _exists(shop, "service", f"{shop.name}-product")
+    assert not _exists(shop, "deployment", f"{shop.name}-order")
+    assert shop.checkout()["status"]["phase"] == "Paused"
+    began = time.monotonic()
+    _annotate(shop, "checkout.platform.io/paused-")
+    cluster.wait_for(
+        lambda: (
+            _exists(shop, "service", f"{shop.name}-product")
+            and _exists(shop, "deployment", f"{shop.name}-order")
+        ),
+        timeout=60,
+        what="the Service and the Deployment put back once unpaused",
+    )
+    back = time.monotonic() - began
+    cluster.wait_for(
+        lambda: shop.checkout()["status"].get("phase") == "Ready", timeout=300, what="Ready"
+    )
+    shop.wait_settled(timeout=300)
+    record_figure(f"cluster pause: drift kept for 20 s, put back {back:.0f} s after unpausing")
+
+
+def test_hibernate_and_wake_keep_the_same_orders(explained: Platform) -> None:
+    shop, cluster = explained, explained.cluster
+    token = _shopper_with_a_cart(shop)
+    with shop.client() as http:
+        placed = http.post(
+            "/api/v1/orders",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
+        )
+    assert placed.status_code == 201, placed.text
+    orders = _orders(shop, token)
+    claims = {
+        claim["metadata"]["uid"] for claim in cluster.get("pvc", "-n", shop.namespace)["items"]
+    }
+    began = time.monotonic()
+    _annotate(shop, "checkout.platform.io/hibernate=true")
+    cluster.wait_for(
+        lambda: shop.checkout()["status"].get("phase") == "Hibernated" and not shop.pods(),
+        timeout=300,
+        what="Hibernated, no pod left",
+    )
+    asleep = time.monotonic() - began
+    assert {
+        claim["metadata"]["uid"] for claim in cluster.get("pvc", "-n", shop.namespace)["items"]
+    } == claims
+    began = time.monotonic()
+    _annotate(shop, "checkout.platform.io/hibernate-")
+    cluster.wait_for(
+        lambda: shop.checkout()["status"].get("phase") == "Ready", timeout=600, what="Ready"
+    )
+    shop.wait_settled(timeout=300)
+    awake = time.monotonic() - began
+    record_figure(
+        f"cluster hibernate: no pod left in {asleep:.0f} s, Ready again in {awake:.0f} s,"
+        f" {len(orders)} orders kept"
+    )
     assert _orders(shop, token) == orders

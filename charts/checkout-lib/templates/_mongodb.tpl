@@ -118,8 +118,8 @@ metadata:
 spec:
   serviceName: {{ include "checkout-lib.mongodb.headlessName" . }}
   # One member: a standalone mongod (no replica set), or FerretDB, whose SQLite files take one
-  # writer.
-  replicas: 1
+  # writer; none while the chart hibernates (the volume claim stays).
+  replicas: {{ ternary 0 1 (.Values.hibernate | default false) }}
   podManagementPolicy: OrderedReady
   updateStrategy:
     type: RollingUpdate

@@ -145,7 +145,9 @@ metadata:
   labels:
     {{- include "checkout-lib.labels" (dict "ctx" . "component" "api") | nindent 4 }}
 spec:
-  {{- if not .Values.autoscaling.enabled }}
+  {{- if .Values.hibernate }}
+  replicas: 0
+  {{- else if not .Values.autoscaling.enabled }}
   replicas: {{ .Values.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 5
@@ -286,7 +288,7 @@ spec:
 {{- end }}
 
 {{- define "checkout-lib.hpa" -}}
-{{- if .Values.autoscaling.enabled }}
+{{- if and .Values.autoscaling.enabled (not .Values.hibernate) }}
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
