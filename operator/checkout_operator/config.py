@@ -5,6 +5,7 @@ kopf's ``memo``."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .spec import DATABASE_ENGINES
 from .values import WORKLOADS
 
 FINALIZER = "checkout.platform.io/finalizer"
+PACKAGE = "checkout-platform"
 FIELD_MANAGER = "checkout-operator"
 
 AtLeastATenth = Annotated[float, Meta(ge=0.1)]
@@ -55,6 +57,7 @@ class OperatorSettings(msgspec.Struct, kw_only=True, frozen=True):
     rotation_poll_interval: AtLeastATenth | None = _env("CHECKOUT_ROTATION_POLL_INTERVAL_SECONDS")
     rotation_margin: Annotated[float, Meta(ge=0)] | None = _env("CHECKOUT_ROTATION_MARGIN_SECONDS")
     rotation_probe_timeout: AtLeastATenth | None = _env("CHECKOUT_ROTATION_PROBE_TIMEOUT_SECONDS")
+    version: str | None = _env("CHECKOUT_OPERATOR_VERSION")
     # The operator's default image per workload and per database engine (`default_images`).
     default_image_auth: str | None = _env("CHECKOUT_DEFAULT_IMAGE_AUTH")
     default_image_product: str | None = _env("CHECKOUT_DEFAULT_IMAGE_PRODUCT")
@@ -118,6 +121,9 @@ class OperatorConfig:
     token lifetime without waiting it out; there is no setting for it."""
     field_manager: str = FIELD_MANAGER
     finalizer: str = FINALIZER
+    version: str = field(default_factory=lambda: package_version())
+    """Reported as ``status.operatorVersion`` of every Checkout it reconciles: the chart sets it
+    (its appVersion and image), else the installed package's version."""
 
     @property
     def watch_client_timeout(self) -> float:
@@ -152,3 +158,10 @@ class OperatorConfig:
             default_database_images=settings.images("default_database_image_", DATABASE_ENGINES),
         )
         return cls(**given)
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that is not installed
+        return "unknown"

@@ -509,6 +509,7 @@ class Runtime:
         A change of phase is also an event, so ``kubectl describe`` tells the story.
         """
         current = body.get("status") or {}
+        computed = {**computed, "operatorVersion": self.config.version}
         patch = status_patch(current, computed, now(), retired=retired)
         if patch is None:
             return False

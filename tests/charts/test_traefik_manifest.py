@@ -163,9 +163,9 @@ def test_its_class_is_the_charts_default_class() -> None:
         values = yaml.safe_load(repo_path("charts", chart, "values.yaml").read_text())
         assert values["ingress"]["className"] == name, f"charts/{chart}/values.yaml"
     crd = yaml.safe_load(repo_path("k8s", "crd.yaml").read_text())
-    (version,) = crd["spec"]["versions"]
-    ingress = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["ingress"]
-    assert ingress["properties"]["className"]["default"] == name
+    for version in crd["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        assert spec["properties"]["ingress"]["properties"]["className"]["default"] == name
 
 
 def test_the_image_is_the_pinned_traefik_version() -> None:

@@ -1,12 +1,15 @@
 """Day 2 switches on a Checkout (operator/checkout_operator/control.py), on the real API server:
 a paused Checkout's drift and spec are left alone, and put right once unpaused; a hibernating
 one has every workload at zero replicas and no autoscaler, with its Secrets kept, and wakes as
-it was; a bad value is refused, naming the annotation."""
+it was; a bad value is refused, naming the annotation. And the CRD's v1beta1, served beside
+v1alpha1 from the same stored objects."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+import httpx
 
 from tests.operator.cluster import OWNER_LABEL, SERVICES, Cluster, sample_checkout, wait_until
 from tests.operator.conftest import RunningOperator
@@ -139,3 +142,32 @@ def test_a_bad_switch_is_refused_naming_the_annotation(
     assert replicas(cluster, namespace) == before  # nothing scaled on a bad word
     annotate(cluster, namespace, HIBERNATE, None)
     ready(cluster, namespace)
+
+
+def test_a_checkout_written_as_v1beta1_is_reconciled_and_reads_the_same_as_v1alpha1(
+    cluster: Cluster, namespace: str, operator: RunningOperator, kube: httpx.Client
+) -> None:
+    """Both versions are served from one stored schema: an object made through v1beta1 is the
+    operator's (which watches v1alpha1) like any other, and its status names the operator's
+    version."""
+    document = sample_checkout()
+    document["apiVersion"] = "checkout.platform.io/v1beta1"
+    beta = f"/apis/checkout.platform.io/v1beta1/namespaces/{namespace}/checkouts"
+    made = kube.post(beta, json=document, params={"fieldValidation": "Strict"})
+    assert made.status_code == 201, made.text
+    checkout = ready(cluster, namespace)
+    assert checkout["apiVersion"] == "checkout.platform.io/v1alpha1"
+    assert checkout["status"]["operatorVersion"] == operator.runtime.config.version
+    assert operator.runtime.config.version not in ("", "unknown")
+    as_beta = kube.get(f"{beta}/shop").json()
+    assert as_beta["apiVersion"] == "checkout.platform.io/v1beta1"
+    assert as_beta["spec"] == checkout["spec"] and as_beta["status"] == checkout["status"]
+    bad = kube.post(
+        beta,
+        json={
+            **document,
+            "metadata": {"name": "bad"},
+            "spec": {"services": {"auth": {"replicas": 0}}},
+        },
+    )
+    assert bad.status_code == 422 and "spec.services.auth.replicas" in bad.text, bad.text

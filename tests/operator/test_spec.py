@@ -26,8 +26,11 @@ NO_CRD_DEFAULT = {
 
 def crd_spec_schema() -> dict[str, Any]:
     crd = yaml.safe_load(CRD_FILE.read_text())
-    (version,) = crd["spec"]["versions"]
-    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    alpha, beta = crd["spec"]["versions"]
+    # v1beta1 is v1alpha1's schema (merged in the file), so the Structs describe both.
+    assert (alpha["name"], beta["name"]) == ("v1alpha1", "v1beta1")
+    assert alpha["schema"] == beta["schema"]
+    schema: dict[str, Any] = alpha["schema"]["openAPIV3Schema"]["properties"]["spec"]
     return schema
 
 
