@@ -37,6 +37,10 @@ def replicas(cluster: Cluster, namespace: str) -> dict[str, int | None]:
     return found
 
 
+def secret_uids(cluster: Cluster, namespace: str) -> dict[str, str]:
+    return {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.list("Secret", namespace)}
+
+
 def test_a_paused_checkout_is_left_alone_until_unpaused(
     cluster: Cluster, namespace: str, operator: RunningOperator
 ) -> None:
@@ -87,9 +91,7 @@ def test_hibernate_scales_everything_to_zero_and_waking_brings_it_back(
     ready(cluster, namespace)
     awake = replicas(cluster, namespace)
     assert cluster.get("HorizontalPodAutoscaler", namespace, "shop-product") is not None
-    secrets = {
-        s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.list("Secret", namespace)
-    }
+    secrets = secret_uids(cluster, namespace)
     assert {f"shop-{s}-mongodb" for s in SERVICES} <= secrets.keys()
 
     annotate(cluster, namespace, HIBERNATE, "true")
@@ -109,7 +111,7 @@ def test_hibernate_scales_everything_to_zero_and_waking_brings_it_back(
     assert "scaled to zero" in hibernated["message"]
     assert phase(cluster, namespace) == "Hibernated"
     assert condition_is(cluster, namespace, "Ready", "False")["reason"] == "Hibernated"
-    kept = {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.list("Secret", namespace)}
+    kept = secret_uids(cluster, namespace)
     assert kept == secrets  # the same Secrets, never made again
 
     annotate(cluster, namespace, HIBERNATE, "false")
@@ -122,7 +124,7 @@ def test_hibernate_scales_everything_to_zero_and_waking_brings_it_back(
     checkout = ready(cluster, namespace)
     types = {c["type"] for c in checkout["status"]["conditions"]}
     assert "Hibernated" not in types, checkout["status"]
-    kept = {s["metadata"]["name"]: s["metadata"]["uid"] for s in cluster.list("Secret", namespace)}
+    kept = secret_uids(cluster, namespace)
     assert kept == secrets
 
 

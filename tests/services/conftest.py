@@ -23,6 +23,8 @@ from tests.infra.keys import Keyrings
 PROBLEM = "application/problem+json"
 # Small retry settings: a test whose dependency is down must get its 503 quickly.
 FAST_RETRIES: dict[str, Any] = {"http_retries": 1, "http_backoff_seconds": 0.01}
+# Order's worker looking every 0.1 s and finishing what waits at once.
+BUSY_WORKER: dict[str, Any] = {"finish_grace_seconds": 0, "finish_interval_seconds": 0.1}
 
 # How long after a deletion the test cart calls it settled (the platform's default is 20 s).
 CART_SETTLE = 1.0

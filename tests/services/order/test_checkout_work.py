@@ -18,6 +18,7 @@ from bson import ObjectId
 
 from tests.conftest import RunningService
 from tests.services.conftest import (
+    BUSY_WORKER,
     FAST_RETRIES,
     StartService,
     add_to_cart,
@@ -40,8 +41,7 @@ async def busy_order(
         "order",
         product_url=catalogue.url,
         cart_url=cart.url,
-        finish_grace_seconds=0,
-        finish_interval_seconds=0.1,
+        **BUSY_WORKER,
         **FAST_RETRIES,
     ) as svc:
         yield svc

@@ -14,6 +14,7 @@ from bson import ObjectId
 from tests.conftest import RunningService
 from tests.infra.servers import free_port_url
 from tests.services.conftest import (
+    BUSY_WORKER,
     FAST_RETRIES,
     add_to_cart,
     assert_problem,
@@ -119,8 +120,7 @@ async def test_the_worker_finishes_orders_whose_steps_had_to_wait(
         "order",
         product_url=catalogue.url,
         cart_url=cart.url,
-        finish_grace_seconds=0,
-        finish_interval_seconds=0.1,
+        **BUSY_WORKER,
         **FAST_RETRIES,
     ) as order:
         orders = order.app.state.db.orders
