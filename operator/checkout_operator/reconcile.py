@@ -372,12 +372,19 @@ class Runtime:
         self.secret_versions = versions  # as of this sweep: a deleted Checkout's are forgotten
         return found
 
+    async def _sweep_until_stopping(self) -> None:
+        with contextlib.suppress(Stopping):
+            await self.sweep()
+
     async def sweep_forever(self) -> None:
         """`sweep` every ``drift_interval`` until cancelled (the operator stops)."""
         while not self.closing:
             await asyncio.sleep(self.config.drift_interval)
             try:
-                await asyncio.shield(self.sweep())
+                # Shielded, so a sweep in flight finishes when the operator stops; it must then
+                # end quietly, as a task no one awaits any more (kopf re-raises what such a task
+                # raised when it stops).
+                await asyncio.shield(self._sweep_until_stopping())
             except Stopping:
                 return
             except (ApiError, httpx.HTTPError) as exc:
