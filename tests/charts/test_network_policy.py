@@ -6,7 +6,9 @@ connection through (the source's egress and the destination's ingress). The whol
 exactly the expected one: deny by default; the ingress controller to the public port of the
 services and the storefront; the operator to the services' (it reads their key reports; the
 storefront has no keys); the services that call each other, and the storefront calling all four,
-on that port; each service to its own database; every workload to DNS; nothing else.
+on that port; each service to its own database; the release's backup and restore Jobs
+(charts/backup) to every database of the release, never another release's; every workload to
+DNS; nothing else.
 
 The kind test cluster's network plugin (static ptp, see k8s/offline) does not enforce
 NetworkPolicies, so this is where their selectors are tested (docs/kubernetes.md)."""
@@ -113,9 +115,10 @@ def _allowed(policies: list[dict[str, Any]], source: Pod, destination: Pod, port
 def _rendered_pods(objects: list[dict[str, Any]], namespace: str) -> list[Pod]:
     pods = []
     for obj in objects:
-        if obj["kind"] not in ("Deployment", "StatefulSet"):
+        if obj["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
             continue
-        template = obj["spec"]["template"]
+        spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+        template = spec["template"]
         ports = {
             p["name"]: p["containerPort"]
             for c in template["spec"]["containers"]
@@ -130,8 +133,18 @@ def _rendered_pods(objects: list[dict[str, Any]], namespace: str) -> list[Pod]:
 def world(helm: Helm) -> tuple[list[dict[str, Any]], dict[str, Pod]]:
     platform = helm.template("checkout", release="shop", namespace=NAMESPACE)
     operator = helm.template("checkout-operator", release="ops", namespace="checkout-system")
-    policies = [o for o in platform + operator if o["kind"] == "NetworkPolicy"]
-    pods = _rendered_pods(platform, NAMESPACE) + _rendered_pods(operator, "checkout-system")
+    backups = helm.template(
+        "backup",
+        {"target": {"claimName": "shop-backups"}, "restore": {"enabled": True, "claimName": "x"}},
+        release="shop",
+        namespace=NAMESPACE,
+    )
+    policies = [o for o in platform + operator + backups if o["kind"] == "NetworkPolicy"]
+    pods = _rendered_pods(platform + backups, NAMESPACE)
+    pods += _rendered_pods(operator, "checkout-system")
+    # Another release's backup pod, in the same namespace.
+    other = next(p for p in _rendered_pods(backups, NAMESPACE) if p.name == "shop-backup")
+    pods.append(Pod("other-backup", NAMESPACE, {**other.labels, "app.kubernetes.io/instance": "o"}))
     pods += [
         Pod("traefik", "traefik", {"app.kubernetes.io/name": "traefik"}, {"web": 8000}),
         Pod("coredns", "kube-system", {"k8s-app": "kube-dns"}, {"dns": 53}),
@@ -145,7 +158,10 @@ def _expected(source: str, destination: str, port: int) -> bool:
     api = {f"shop-{s}": s for s in SERVICES}
     workloads = {f"shop-{w}": w for w in WORKLOADS}
     database = {f"shop-{s}-mongodb": s for s in SERVICES}
-    charted = workloads.keys() | database.keys()
+    jobs = {"shop-backup", "shop-restore"}
+    # "other-backup" (another release's backup pod, whose policy is not rendered here) counts as
+    # a pod outside the charts: the databases below still refuse it.
+    charted = workloads.keys() | database.keys() | jobs
     if source not in charted and destination not in charted:
         return True  # no policy selects either pod
     if destination in workloads:
@@ -156,17 +172,19 @@ def _expected(source: str, destination: str, port: int) -> bool:
             source in admitted or (caller is not None and (caller, workloads[destination]) in CALLS)
         )
     if destination in database:
-        return port == 27017 and api.get(source) == database[destination]
+        return port == 27017 and (api.get(source) == database[destination] or source in jobs)
+    if destination in jobs:
+        return False  # nothing calls a backup or a restore
     # From a chart's pod to a pod outside the charts: only a workload asking cluster DNS.
-    return source in workloads and destination == "coredns" and port == 53
+    return (source in workloads or source in jobs) and destination == "coredns" and port == 53
 
 
 def test_every_connection_is_exactly_the_expected_one(
     world: tuple[list[dict[str, Any]], dict[str, Pod]],
 ) -> None:
     policies, pods = world
-    # One per workload, one per database.
-    assert len(policies) == len(WORKLOADS) + len(SERVICES)
+    # One per workload, one per database, one for the backup and restore Jobs.
+    assert len(policies) == len(WORKLOADS) + len(SERVICES) + 1
     assert "shop-storefront" in pods
     wrong = []
     for source, destination in itertools.permutations(pods, 2):
@@ -187,7 +205,9 @@ def test_every_policy_selects_rendered_pods(
             for p in pods.values()
             if p.namespace == NAMESPACE and _matches(policy["spec"]["podSelector"], p.labels)
         ]
-        assert selected == [policy["metadata"]["name"]], (policy["metadata"]["name"], selected)
+        name = policy["metadata"]["name"]
+        wanted = ["shop-backup", "shop-restore"] if name == "shop-backup" else [name]
+        assert sorted(selected) == wanted, (name, selected)
 
 
 def test_policies_can_be_turned_off(helm: Helm) -> None:

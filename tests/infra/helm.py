@@ -30,7 +30,7 @@ SERVICES = ("auth", "product", "cart", "order")
 # The charts (and images) of the platform's workloads: the four services and the storefront.
 WORKLOADS = (*SERVICES, "storefront")
 # In dependency order: the library first, the umbrella after the charts it bundles.
-CHARTS_WITH_DEPENDENCIES = (*WORKLOADS, "checkout")
+CHARTS_WITH_DEPENDENCIES = (*WORKLOADS, "backup", "checkout")
 ALL_CHARTS = (*WORKLOADS, "checkout", "checkout-operator")
 
 

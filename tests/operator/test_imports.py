@@ -1,6 +1,7 @@
 """What the operator imports of the project: its image holds ``checkout_operator``, the
 ``services.keys`` package and the services' settings loader (``services.kit.settings``), and
-installs no web framework, database driver or password hashing."""
+loads no web framework, database driver or password hashing (PyMongo is in the image for the
+backup Jobs' ``checkout_backup``, never imported by the operator process)."""
 
 from __future__ import annotations
 
@@ -36,4 +37,4 @@ def test_the_operator_imports_only_what_its_image_holds() -> None:
     assert not extra, f"the operator image does not hold {sorted(extra)}"
     assert "services.kit.settings" in ours
     heavy = {m for m in modules if m.split(".")[0] in NOT_IN_THE_IMAGE}
-    assert not heavy, f"the operator image does not install {sorted(heavy)}"
+    assert not heavy, f"the operator process does not load {sorted(heavy)}"

@@ -6,7 +6,8 @@ and of its database is denied all traffic but what it needs.
   port from the services that call it (checkout-lib.calls) and, where they hold keyrings, from the
   operator's pods (which read /internal/v1/keys during a key rotation); they may reach cluster
   DNS, their own database and the services they call, on those ports only;
-- the database's pods take 27017 from the service's pods only, and reach nothing.
+- the database's pods take 27017 from the service's pods and the release's backup and restore
+  Jobs (charts/backup) only, and reach nothing.
 
 The storefront has no keyrings and no database: its pods take "http" from the ingress controller
 only, and reach cluster DNS and the four services.
@@ -141,6 +142,15 @@ spec:
         - podSelector:
             matchLabels:
               {{- include "checkout-lib.selectorLabels" (dict "ctx" . "component" "api") | nindent 14 }}
+        # The release's backup and restore Jobs (charts/backup).
+        - podSelector:
+            matchExpressions:
+              - key: app.kubernetes.io/instance
+                operator: In
+                values: [{{ .Release.Name | quote }}]
+              - key: app.kubernetes.io/component
+                operator: In
+                values: [backup, restore]
       ports:
         - port: 27017
           protocol: TCP
