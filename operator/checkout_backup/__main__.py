@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
 
 from .archive import BackupError
 from .databases import Source
@@ -22,20 +23,16 @@ from .restore import find_archive, restore
 
 REPORT_LIMIT = 4096
 """Bytes Kubernetes keeps of a container's termination message."""
-_QUANTITY = re.compile(r"^(?P<number>\d+(\.\d+)?)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-_FACTORS: dict[str | None, int] = {
-    None: 1,
-    **{s: 1024 ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-    **{s: 1000 ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
-}
 
 
 def quantity_bytes(text: str) -> int:
     """A Kubernetes storage quantity (``1Gi``, ``500M``, ``1024``) in bytes."""
-    found = _QUANTITY.match(text.strip())
-    if found is None:
-        raise BackupError(f"--capacity: {text!r} is not a storage quantity like 1Gi or 500M")
-    return int(float(found["number"]) * _FACTORS[found["suffix"]])
+    try:
+        return int(parse_quantity(text.strip()))
+    except ValueError:
+        raise BackupError(
+            f"--capacity: {text!r} is not a storage quantity like 1Gi or 500M"
+        ) from None
 
 
 def write_report(report: dict[str, Any], path: str) -> None:

@@ -42,9 +42,9 @@ def _add(tar: tarfile.TarFile, name: str, stream: io.BufferedIOBase | Any, size:
     tar.addfile(info, stream)
 
 
-def _full(target: Path, capacity: int) -> BackupError:
+def _full(target: Path, capacity: int, used: int) -> BackupError:
     return BackupError(
-        f"backup target full: {target} holds {used_bytes(target)} bytes with this backup, "
+        f"backup target full: {target} holds {used} bytes with this backup, "
         f"more than its {capacity} bytes; older archives are kept (raise the claim's size or "
         "lower the retention)"
     )
@@ -70,6 +70,13 @@ def dump(
     name = archive_name(checkout, started)
     partial = target / f"{PARTIAL_PREFIX}{name}"
     summary: Summary = {}
+    # What the target held before: only the archive being written grows it from here on.
+    before = used_bytes(target) if capacity is not None else 0
+
+    def check_room() -> None:
+        if capacity is not None and before + partial.stat().st_size > capacity:
+            raise _full(target, capacity, before + partial.stat().st_size)
+
     try:
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
             for source in sources:
@@ -99,15 +106,13 @@ def dump(
                             len(raw),
                         )
                         summary[source.name][collection.name] = found
-                        if capacity is not None and used_bytes(target) > capacity:
-                            raise _full(target, capacity)
+                        check_room()
             raw = json_util.dumps(
                 manifest(checkout, namespace, started.isoformat(), summary), indent=2
             ).encode()
             _add(tar, MANIFEST, io.BytesIO(raw), len(raw))
         fsync(partial)
-        if capacity is not None and used_bytes(target) > capacity:
-            raise _full(target, capacity)
+        check_room()
         digest = sha256_of(partial)
         archive = target / name
         os.replace(partial, archive)

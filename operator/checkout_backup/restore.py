@@ -6,7 +6,7 @@ import datetime
 import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import bson
 from bson import json_util
@@ -39,14 +39,14 @@ def find_archive(folder: Path, archive: str) -> Path:
     return path
 
 
-def _member(tar: tarfile.TarFile, name: str) -> bytes:
+def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     try:
         stream = tar.extractfile(name)
     except KeyError:
         stream = None
     if stream is None:
         raise BackupError(f"the archive has no {name}")
-    return stream.read()
+    return stream
 
 
 def restore(sources: Sequence[Source], archive: Path, *, timeout: float = 10.0) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def restore(sources: Sequence[Source], archive: Path, *, timeout: float = 10.0) 
     digest = check_checksum(archive)
     by_name: Mapping[str, Source] = {source.name: source for source in sources}
     with tarfile.open(archive, "r:gz") as tar:
-        document, summary = read_manifest(_member(tar, MANIFEST))
+        document, summary = read_manifest(_member(tar, MANIFEST).read())
         unknown = sorted(set(summary) - set(by_name))
         if unknown:
             raise BackupError(
@@ -76,13 +76,11 @@ def restore(sources: Sequence[Source], archive: Path, *, timeout: float = 10.0) 
             for db_name, names in summary.items():
                 db = dbs[db_name]
                 for name in sorted(names):
-                    meta = json_util.loads(_member(tar, f"{db_name}/{name}.metadata.json"))
+                    meta = json_util.loads(_member(tar, f"{db_name}/{name}.metadata.json").read())
                     if name not in db.list_collection_names():
                         db.create_collection(name, **dict(meta.get("options") or {}))
                     collection = db.get_collection(name, codec_options=RAW)
-                    stream = tar.extractfile(f"{db_name}/{name}.bson")
-                    if stream is None:
-                        raise BackupError(f"the archive has no {db_name}/{name}.bson")
+                    stream = _member(tar, f"{db_name}/{name}.bson")
                     batch = []
                     for raw in bson.decode_file_iter(stream, codec_options=RAW):
                         batch.append(raw)

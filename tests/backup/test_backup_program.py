@@ -23,8 +23,8 @@ from bson import Int64, ObjectId
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, MongoClient
 
-from services.local.mongo_server import MongoServer, start_engine
-from tests.infra.engines import require
+from services.local.mongo_server import MongoServer
+from tests.infra.engines import started
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "product", "cart", "order")
@@ -35,12 +35,17 @@ def server(request: pytest.FixtureRequest, mongo_server: MongoServer) -> Iterato
     if request.param != "ferretdb-sqlite":
         yield mongo_server
         return
-    require(request.param)
-    started = start_engine(request.param)
+    with started(request.param) as server:
+        yield server
+
+
+@pytest.fixture
+def client(server: MongoServer) -> Iterator[MongoClient[dict[str, Any]]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(server.uri)
     try:
-        yield started
+        yield client
     finally:
-        started.stop()
+        client.close()
 
 
 def run(
@@ -120,21 +125,27 @@ def names_for(prefix: str) -> dict[str, str]:
     return {service: f"{prefix}{service}" for service in SERVICES}
 
 
+def backed_up(
+    server: MongoServer, names: dict[str, str], tmp_path: Path, retention: int
+) -> tuple[Path, dict[str, Any]]:
+    """One successful backup of ``names`` into a fresh target: (the target, the report)."""
+    target = tmp_path / "backups"
+    target.mkdir()
+    code, report, err = run(
+        server, names, "backup", "--checkout", "shop", "--namespace", "ns",
+        "--target", str(target), "--retention", str(retention), report=tmp_path / "r1",
+    )  # fmt: skip
+    assert code == 0, err
+    return target, report
+
+
 def test_a_round_trip_keeps_every_document_and_index(
-    server: MongoServer, db_prefix: str, tmp_path: Path
+    server: MongoServer, client: MongoClient[dict[str, Any]], db_prefix: str, tmp_path: Path
 ) -> None:
-    client: MongoClient[dict[str, Any]] = MongoClient(server.uri)
     source, restored = names_for(db_prefix + "a"), names_for(db_prefix + "b")
     fill(client, source)
     before = {s: state(client, d) for s, d in source.items()}
-    target = tmp_path / "backups"
-    target.mkdir()
-
-    code, report, err = run(
-        server, source, "backup", "--checkout", "shop", "--namespace", "ns",
-        "--target", str(target), "--retention", "3", report=tmp_path / "r1",
-    )  # fmt: skip
-    assert code == 0, err
+    target, report = backed_up(server, source, tmp_path, retention=3)
     archive = target / report["archive"]
     assert archive.is_file() and report["bytes"] == archive.stat().st_size
     assert report["documents"] == sum(c for s in before.values() for c, _, _ in s.values())
@@ -155,13 +166,11 @@ def test_a_round_trip_keeps_every_document_and_index(
     assert loaded["archive"] == report["archive"] and loaded["documents"] == report["documents"]
     after = {s: state(client, d) for s, d in restored.items()}
     assert after == before
-    client.close()
 
 
 def test_retention_keeps_the_newest_and_a_full_target_loses_nothing(
-    server: MongoServer, db_prefix: str, tmp_path: Path
+    server: MongoServer, client: MongoClient[dict[str, Any]], db_prefix: str, tmp_path: Path
 ) -> None:
-    client: MongoClient[dict[str, Any]] = MongoClient(server.uri)
     names = names_for(db_prefix)
     fill(client, names)
     target = tmp_path / "backups"
@@ -194,22 +203,14 @@ def test_retention_keeps_the_newest_and_a_full_target_loses_nothing(
         server, names, *backup, "--retention", "2", "--capacity", "lots", report=tmp_path / "rc"
     )
     assert code == 1 and report["error"].startswith("--capacity: 'lots'")
-    client.close()
 
 
 def test_a_restore_never_writes_over_data_nor_loads_a_damaged_archive(
-    server: MongoServer, db_prefix: str, tmp_path: Path
+    server: MongoServer, client: MongoClient[dict[str, Any]], db_prefix: str, tmp_path: Path
 ) -> None:
-    client: MongoClient[dict[str, Any]] = MongoClient(server.uri)
     source, other = names_for(db_prefix + "a"), names_for(db_prefix + "b")
     fill(client, source)
-    target = tmp_path / "backups"
-    target.mkdir()
-    code, report, err = run(
-        server, source, "backup", "--checkout", "shop", "--namespace", "ns",
-        "--target", str(target), "--retention", "2", report=tmp_path / "r1",
-    )  # fmt: skip
-    assert code == 0, err
+    target, report = backed_up(server, source, tmp_path, retention=2)
 
     # Into the live databases themselves: refused before anything is written.
     before = {s: state(client, d) for s, d in source.items()}
@@ -246,4 +247,3 @@ def test_a_restore_never_writes_over_data_nor_loads_a_damaged_archive(
         report=tmp_path / "r5",
     )  # fmt: skip
     assert code == 1 and refused["error"] == f"no archive 'nope.tar.gz' in {target}"
-    client.close()

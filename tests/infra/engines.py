@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from services.local.mongo_server import cache_dir, postgres_bin_dir
+from services.local.mongo_server import MongoServer, cache_dir, postgres_bin_dir, start_engine
 
 
 def missing(engine: str) -> str:
@@ -36,3 +38,14 @@ def require(engine: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{engine} cannot run under CI=true (.ci/run installs it): {reason}")
     pytest.skip(f"{engine}: {reason}")
+
+
+@contextmanager
+def started(engine: str) -> Iterator[MongoServer]:
+    """``engine`` started on a port of its own for the block (`require`d first), then stopped."""
+    require(engine)
+    server = start_engine(engine)
+    try:
+        yield server
+    finally:
+        server.stop()

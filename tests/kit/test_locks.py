@@ -23,19 +23,15 @@ from services.kit import locks as locks_module
 from services.kit.errors import ServiceUnavailable
 from services.kit.locks import KeyedLocks, needs_leases
 from services.local.mongo_server import MongoServer, free_port, start_engine
-from tests.infra.engines import require
+from tests.infra.engines import require, started
 
 LEASING_ENGINE = "ferretdb-sqlite"
 
 
 @pytest.fixture(scope="module")
 def ferretdb() -> Iterator[MongoServer]:
-    require(LEASING_ENGINE)
-    server = start_engine(LEASING_ENGINE)
-    try:
+    with started(LEASING_ENGINE) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

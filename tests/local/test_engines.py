@@ -34,7 +34,7 @@ from services.local.mongo_server import (
     start_engine,
 )
 from services.local.processes import alive, process_tree
-from tests.infra.engines import require
+from tests.infra.engines import require, started
 
 STARTABLE = ["ferretdb-sqlite", "ferretdb-postgres", "java-memory", "java-h2"]
 WITH_FILES = ["ferretdb-sqlite", "ferretdb-postgres", "java-h2"]
@@ -48,12 +48,8 @@ def no_uri(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(params=STARTABLE)
 def server(request: pytest.FixtureRequest) -> Iterator[MongoServer]:
-    require(request.param)
-    started = start_engine(request.param)
-    try:
-        yield started
-    finally:
-        started.stop()
+    with started(request.param) as server:
+        yield server
 
 
 async def decrement_race(uri: str, stock: int, takers: int) -> tuple[int, int]:
