@@ -104,7 +104,7 @@ def create_app(settings: StorefrontSettings) -> Litestar:
             )
             for name in BACKENDS
         }
-        app.state.backend = Backend(clients)
+        app.state.backend = Backend(clients, password_timeout=settings.password_timeout_seconds)
         log.info("service started", extra={"port": settings.port})
         try:
             yield

@@ -75,8 +75,11 @@ def _refusal(response: httpx.Response) -> Refused:
 
 
 class Backend:
-    def __init__(self, clients: Mapping[str, ServiceClient]) -> None:
+    def __init__(
+        self, clients: Mapping[str, ServiceClient], *, password_timeout: float | None = None
+    ) -> None:
         self.auth = clients["auth"]
+        self.password_timeout = password_timeout
         self.product = clients["product"]
         self.cart = clients["cart"]
         self.order = clients["order"]
@@ -94,13 +97,16 @@ class Backend:
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        read_timeout: float | None = None,
     ) -> T:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         if client_address:
             sent["X-Forwarded-For"] = client_address
-        response = await client.request(method, path, json=json, params=params, headers=sent)
+        response = await client.request(
+            method, path, json=json, params=params, headers=sent, read_timeout=read_timeout
+        )
         status = response.status_code
         if 200 <= status < 300:
             if answer is type(None):
@@ -121,13 +127,21 @@ class Backend:
             Token,
             json={"email": email, "password": password},
             client_address=client_address,
+            read_timeout=self.password_timeout,
         )
 
     async def register(self, email: str, password: str, name: str | None) -> User:
         body: dict[str, Any] = {"email": email, "password": password}
         if name:
             body["name"] = name
-        return await self._call(self.auth, "POST", "/api/v1/auth/register", User, json=body)
+        return await self._call(
+            self.auth,
+            "POST",
+            "/api/v1/auth/register",
+            User,
+            json=body,
+            read_timeout=self.password_timeout,
+        )
 
     async def whoami(self, token: str) -> User:
         return (

@@ -104,6 +104,14 @@ class Platform:
         return "\n".join(parts)
 
 
+def explain_if_failed(platform: Platform, request: pytest.FixtureRequest) -> None:
+    """After a test that used ``platform``: its status, events and logs if the test failed."""
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(f"\n=== {platform.namespace}/{platform.name} after the failure ===")
+        print(platform.explain())
+
+
 def _ready(cluster: KindCluster, name: str, namespace: str) -> bool:
     checkout = cluster.get("checkout", name, "-n", namespace)
     conditions = {c["type"]: c["status"] for c in checkout.get("status", {}).get("conditions", [])}

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e_kind.conftest import SAMPLE, SERVICES, Platform, provision
+from tests.e2e_kind.conftest import SAMPLE, SERVICES, Platform, explain_if_failed, provision
 from tests.e2e_kind.load import BackgroundLoad, LoadReport
 from tests.infra.kind import KindCluster, record_figure
 
@@ -81,9 +81,7 @@ def shop(platform: Platform) -> Iterator[Platform]:
 def explained(shop: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
     """The shop; its status, events and logs are printed when the test fails."""
     yield shop
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        print(f"\n=== {shop.namespace}/{shop.name} after the failure ===\n{shop.explain()}")
+    explain_if_failed(shop, request)
 
 
 def _deployments(shop: Platform) -> dict[str, dict[str, Any]]:

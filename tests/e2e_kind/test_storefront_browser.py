@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -22,7 +23,7 @@ from tests.browser.shop import (
     set_quantity,
     status,
 )
-from tests.e2e_kind.conftest import Platform
+from tests.e2e_kind.conftest import Platform, explain_if_failed
 from tests.infra.browser import RequestWatcher, launched_chromium
 from tests.infra.kind import record_figure
 
@@ -31,7 +32,16 @@ pytestmark = pytest.mark.e2e
 PRODUCT = "Wireless Mouse"
 
 
-def test_a_shopper_buys_in_chromium_through_the_ingress(platform: Platform) -> None:
+@pytest.fixture
+def explained(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """The sample platform; its status, events and logs (the storefront's among them, with the
+    request id an error page shows) are printed when the test fails."""
+    yield platform
+    explain_if_failed(platform, request)
+
+
+def test_a_shopper_buys_in_chromium_through_the_ingress(explained: Platform) -> None:
+    platform = explained
     platform.wait_settled()
     shop = f"http://{platform.host}:{platform.port}"
     began = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -31,11 +32,17 @@ async def flaky(request: Request[Any, Any, Any], fails: FromPath[int]) -> Respon
     return Response({"attempt": calls[key]}, status_code=200)
 
 
+@route("/slow", http_method=["POST"])
+async def slow() -> dict[str, str]:
+    await asyncio.sleep(0.6)
+    return {"answer": "late"}
+
+
 @pytest.fixture
 async def server() -> Any:
     calls.clear()
     seen_headers.clear()
-    async with serve_app(Litestar([flaky])) as url:
+    async with serve_app(Litestar([flaky, slow])) as url:
         yield url
 
 
@@ -100,3 +107,19 @@ async def test_a_refused_connection_sent_nothing_so_a_plain_write_is_tried_again
     assert SERVICE_CALLS.labels("refused")._value.get() - before == 3  # 1 + 2 retries
     assert "ClientConnectorError" in caught.value.reason or "Connect" in caught.value.reason
     await client.aclose()
+
+
+async def test_a_call_slow_by_design_waits_its_own_timeout_and_others_keep_theirs(
+    server: str,
+) -> None:
+    client = ServiceClient("slow", server, timeout=0.2, retries=0)
+    try:
+        with pytest.raises(DependencyUnavailable) as caught:
+            await client.request("POST", "/slow")
+        assert "ReadTimeout" in caught.value.reason
+        answer = await client.request("POST", "/slow", read_timeout=5.0)
+        assert answer.status_code == 201 and answer.json() == {"answer": "late"}
+        with pytest.raises(DependencyUnavailable):  # the override was for that call only
+            await client.request("POST", "/slow")
+    finally:
+        await client.aclose()
