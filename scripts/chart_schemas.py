@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Generate values.schema.json of the four service charts and the storefront's from one definition.
+"""Generate values.schema.json of the service, storefront and backup charts from one definition.
 
 The service charts share their values layout (they render the same library templates), so their
 schemas are written from this one source instead of four hand-kept copies; auth adds its own keys.
 The storefront's chart renders the same templates without a database or keyrings: its schema is
-the same layout without those keys, plus its CSRF secret.
+the same layout without those keys, plus its CSRF secret. The backup chart (a CronJob and a
+restore Job, no Deployment) has a layout of its own, built from the same pieces.
 Run it after changing a schema: `python scripts/chart_schemas.py`; `--check` exits 1 when a
 committed schema differs from what this script generates (the chart tests run that check).
 Standard library only.
@@ -21,7 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("auth", "product", "cart", "order")
 STOREFRONT = "storefront"
-CHARTS = (*SERVICES, STOREFRONT)
+BACKUP = "backup"
+CHARTS = (*SERVICES, STOREFRONT, BACKUP)
 Schema = dict[str, Any]
 
 QUANTITY = {
@@ -402,7 +404,92 @@ def _values_schema(properties: Schema, own: str, *, title: str) -> Schema:
     return _rename_keywords(schema)
 
 
+CRON = {
+    "type": "string",
+    "pattern": r"^((\S+\s+){4}\S+|@(yearly|annually|monthly|weekly|daily|midnight|hourly))$",
+    "description": "A cron expression (5 fields) or a macro such as @daily.",
+}
+ARCHIVE = {
+    "type": "string",
+    "pattern": r"^(latest|[a-z0-9][-a-z0-9]*-\d{8}T\d{6}\.\d{3}Z\.tar\.gz)$",
+    "description": "latest (the newest archive on the claim) or an archive's file name.",
+}
+DEADLINE = {"type": "integer", "minimum": 60, "maximum": 86400}
+
+
+def backup_schema() -> Schema:
+    """The backup chart: which databases, the CronJob's schedule and retention, the claims."""
+    labels = {"type": "object", "additionalProperties": {"type": "string"}}
+    properties: Schema = {
+        "global": global_values(),
+        "checkout-lib": {"type": "object"},
+        "image": image("Image repository holding python -m checkout_backup (the operator's)."),
+        "databases": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": list(SERVICES)},
+            "description": "The services whose databases are backed up or restored.",
+        },
+        "backup": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "schedule": CRON,
+                "timeZone": {
+                    "type": "string",
+                    "pattern": r"^([A-Za-z_]+(/[A-Za-z0-9_+-]+)*)?$",
+                    "description": "An IANA time zone (e.g. Europe/Berlin); empty: the API "
+                    "server's.",
+                },
+                "suspend": {"type": "boolean"},
+                "retention": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "activeDeadlineSeconds": DEADLINE,
+            },
+            required=["enabled", "schedule", "retention"],
+        ),
+        "hibernate": {"type": "boolean"},
+        "target": obj(
+            {
+                "claimName": DNS_NAME | {"maxLength": 253},
+                "capacity": {"anyOf": [{"const": ""}, STORAGE_SIZE]},
+            },
+            required=["claimName"],
+            description="The volume claim the archives go to (made by the operator, not here).",
+        ),
+        "restore": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "claimName": DNS_NAME | {"maxLength": 253},
+                "archive": ARCHIVE,
+                "activeDeadlineSeconds": DEADLINE,
+            },
+            required=["enabled"],
+        ),
+        "clusterDomain": {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"},
+        "resources": resources(),
+        "networkPolicy": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "dns": obj(
+                    {"namespace": DNS_NAME, "podLabels": labels},
+                    description="Cluster DNS: pods with these labels in this namespace.",
+                ),
+            },
+            required=["enabled"],
+        ),
+    }
+    schema = obj(
+        properties,
+        required=["image", "databases", "backup", "target", "restore", "resources"],
+        title="Values of the backup chart",
+    )
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return _rename_keywords(schema)
+
+
 def chart_schema(chart: str) -> Schema:
+    if chart == BACKUP:
+        return backup_schema()
     return storefront_schema() if chart == STOREFRONT else service_schema(chart)
 
 

@@ -1,5 +1,5 @@
 """values.schema.json: bad values fail at `helm template` with a message naming the value, and
-the four service schemas and the storefront's are exactly what scripts/chart_schemas.py
+the service, storefront and backup schemas are exactly what scripts/chart_schemas.py
 generates."""
 
 from __future__ import annotations
@@ -95,6 +95,19 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("checkout", {"storefront": {"replicaCount": 0}}, "/replicaCount"),
     ("checkout", {"storefront": {"mongodb": {}}}, "'mongodb'"),
     ("checkout", {"global": {"tls": "yes"}}, "/global/tls"),
+    # The backup chart: a bad schedule, retention, archive name or database is refused before
+    # any CronJob or Job is made (the claim name, always required, is given).
+    ("backup", {"backup": {"schedule": "every night"}}, "/backup/schedule"),
+    ("backup", {"backup": {"retention": 0}}, "/backup/retention"),
+    ("backup", {"backup": {"activeDeadlineSeconds": 5}}, "/backup/activeDeadlineSeconds"),
+    ("backup", {"restore": {"archive": "../../etc/passwd"}}, "/restore/archive"),
+    ("backup", {"databases": ["inventory"]}, "/databases/0"),
+    ("backup", {"databases": []}, "/databases"),
+    ("backup", {"target": {"claimName": "shop-backups", "capacity": "lots"}}, "/target/capacity"),
+    ("backup", {"target": {"claimName": "Shop Backups"}}, "/target/claimName"),
+    ("backup", {"image": {"tag": "latest"}}, "/image/tag"),
+    ("backup", {"resources": {"limits": {"memory": "a lot"}}}, "/resources/limits"),
+    ("backup", {"schedule": "0 3 * * *"}, "'schedule'"),
 ]
 
 
