@@ -87,16 +87,17 @@ def resources() -> Schema:
     )
 
 
+def pods(what: str) -> Schema:
+    """A network peer: pods with these labels in this namespace."""
+    labels = {"type": "object", "additionalProperties": {"type": "string"}}
+    return obj(
+        {"namespace": DNS_NAME, "podLabels": labels},
+        description=f"{what}: pods with these labels in this namespace (empty: the release's).",
+    )
+
+
 def network_policy(*, operator: bool = True) -> Schema:
     """``operator``: the chart's pods hold keyrings, whose key reports the operator reads."""
-    labels = {"type": "object", "additionalProperties": {"type": "string"}}
-
-    def pods(what: str) -> Schema:
-        return obj(
-            {"namespace": DNS_NAME, "podLabels": labels},
-            description=f"{what}: pods with these labels in this namespace (empty: the release's).",
-        )
-
     rules = {"type": "array", "items": {"type": "object"}}
     peers = {"enabled": {"type": "boolean"}, "ingressController": pods("The ingress controller")}
     if operator:
@@ -419,7 +420,6 @@ DEADLINE = {"type": "integer", "minimum": 60, "maximum": 86400}
 
 def backup_schema() -> Schema:
     """The backup chart: which databases, the CronJob's schedule and retention, the claims."""
-    labels = {"type": "object", "additionalProperties": {"type": "string"}}
     properties: Schema = {
         "global": global_values(),
         "checkout-lib": {"type": "object"},
@@ -470,10 +470,7 @@ def backup_schema() -> Schema:
         "networkPolicy": obj(
             {
                 "enabled": {"type": "boolean"},
-                "dns": obj(
-                    {"namespace": DNS_NAME, "podLabels": labels},
-                    description="Cluster DNS: pods with these labels in this namespace.",
-                ),
+                "dns": pods("Cluster DNS"),
             },
             required=["enabled"],
         ),

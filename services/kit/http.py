@@ -128,9 +128,11 @@ class ServiceClient:
         """``read_timeout`` replaces the client's read and write timeouts for this call (a call the
         dependency answers slowly by design, e.g. a password hash); connecting keeps its own."""
         method = method.upper()
-        extra: dict[str, Any] = {}
-        if read_timeout is not None:
-            extra["timeout"] = httpx.Timeout(read_timeout, connect=self._client.timeout.connect)
+        timeout = (
+            httpx.Timeout(read_timeout, connect=self._client.timeout.connect)
+            if read_timeout is not None
+            else httpx.USE_CLIENT_DEFAULT
+        )
         retryable = method in IDEMPOTENT_METHODS or IDEMPOTENCY_HEADER in (headers or {})
         last_reason = ""
         for attempt in range(1 + self.retries):
@@ -144,7 +146,7 @@ class ServiceClient:
                     json=json,
                     params=params,
                     headers=self._headers(headers, internal),
-                    **extra,
+                    timeout=timeout,
                 )
             except httpx.TransportError as exc:
                 last_reason = f"{type(exc).__name__}: {exc}"
