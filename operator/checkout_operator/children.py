@@ -318,6 +318,15 @@ class Children:
                     deleted.append(f"PersistentVolumeClaim/{claim['metadata']['name']}")
         return deleted
 
+    async def create_missing(self, objects: Iterable[Mapping[str, Any]], kind: Kind) -> list[str]:
+        """Create each of ``objects`` that does not exist; an existing one is left as it is (a
+        claim's size and class are the user's to change). Returns the names created."""
+        created = []
+        for obj in objects:
+            if await self.kube.create(obj, kind=kind) is not None:
+                created.append(obj["metadata"]["name"])
+        return created
+
     async def volume_claims(self, owner: Owner) -> list[dict[str, Any]]:
         """The MongoDB volume claims: made by the StatefulSet controller from its template, so
         they carry the template's labels (name, instance, component), not the owner label."""

@@ -18,7 +18,7 @@ from msgspec import Meta
 from services.kit.settings import SettingsError, load_settings
 
 from .spec import DATABASE_ENGINES
-from .values import WORKLOADS
+from .values import BACKUP, WORKLOADS
 
 FINALIZER = "checkout.platform.io/finalizer"
 PACKAGE = "checkout-platform"
@@ -66,6 +66,8 @@ class OperatorSettings(msgspec.Struct, kw_only=True, frozen=True):
     default_image_storefront: str | None = _env("CHECKOUT_DEFAULT_IMAGE_STOREFRONT")
     default_database_image_mongodb: str | None = _env("CHECKOUT_DEFAULT_DATABASE_IMAGE_MONGODB")
     default_database_image_ferretdb: str | None = _env("CHECKOUT_DEFAULT_DATABASE_IMAGE_FERRETDB")
+    # The image of the backup and restore Jobs: the operator's own (it holds checkout_backup).
+    backup_image: str | None = _env("CHECKOUT_BACKUP_IMAGE")
 
     def images(self, prefix: str, names: tuple[str, ...]) -> dict[str, str]:
         """The ``<prefix><name>`` fields that are set, by name."""
@@ -86,6 +88,9 @@ class OperatorConfig:
     default_database_images: Mapping[str, str] = field(default_factory=dict)
     """Image per database engine when a spec names none; an engine left out takes the service
     charts' default."""
+    backup_image: str | None = None
+    """The backup Jobs' image (CHECKOUT_BACKUP_IMAGE, the operator's own in its chart); None:
+    the backup chart's default."""
     cluster_domain: str = "cluster.local"
     namespace: str | None = None
     """The operator's own namespace (POD_NAMESPACE): the services' NetworkPolicies let its pods
@@ -140,7 +145,7 @@ class OperatorConfig:
     @classmethod
     def from_settings(cls, settings: OperatorSettings) -> OperatorConfig:
         charts_dir = Path(settings.charts_dir)
-        missing = [w for w in WORKLOADS if not (charts_dir / w / "Chart.yaml").is_file()]
+        missing = [w for w in (*WORKLOADS, BACKUP) if not (charts_dir / w / "Chart.yaml").is_file()]
         if missing:
             raise ConfigError(f"CHECKOUT_CHARTS_DIR={charts_dir} holds no chart for {missing}")
         # Fields of the same name carry over as they are; those left unset keep this class's

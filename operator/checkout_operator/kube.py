@@ -67,6 +67,7 @@ MANAGED_KINDS: tuple[Kind, ...] = (
     Kind("v1", "Service", "services"),
     Kind("apps/v1", "StatefulSet", "statefulsets"),
     Kind("apps/v1", "Deployment", "deployments"),
+    Kind("batch/v1", "CronJob", "cronjobs"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Kind("networking.k8s.io/v1", "Ingress", "ingresses"),
@@ -207,12 +208,15 @@ class KubeClient:
             write=None if dry_run else "apply",
         )
 
-    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Create ``obj``; None when an object of that name already exists (left untouched)."""
+    async def create(
+        self, obj: Mapping[str, Any], *, kind: Kind | None = None
+    ) -> dict[str, Any] | None:
+        """Create ``obj`` (of ``kind``, else a managed kind); None when an object of that name
+        already exists (left untouched)."""
         try:
             return await self._request(
                 self._client.create,
-                kind_of(obj).resource,
+                (kind or kind_of(obj)).resource,
                 body=dict(obj),
                 field_manager=self.field_manager,
                 write="create",

@@ -28,7 +28,16 @@ from .children import Children, Key, Owner, SyncReport, as_body, key_of, label
 from .config import OperatorConfig
 from .control import Control, ControlError, control_of
 from .generated_secrets import wanted_secrets
-from .kube import CHECKOUT, DEPLOYMENT, MANAGED_KINDS, SECRET, STATEFULSET, ApiError, KubeClient
+from .kube import (
+    CHECKOUT,
+    DEPLOYMENT,
+    MANAGED_KINDS,
+    PVC,
+    SECRET,
+    STATEFULSET,
+    ApiError,
+    KubeClient,
+)
 from .render import ChartRenderer, RenderError
 from .spec import CheckoutSpec, SpecError, decode_spec
 from .status import (
@@ -54,6 +63,7 @@ from .values import (
     Names,
     Release,
     all_workload_values,
+    backup_claim_manifest,
     enabled_workloads,
     ingress_url,
 )
@@ -95,6 +105,8 @@ class Desired:
     owner: Owner
     objects: dict[Key, dict[str, Any]]
     secrets: list[dict[str, Any]]
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    """Volume claims made when missing and never owned: the backup archives' claim."""
     synced: bool = False
     """Applied in full by a reconcile that did not fail: the drift checks may act on it."""
 
@@ -214,18 +226,18 @@ class Runtime:
 
     async def _desired(self, owner: Owner, spec: CheckoutSpec, control: Control) -> Desired:
         """What the spec renders to: kept from the last render if none of its inputs changed."""
-        values = all_workload_values(
-            Release(
-                owner.name,
-                owner.namespace,
-                spec,
-                default_images=self.config.default_images,
-                default_database_images=self.config.default_database_images,
-                cluster_domain=self.config.cluster_domain,
-                operator_namespace=self.config.namespace,
-                hibernate=control.hibernate,
-            )
+        release = Release(
+            owner.name,
+            owner.namespace,
+            spec,
+            default_images=self.config.default_images,
+            default_database_images=self.config.default_database_images,
+            cluster_domain=self.config.cluster_domain,
+            operator_namespace=self.config.namespace,
+            hibernate=control.hibernate,
+            backup_image=self.config.backup_image,
         )
+        values = all_workload_values(release)
         key = (owner.namespace, owner.name)
         digest = self.renderer.render_digest(
             values, release=owner.name, namespace=owner.namespace, uid=owner.uid
@@ -242,7 +254,8 @@ class Runtime:
             (obj for chart in values for obj in rendered[chart]),
             wanted_secrets(owner.name, owner.namespace, workloads),
         )
-        desired = Desired(digest, owner, objects, secrets)
+        claim = backup_claim_manifest(release)
+        desired = Desired(digest, owner, objects, secrets, claims=[claim] if claim else [])
         self.desired[key] = desired
         return desired
 
@@ -267,6 +280,7 @@ class Runtime:
             desired = await self._desired(owner, spec, control)
             desired.synced = False
             self.syncs[key] = self.syncs.get(key, 0) + 1
+            await self.children.create_missing(desired.claims, PVC)
             report = await self.children.sync(owner, desired.objects, desired.secrets)
             desired.synced = True
         except (RenderError, ApiError) as exc:

@@ -140,6 +140,30 @@ class SecretRotationSpec(_Spec, frozen=True):
     propagation_delay_seconds: int = 90
 
 
+class VolumeClaimTargetSpec(_Spec, frozen=True):
+    """``spec.backup.target.volumeClaim``: made by the operator when it does not exist, never
+    owned by the Checkout nor deleted with it (the archives outlive the shop they came from)."""
+
+    name: str = ""
+    """Empty: ``<checkout>-backups``."""
+    size: str = "5Gi"
+    storage_class_name: str = ""
+
+
+class BackupTargetSpec(_Spec, frozen=True):
+    volume_claim: VolumeClaimTargetSpec = VolumeClaimTargetSpec()
+
+
+class BackupSpec(_Spec, frozen=True):
+    """``spec.backup``: present means backed up on ``schedule``."""
+
+    schedule: str = "0 3 * * *"
+    time_zone: str = ""
+    suspend: bool = False
+    retention: int = 7
+    target: BackupTargetSpec = BackupTargetSpec()
+
+
 class CheckoutSpec(_Spec, frozen=True):
     services: ServicesSpec = ServicesSpec()
     storefront: StorefrontSpec = StorefrontSpec()
@@ -147,6 +171,7 @@ class CheckoutSpec(_Spec, frozen=True):
     ingress: IngressSpec = IngressSpec()
     network_policy: NetworkPolicySpec = msgspec.field(default_factory=NetworkPolicySpec)
     secret_rotation: SecretRotationSpec = SecretRotationSpec()
+    backup: BackupSpec | None = None
 
 
 def decode_spec(raw: object) -> CheckoutSpec:

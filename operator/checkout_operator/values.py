@@ -1,5 +1,5 @@
-"""A ``Checkout`` spec turned into the values of its charts: the four service charts and the
-storefront's (pure functions).
+"""A ``Checkout`` spec turned into the values of its charts: the four service charts, the
+storefront's, and the backup chart's when the spec asks for backups (pure functions).
 
 They take the spec decoded once (`spec.CheckoutSpec`), whose defaults are the CRD's.
 """
@@ -25,6 +25,8 @@ STOREFRONT = "storefront"
 with the shopper's token); it signs its forms with a CSRF secret. ``spec.storefront.enabled``."""
 WORKLOADS = (*SERVICES, STOREFRONT)
 """Every chart the operator may render, each a Deployment with an ``<X>Available`` condition."""
+BACKUP = "backup"
+"""The backup chart (a CronJob; no Deployment, so no condition of its own): ``spec.backup``."""
 OWNER_LABEL = f"{GROUP}/owner"
 """Every child carries it (value: the Checkout's name); pruning and deletion select by it."""
 HASH_ANNOTATION = f"{GROUP}/config-hash"
@@ -71,6 +73,15 @@ class Names:
     def statefulset(self, service: str) -> str:
         # As checkout-lib.mongodb.fullname, which the CRD's name-length rule keeps untruncated.
         return f"{self.release}-{service}-mongodb"
+
+    @property
+    def backup_claim(self) -> str:
+        """The archives' claim when ``spec.backup.target.volumeClaim.name`` is empty."""
+        return f"{self.release}-backups"
+
+    @property
+    def backup_cronjob(self) -> str:
+        return f"{self.release}-{BACKUP}"
 
 
 def services_selector(release: str, component: str) -> str:
@@ -119,6 +130,9 @@ class Release:
     key reports); None outside a cluster."""
     hibernate: bool = False
     """Every workload at zero replicas (the ``checkout.platform.io/hibernate`` annotation)."""
+    backup_image: str | None = None
+    """The image the backup Jobs run (the operator's own, which holds checkout_backup); None:
+    the backup chart's default."""
 
 
 def database_values(service: str, release: Release) -> dict[str, Any]:
@@ -241,9 +255,80 @@ def storefront_values(release: Release) -> dict[str, Any]:
     return values
 
 
+def backup_claim(release: Release) -> str:
+    """The claim the archives go to: the spec's, else ``<checkout>-backups``."""
+    backup = release.spec.backup
+    given = backup.target.volume_claim.name if backup else ""
+    return given or Names(release.name).backup_claim
+
+
+def backup_claim_manifest(release: Release) -> dict[str, Any] | None:
+    """The archives' claim, which the operator makes when it is missing: never owned by the
+    Checkout nor labelled as its child, so it outlives the shop (a restore reads it later).
+    None without ``spec.backup``."""
+    backup = release.spec.backup
+    if backup is None:
+        return None
+    claim = backup.target.volume_claim
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": claim.size}},
+    }
+    if claim.storage_class_name:
+        spec["storageClassName"] = claim.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": backup_claim(release),
+            "namespace": release.namespace,
+            "labels": {
+                "app.kubernetes.io/instance": release.name,
+                "app.kubernetes.io/component": "backups",
+                "app.kubernetes.io/part-of": "checkout-platform",
+                "app.kubernetes.io/managed-by": "checkout-operator",
+            },
+        },
+        "spec": spec,
+    }
+
+
+def backup_values(release: Release) -> dict[str, Any]:
+    """Values for the backup chart of a spec with ``spec.backup``: the CronJob's schedule and
+    retention, every service's database, the target claim and its size (a backup that would go
+    past it fails as on a full disk, on storage that does not enforce sizes too)."""
+    backup = release.spec.backup
+    if backup is None:
+        raise ValueError("backup_values needs spec.backup")
+    values: dict[str, Any] = {
+        "databases": list(SERVICES),
+        "backup": {
+            "enabled": True,
+            "schedule": backup.schedule,
+            "timeZone": backup.time_zone,
+            "suspend": backup.suspend,
+            "retention": backup.retention,
+        },
+        "target": {"claimName": backup_claim(release), "capacity": backup.target.volume_claim.size},
+        "restore": {"enabled": False},
+        "clusterDomain": release.cluster_domain,
+        "networkPolicy": {"enabled": release.spec.network_policy.enabled},
+    }
+    if release.hibernate:
+        # As the workloads': only then, so an awake Checkout's CronJob stays as it was.
+        values["hibernate"] = True
+    image = image_values(None, release.backup_image)
+    if image:
+        values["image"] = image
+    return values
+
+
 def all_workload_values(release: Release) -> dict[str, dict[str, Any]]:
-    """Values by chart, for every chart the spec asks for (``enabled_workloads``)."""
+    """Values by chart, for every chart the spec asks for (``enabled_workloads``, and the backup
+    chart with ``spec.backup``)."""
     values = {service: service_values(service, release) for service in SERVICES}
     if release.spec.storefront.enabled:
         values[STOREFRONT] = storefront_values(release)
+    if release.spec.backup is not None:
+        values[BACKUP] = backup_values(release)
     return values

@@ -121,6 +121,9 @@ def cluster(admin: DynamicClient, kube_api: KubeAPIServer, crds_installed: None)
     return Cluster(admin, kube_api)
 
 
+BACKUP_IMAGE = "registry.example.com/checkout/operator:0.1.0"
+
+
 @pytest.fixture
 def operator_config(kube_api: KubeAPIServer, charts: Helm) -> OperatorConfig:
     return OperatorConfig(
@@ -133,6 +136,7 @@ def operator_config(kube_api: KubeAPIServer, charts: Helm) -> OperatorConfig:
             "order": "registry.example.com/checkout/order:0.1.0",
             "storefront": "registry.example.com/checkout/storefront:0.1.0",
         },
+        backup_image=BACKUP_IMAGE,
         kubeconfig=kube_api.kubeconfig_path,
         drift_interval=DRIFT_INTERVAL,
         wait_delay=WAIT_DELAY,

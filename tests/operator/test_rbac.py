@@ -124,9 +124,18 @@ def test_the_operator_uses_exactly_what_its_cluster_role_grants(
     offset = cluster.server.audit_offset()
     spec = sample_checkout(mongodb={"keepDataOnDelete": False})
     spec["spec"]["secretRotation"] = {"tokenLifetimeSeconds": 60, "propagationDelaySeconds": 1}
+    spec["spec"]["backup"] = {"schedule": "0 3 * * *", "retention": 2}
     with run_operator(config, (namespace,)):
         cluster.create_checkout(namespace, spec)
         ready(cluster, namespace)
+        # Backups on: the archives' claim made, the CronJob applied; then off (pruned).
+        assert cluster.get("PersistentVolumeClaim", namespace, "shop-backups")
+        wait_until(lambda: cluster.get("CronJob", namespace, "shop-backup"), what="the CronJob")
+        cluster.merge("Checkout", namespace, "shop", {"spec": {"backup": None}})
+        wait_until(
+            lambda: cluster.get("CronJob", namespace, "shop-backup") is None,
+            what="the CronJob pruned",
+        )
         # Drift: a deleted Deployment is put back.
         cluster.delete("Deployment", namespace, "shop-order")
         wait_until(lambda: cluster.get("Deployment", namespace, "shop-order"), what="put back")

@@ -20,6 +20,9 @@ NO_CRD_DEFAULT = {
     "spec.ingress.host": "",
     "spec.ingress.tls.secretName": "",
     "spec.ingress.trustedProxies": (),
+    "spec.backup.timeZone": "",
+    "spec.backup.target.volumeClaim.name": "",
+    "spec.backup.target.volumeClaim.storageClassName": "",
 }
 """Fields the CRD leaves unset when absent, which the operator reads as empty."""
 

@@ -21,10 +21,12 @@ from checkout_operator.status import (
     status_patch,
 )
 from checkout_operator.values import (
+    BACKUP,
     SERVICES,
     WORKLOADS,
     Release,
     all_workload_values,
+    backup_claim_manifest,
     enabled_workloads,
     ingress_url,
     parse_image,
@@ -427,7 +429,7 @@ def test_subset_comparison() -> None:
 
 
 def test_settings_from_the_environment(tmp_path: Path) -> None:
-    for chart in WORKLOADS:
+    for chart in (*WORKLOADS, BACKUP):
         (tmp_path / chart).mkdir()
         (tmp_path / chart / "Chart.yaml").write_text("name: x\n")
     config = OperatorConfig.from_env(
@@ -439,9 +441,11 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
             "CHECKOUT_DEFAULT_DATABASE_IMAGE_FERRETDB": "mirror.example.com/ferretdb:1.24.2",
             "CHECKOUT_DRIFT_INTERVAL_SECONDS": "15",
             "POD_NAMESPACE": "checkout-system",
+            "CHECKOUT_BACKUP_IMAGE": "checkout/operator:0.1.0",
         }
     )
     assert config.namespace == "checkout-system"
+    assert config.backup_image == "checkout/operator:0.1.0"
     assert config.default_images == {
         "auth": "checkout/auth:0.1.0",
         "storefront": "checkout/storefront:0.1.0",
@@ -473,3 +477,52 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
     (tmp_path / "storefront" / "Chart.yaml").unlink()
     with pytest.raises(ConfigError, match=r"holds no chart for \['storefront'\]"):
         OperatorConfig.from_env({"CHECKOUT_CHARTS_DIR": str(tmp_path)})
+
+
+def test_spec_backup_becomes_the_backup_charts_values_and_its_claim() -> None:
+    backup = {
+        "schedule": "@daily",
+        "timeZone": "Europe/Berlin",
+        "retention": 4,
+        "target": {"volumeClaim": {"size": "3Gi", "storageClassName": "fast"}},
+    }
+    spec = decode_spec({"backup": backup, "networkPolicy": {"enabled": False}})
+    release = Release(
+        "shop", "prod", spec, cluster_domain="corp.local", backup_image="r.example/op:1.2.3"
+    )
+    values = all_workload_values(release)[BACKUP]
+    assert values == {
+        "databases": list(SERVICES),
+        "backup": {
+            "enabled": True,
+            "schedule": "@daily",
+            "timeZone": "Europe/Berlin",
+            "suspend": False,
+            "retention": 4,
+        },
+        "target": {"claimName": "shop-backups", "capacity": "3Gi"},
+        "restore": {"enabled": False},
+        "clusterDomain": "corp.local",
+        "networkPolicy": {"enabled": False},
+        "image": {"repository": "r.example/op", "tag": "1.2.3"},
+    }
+    claim = backup_claim_manifest(release)
+    assert claim is not None
+    assert claim["metadata"]["name"] == "shop-backups" and claim["metadata"]["namespace"] == "prod"
+    assert "checkout.platform.io/owner" not in claim["metadata"]["labels"]
+    assert claim["spec"]["resources"] == {"requests": {"storage": "3Gi"}}
+    assert claim["spec"]["storageClassName"] == "fast"
+    # Hibernating: the CronJob is suspended through the chart's own value.
+    hibernating = Release("shop", "prod", spec, hibernate=True)
+    assert all_workload_values(hibernating)[BACKUP]["hibernate"] is True
+    named = decode_spec({"backup": {"target": {"volumeClaim": {"name": "archives"}}}})
+    assert all_workload_values(Release("shop", "prod", named))[BACKUP]["target"] == {
+        "claimName": "archives",
+        "capacity": "5Gi",
+    }
+
+
+def test_without_spec_backup_there_is_no_backup_chart_nor_claim() -> None:
+    release = Release("shop", "prod", decode_spec({}))
+    assert BACKUP not in all_workload_values(release)
+    assert backup_claim_manifest(release) is None

@@ -60,10 +60,11 @@ the ClusterRole (all namespaces) and the per-namespace Roles.
 - apiGroups: [""]
   resources: ["configmaps", "services", "serviceaccounts"]
   verbs: ["list", "create", "patch", "delete"]
-# Volumes are only listed and, when keepDataOnDelete is false, deleted.
+# Volumes are listed and, when keepDataOnDelete is false, deleted; the backup archives' claim is
+# created when missing (and never deleted: it outlives the Checkout).
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["list", "delete"]
+  verbs: ["list", "create", "delete"]
 # A rotation lists the service pods to ask each for the keys it has loaded.
 - apiGroups: [""]
   resources: ["pods"]
@@ -72,6 +73,10 @@ the ClusterRole (all namespaces) and the per-namespace Roles.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The backup CronJob of a Checkout with spec.backup.
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["list", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "create", "patch", "delete"]
