@@ -236,10 +236,11 @@ build_and_load_images() {
 
 install_operator() {
   local tag="$1" args=() service
-  # Helm installs crds/ only on first install and never upgrades it: apply the one CRD directly.
-  say "applying the Checkout CRD"
+  # Helm installs crds/ only on first install and never upgrades it: apply the CRDs directly.
+  say "applying the Checkout and CheckoutBackup CRDs"
   kube apply --server-side --force-conflicts -f "${CRD}" >/dev/null
   wait_for_condition crd/checkouts.checkout.platform.io Established 120
+  wait_for_condition crd/checkoutbackups.checkout.platform.io Established 120
   for service in "${SERVICES[@]}"; do
     args+=(--set "serviceImages.${service}.repository=checkout/${service}")
     # --set-string: a tag of digits only (a commit id can be one) is a string, not a number.

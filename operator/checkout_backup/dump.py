@@ -23,6 +23,7 @@ from .archive import (
     Summary,
     apply_retention,
     archive_name,
+    archives,
     fsync,
     manifest,
     sha256_of,
@@ -140,4 +141,5 @@ def dump(
         "completedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round((finished - started).total_seconds(), 3),
         "deleted": deleted,
+        "kept": len(archives(target, checkout)),
     }

@@ -109,6 +109,10 @@ def owned(obj: Mapping[str, Any], owner: Owner) -> dict[str, Any]:
     meta = child.setdefault("metadata", {})
     meta["namespace"] = owner.namespace
     meta.setdefault("labels", {})[OWNER_LABEL] = owner.name
+    if child.get("kind") == "CronJob":
+        # Its Jobs carry the label too: the operator watches them for the backups' outcome.
+        template = child.setdefault("spec", {}).setdefault("jobTemplate", {})
+        template.setdefault("metadata", {}).setdefault("labels", {})[OWNER_LABEL] = owner.name
     # Not kopf.adopt(): it would also copy the Checkout's own labels onto every child, so a label
     # added to the Checkout would rewrite all of them.
     kopf.append_owner_reference(

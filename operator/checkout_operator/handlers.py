@@ -18,6 +18,7 @@ import kopf
 
 from services.keys.rotation import RotationError
 
+from .backups import COMPONENT_LABEL, Backups
 from .config import ConfigError, OperatorConfig
 from .kube import ApiError, KubeClient
 from .login import client_configuration, connection_info
@@ -76,6 +77,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # filters them, so a big cluster's other workloads never reach this process.
     settings.watching.label_selectors["apps", "deployments"] = OWNER_LABEL
     settings.watching.label_selectors["apps", "statefulsets"] = OWNER_LABEL
+    # And of the Jobs, only the backups and restores of Checkouts.
+    settings.watching.label_selectors["batch", "jobs"] = (
+        f"{OWNER_LABEL},{COMPONENT_LABEL} in (backup,restore)"
+    )
     # httpx (the key probes) logs every request at INFO: a line per call is noise at scale.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.networking.request_timeout = config.request_timeout
@@ -95,6 +100,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # In the operator's memo before the first Checkout is seen: kopf hands each Checkout's
     # handlers a shallow copy of it.
     memo["rotator"] = Rotator.create(runtime)
+    memo["backups"] = Backups(kube, runtime)
 
 
 @kopf.on.login()
@@ -212,6 +218,45 @@ async def child_changed(
             return
         if repaired:
             log.info("%s/%s put back %s", namespace, owner, ", ".join(repaired))
+
+
+# --- backups (`backups.Backups`) -------------------------------------------------------------
+
+
+def _backups(memo: kopf.Memo) -> Backups:
+    backups = memo.get("backups")
+    if not isinstance(backups, Backups):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return backups
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT, COMPONENT_LABEL: "backup"})
+async def backup_job_changed(
+    type: str | None,  # kopf passes the watch event type by this name
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """A backup Job (scheduled or asked for) moved: once it finished, its outcome goes to the
+    Checkout's status.backup and BackupFailed condition, and to its CheckoutBackup."""
+    if type == "DELETED":
+        return
+    with contextlib.suppress(Stopping):
+        try:
+            outcome = await _backups(memo).job_changed(body)
+        except ApiError as exc:
+            logger.warning("recording the backup's outcome failed: %s", exc)
+            return
+    if outcome is not None:
+        log.info("backup %s: %s", outcome.job, "succeeded" if outcome.succeeded else outcome.error)
+
+
+@kopf.on.resume(GROUP, VERSION, "checkoutbackups")
+@kopf.on.create(GROUP, VERSION, "checkoutbackups")
+async def backup_requested(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """A CheckoutBackup: one backup of its Checkout now, as a Job from the backup CronJob."""
+    logger.info("backup request: %s", await _backups(memo).requested(body))
 
 
 # --- the keyrings' rotation (`rotation.Rotator`) -------------------------------------------

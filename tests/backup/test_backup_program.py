@@ -184,6 +184,7 @@ def test_retention_keeps_the_newest_and_a_full_target_loses_nothing(
         assert code == 0, err
         made.append(report["archive"])
     assert report["deleted"] == [made[0]]
+    assert report["kept"] == 2
     left = sorted(p.name for p in target.iterdir())
     assert left == sorted([*made[1:], *(m + ".sha256" for m in made[1:])])
 

@@ -163,10 +163,12 @@ def test_one_engine_list_everywhere() -> None:
     sys.path.insert(0, str(repo_path("scripts")))
     import chart_schemas
 
-    crd = yaml.safe_load(
-        repo_path(
-            "charts", "checkout-operator", "crds", "checkouts.checkout.platform.io.yaml"
-        ).read_text()
+    crd = next(  # the Checkout's; the file's second CRD is CheckoutBackup's
+        yaml.safe_load_all(
+            repo_path(
+                "charts", "checkout-operator", "crds", "checkouts.checkout.platform.io.yaml"
+            ).read_text()
+        )
     )
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     engine = spec["properties"]["mongodb"]["properties"]["engine"]

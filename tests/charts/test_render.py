@@ -56,8 +56,12 @@ def test_objects_valid_for_pinned_kubernetes(
 def test_crd_valid_for_pinned_kubernetes(helm: Helm) -> None:
     objects = helm.template("checkout-operator", include_crds=True)
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
-    assert [c["metadata"]["name"] for c in crds] == ["checkouts.checkout.platform.io"]
-    kubernetes_validate.validate(crds[0], KUBERNETES_VERSION, strict=True)
+    assert [c["metadata"]["name"] for c in crds] == [
+        "checkouts.checkout.platform.io",
+        "checkoutbackups.checkout.platform.io",
+    ]
+    for crd in crds:
+        kubernetes_validate.validate(crd, KUBERNETES_VERSION, strict=True)
 
 
 def test_rendering_is_deterministic_apart_from_generated_secrets(helm: Helm) -> None:
@@ -116,10 +120,12 @@ def test_one_image_per_database_engine_everywhere() -> None:
     assert not images, images
     assert re.fullmatch(r"mongo:\d+\.\d+\.\d+", mongo), f"{mongo} is not pinned to a patch version"
     assert ferretdb == f"ghcr.io/ferretdb/ferretdb:{FERRETDB_VERSION.removeprefix('v')}"
-    crd = yaml.safe_load(
-        repo_path(
-            "charts", "checkout-operator", "crds", "checkouts.checkout.platform.io.yaml"
-        ).read_text()
+    crd = next(  # the Checkout's; the file's second CRD is CheckoutBackup's
+        yaml.safe_load_all(
+            repo_path(
+                "charts", "checkout-operator", "crds", "checkouts.checkout.platform.io.yaml"
+            ).read_text()
+        )
     )
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     crd_image = spec["properties"]["mongodb"]["properties"]["image"]

@@ -162,7 +162,7 @@ def test_its_class_is_the_charts_default_class() -> None:
     for chart in ("checkout", *WORKLOADS):
         values = yaml.safe_load(repo_path("charts", chart, "values.yaml").read_text())
         assert values["ingress"]["className"] == name, f"charts/{chart}/values.yaml"
-    crd = yaml.safe_load(repo_path("k8s", "crd.yaml").read_text())
+    crd = next(yaml.safe_load_all(repo_path("k8s", "crd.yaml").read_text()))
     for version in crd["spec"]["versions"]:
         spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
         assert spec["properties"]["ingress"]["properties"]["className"]["default"] == name

@@ -12,6 +12,7 @@ status, events and the logs of its pods are printed (`explain`).
 from __future__ import annotations
 
 import base64
+import copy
 import fcntl
 import json
 import secrets
@@ -132,6 +133,25 @@ def apply_and_wait_ready(
         what=f"Checkout {namespace}/{name} Ready",
     )
     return time.monotonic() - began
+
+
+def small_checkout(name: str, namespace: str, keep_data: bool) -> dict[str, Any]:
+    """The sample as a second, small Checkout in ``namespace``: 64Mi volumes, no ingress, small
+    requests (the sample platform already holds much of the node's two CPUs)."""
+    manifest: dict[str, Any] = copy.deepcopy(yaml.safe_load(SAMPLE.read_text()))
+    manifest["metadata"] = {"name": name, "namespace": namespace}
+    manifest["spec"]["mongodb"]["keepDataOnDelete"] = keep_data
+    manifest["spec"]["mongodb"]["storage"]["size"] = "64Mi"
+    manifest["spec"]["ingress"] = {"enabled": False}
+    small = {
+        "requests": {"cpu": "10m", "memory": "96Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+    manifest["spec"]["mongodb"]["resources"] = small
+    for service in manifest["spec"]["services"].values():
+        service["resources"] = small
+    manifest["spec"].setdefault("storefront", {})["resources"] = small
+    return manifest
 
 
 def _install_operator(cluster: KindCluster) -> None:

@@ -3,34 +3,12 @@ collector, and keeps or removes the database volumes as its spec says."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
-import yaml
 
-from tests.e2e_kind.conftest import SAMPLE, Platform, apply_and_wait_ready
+from tests.e2e_kind.conftest import Platform, apply_and_wait_ready, small_checkout
 from tests.infra.kind import KindCluster
 
 pytestmark = pytest.mark.e2e
-
-
-def _checkout(name: str, namespace: str, keep_data: bool) -> dict[str, Any]:
-    manifest: dict[str, Any] = copy.deepcopy(yaml.safe_load(SAMPLE.read_text()))
-    manifest["metadata"] = {"name": name, "namespace": namespace}
-    manifest["spec"]["mongodb"]["keepDataOnDelete"] = keep_data
-    manifest["spec"]["mongodb"]["storage"]["size"] = "64Mi"
-    manifest["spec"]["ingress"] = {"enabled": False}
-    # Small requests: the sample platform already holds much of the node's two CPUs.
-    small = {
-        "requests": {"cpu": "10m", "memory": "96Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
-    }
-    manifest["spec"]["mongodb"]["resources"] = small
-    for service in manifest["spec"]["services"].values():
-        service["resources"] = small
-    manifest["spec"].setdefault("storefront", {})["resources"] = small
-    return manifest
 
 
 def _left(cluster: KindCluster, namespace: str, name: str) -> dict[str, list[str]]:
@@ -51,7 +29,7 @@ def test_deleting_a_checkout_removes_its_children_and_keeps_data_as_asked(
     before: dict[str, dict[str, list[str]]] = {}
     volumes: dict[str, str] = {}
     for name, keep in (("dropped", False), ("kept", True)):
-        apply_and_wait_ready(cluster, _checkout(name, namespace, keep))
+        apply_and_wait_ready(cluster, small_checkout(name, namespace, keep))
         before[name] = made = _left(cluster, namespace, name)
         # The four services and the storefront; a database for each service.
         assert len(made["deployments"]) == 5 and len(made["statefulsets"]) == 4

@@ -38,6 +38,8 @@ API_VERSIONS = {
     "Deployment": "apps/v1",
     "StatefulSet": "apps/v1",
     "CronJob": "batch/v1",
+    "Job": "batch/v1",
+    "CheckoutBackup": "checkout.platform.io/v1alpha1",
     "Service": "v1",
     "ConfigMap": "v1",
     "Secret": "v1",
@@ -190,6 +192,7 @@ class Cluster:
         self, kind: str, namespace: str | None, obj: dict[str, Any]
     ) -> dict[str, Any] | Refused:
         """The object made, or what the API server refused it with."""
+        obj = {"apiVersion": API_VERSIONS[kind], "kind": kind, **obj}
         try:
             return decoded(
                 self.api.create(self.resource(kind), body=obj, namespace=namespace, serialize=False)
@@ -303,6 +306,80 @@ class Cluster:
             },
             sub="status",
         )
+
+    def finish_job(
+        self, namespace: str, job: dict[str, Any], *, report: dict[str, Any], exit_code: int
+    ) -> None:
+        """Write what the Job controller and a kubelet would for a Job whose one pod ended with
+        ``report`` as its termination message and ``exit_code``: the pod (with the Job's pod
+        labels) and its ended container, then the Job's Complete or Failed condition."""
+        name = job["metadata"]["name"]
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        template = job["spec"]["template"]
+        pod = self.create(
+            "Pod",
+            namespace,
+            {
+                "metadata": {
+                    "name": f"{name}-pod",
+                    "labels": {
+                        **(template["metadata"].get("labels") or {}),
+                        "batch.kubernetes.io/job-name": name,
+                    },
+                },
+                "spec": template["spec"],
+            },
+        )
+        container = pod["spec"]["containers"][0]["name"]
+        terminated = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "message": msgspec.json.encode(report).decode(),
+            "startedAt": when,
+            "finishedAt": when,
+        }
+        self.merge(
+            "Pod",
+            namespace,
+            pod["metadata"]["name"],
+            {
+                "status": {
+                    "phase": "Succeeded" if exit_code == 0 else "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": container,
+                            "image": pod["spec"]["containers"][0]["image"],
+                            "imageID": "",
+                            "ready": False,
+                            "restartCount": 0,
+                            "state": {"terminated": terminated},
+                        }
+                    ],
+                }
+            },
+            sub="status",
+        )
+        ok = exit_code == 0
+        final = "Complete" if ok else "Failed"
+        interim = "SuccessCriteriaMet" if ok else "FailureTarget"
+        reason = "CompletionsReached" if ok else "BackoffLimitExceeded"
+        message = "" if ok else "Job has reached the specified backoff limit"
+        conditions = [
+            {"type": t, "status": "True", "reason": reason, "message": message,
+             "lastProbeTime": when, "lastTransitionTime": when}
+            for t in (interim, final)
+        ]  # fmt: skip
+        status: dict[str, Any] = {
+            "startTime": when,
+            "conditions": conditions,
+            "succeeded" if ok else "failed": 1,
+            "ready": 0,
+            "terminating": 0,
+            "uncountedTerminatedPods": {},
+        }
+        if ok:
+            status["completionTime"] = when
+        self.merge("Job", namespace, name, {"status": status}, sub="status")
 
     def writes_since(self, offset: int, namespace: str) -> list[dict[str, Any]]:
         """Requests that changed something in ``namespace`` since audit-log ``offset``.

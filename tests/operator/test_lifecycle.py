@@ -105,7 +105,7 @@ def test_status_follows_the_deployments_and_statefulsets(
         headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
     ).json()
     columns = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
-    assert columns == ["Name", "Ready", "Phase", "Host", "Age"]
+    assert columns == ["Name", "Ready", "Phase", "Host", "Last Backup", "Age"]
     assert table["rows"][0]["cells"][:4] == ["shop", "True", "Ready", "checkout.localhost"]
 
     # A Deployment losing its pods shows at once, through the watch on Deployments.

@@ -131,6 +131,24 @@ def test_the_operator_uses_exactly_what_its_cluster_role_grants(
         # Backups on: the archives' claim made, the CronJob applied; then off (pruned).
         assert cluster.get("PersistentVolumeClaim", namespace, "shop-backups")
         wait_until(lambda: cluster.get("CronJob", namespace, "shop-backup"), what="the CronJob")
+        # A CheckoutBackup: its Job made from the CronJob, its status written.
+        cluster.create(
+            "CheckoutBackup", namespace, {"metadata": {"name": "now"}, "spec": {"checkout": "shop"}}
+        )
+        wait_until(
+            lambda: ((cluster.get("CheckoutBackup", namespace, "now") or {}).get("status") or {})
+            .get("phase") == "Running",
+            what="the CheckoutBackup running",
+        )  # fmt: skip
+        job = cluster.get("Job", namespace, "now-backup")
+        assert job is not None
+        report = {"ok": True, "archive": "shop-20261207T030000Z.tar.gz", "bytes": 1, "kept": 1}
+        cluster.finish_job(namespace, job, report=report, exit_code=0)
+        wait_until(
+            lambda: ((cluster.get("CheckoutBackup", namespace, "now") or {}).get("status") or {})
+            .get("phase") == "Succeeded",
+            what="the CheckoutBackup done",
+        )  # fmt: skip
         cluster.merge("Checkout", namespace, "shop", {"spec": {"backup": None}})
         wait_until(
             lambda: cluster.get("CronJob", namespace, "shop-backup") is None,

@@ -28,7 +28,7 @@ NO_CRD_DEFAULT = {
 
 
 def crd_spec_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(CRD_FILE.read_text())
+    crd = next(yaml.safe_load_all(CRD_FILE.read_text()))
     alpha, beta = crd["spec"]["versions"]
     # v1beta1 is v1alpha1's schema (merged in the file), so the Structs describe both.
     assert (alpha["name"], beta["name"]) == ("v1alpha1", "v1beta1")

@@ -47,6 +47,13 @@ the ClusterRole (all namespaces) and the per-namespace Roles.
 - apiGroups: ["checkout.platform.io"]
   resources: ["checkouts/status"]
   verbs: ["patch"]
+# A CheckoutBackup asks for a backup now (kopf keeps its progress in annotations: patch).
+- apiGroups: ["checkout.platform.io"]
+  resources: ["checkoutbackups"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["checkout.platform.io"]
+  resources: ["checkoutbackups/status"]
+  verbs: ["patch"]
 # Owner references with blockOwnerDeletion need update on the owner's finalizers (checked by the
 # OwnerReferencesPermissionEnforcement admission plugin where it runs; no request of its own).
 - apiGroups: ["checkout.platform.io"]
@@ -73,10 +80,14 @@ the ClusterRole (all namespaces) and the per-namespace Roles.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# The backup CronJob of a Checkout with spec.backup.
+# The backup CronJob of a Checkout with spec.backup (read by name to start a CheckoutBackup's Job
+# from its template); the backup Jobs are watched for their outcome, which their pods report.
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
-  verbs: ["list", "create", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "create", "patch", "delete"]
