@@ -305,6 +305,11 @@ def workload_properties(chart: str, what: str) -> dict[str, Any]:
             "description": "Every workload of the chart at zero replicas (no autoscaler); "
             "volumes and Secrets are kept.",
         },
+        "restoring": {
+            "type": "boolean",
+            "description": "The Deployment at zero replicas (no autoscaler) while the operator "
+            "restores the databases from a backup; the database keeps running.",
+        },
         "containerPort": {"type": "integer", "minimum": 1024, "maximum": 65535},
         "shutdownDelaySeconds": {"type": "integer", "minimum": 0, "maximum": 60},
         "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},

@@ -18,9 +18,9 @@ from typing import Any
 import kopf
 
 from .children import as_body
-from .kube import CHECKOUT, POD, ApiError, Kind, KubeClient
+from .kube import CHECKOUT, CHECKOUT_BACKUP, CRONJOB, JOB, POD, ApiError, KubeClient
 from .status import condition
-from .values import GROUP, OWNER_LABEL, VERSION, Names
+from .values import GROUP, OWNER_LABEL, Names
 
 BACKUP_FAILED = "BackupFailed"
 """True while the latest backup failed; False (reason BackedUp) once one succeeds after it."""
@@ -28,9 +28,6 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 REQUEST_LABEL = f"{GROUP}/backup-request"
 """On a Job started for a CheckoutBackup: that CheckoutBackup's name."""
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-JOB = Kind("batch/v1", "Job", "jobs")
-CHECKOUT_BACKUP = Kind(f"{GROUP}/{VERSION}", "CheckoutBackup", "checkoutbackups")
-CRONJOB = Kind("batch/v1", "CronJob", "cronjobs")
 
 # A CheckoutBackup's phases.
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
@@ -95,9 +92,9 @@ def outcome_of(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Out
     if report is not None and report.get("error"):
         error = str(report["error"])
     elif how:
-        error = f"the backup pod ended without a report ({how})"
+        error = f"the Job's pod ended without a report ({how})"
     else:
-        error = job_message or "the backup Job failed before its pod ran"
+        error = job_message or "the Job failed before its pod ran"
     if job_message and job_message not in error and not complete:
         error = f"{error} ({job_message})"
     return Outcome(name, False, when, report or {}, error)
@@ -167,6 +164,31 @@ def backup_condition(outcome: Outcome, generation: int | None) -> dict[str, Any]
         )
         return condition(BACKUP_FAILED, False, "BackedUp", message, generation)
     return condition(BACKUP_FAILED, True, "BackupFailed", outcome.error, generation)
+
+
+def restored_status(current: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """``status.restore`` once the restore Job finished (``current``: as the reconcile left it,
+    with the plan)."""
+    report = outcome.report
+    if not outcome.succeeded:
+        return {
+            **current,
+            "phase": "Failed",
+            "job": outcome.job,
+            "completedAt": outcome.finished_at,
+            "message": outcome.error[:1024],
+        }
+    return {
+        **current,
+        "phase": "Succeeded",
+        "job": outcome.job,
+        "archive": report.get("archive", current.get("archive", "")),
+        "from": report.get("from", ""),
+        "documents": report.get("documents", 0),
+        "seconds": report.get("seconds", 0),
+        "completedAt": outcome.finished_at,
+        "message": "",
+    }
 
 
 def request_status(outcome: Outcome, claim: str) -> dict[str, Any]:
@@ -265,6 +287,41 @@ class Backups:
             kopf.info(body, reason="BackedUp", message=backup_condition(outcome, None)["message"])
         else:
             kopf.warn(body, reason=BACKUP_FAILED, message=f"{outcome.job}: {outcome.error}")
+        return outcome
+
+    async def restore_job_changed(self, job: Mapping[str, Any]) -> Outcome | None:
+        """The restore Job moved: once it finished, its outcome goes to ``status.restore`` (and
+        an event). Returns the outcome when newly recorded; the caller reconciles then, so the
+        services start (or the Checkout says it failed)."""
+        meta = job["metadata"]
+        namespace, owner = str(meta["namespace"]), str(meta["labels"][OWNER_LABEL])
+        if job_finished(job) is None:
+            return None
+        outcome = outcome_of(job, await self._pods(namespace, str(meta["name"])))
+        if outcome is None:
+            return None
+        async with self.runtime.lock(namespace, owner):
+            checkout = await self.kube.get(CHECKOUT, namespace, owner)
+            if checkout is None or checkout["metadata"].get("deletionTimestamp"):
+                return None
+            current = dict((checkout.get("status") or {}).get("restore") or {})
+            if current.get("phase") in ("Succeeded", "Failed"):
+                return None
+            await self.runtime.publish(
+                checkout, {"restore": restored_status(current, outcome)}, post_phase=False
+            )
+        body = as_body(checkout)
+        if outcome.succeeded:
+            report = outcome.report
+            kopf.info(
+                body,
+                reason="Restored",
+                message=f"{report.get('archive')} from {report.get('from')}: "
+                f"{report.get('documents')} documents in {report.get('seconds')} s, every "
+                "collection's count and hash equal",
+            )
+        else:
+            kopf.warn(body, reason="RestoreFailed", message=f"{outcome.job}: {outcome.error}")
         return outcome
 
     async def _finish_request(

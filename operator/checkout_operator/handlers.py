@@ -252,6 +252,35 @@ async def backup_job_changed(
         log.info("backup %s: %s", outcome.job, "succeeded" if outcome.succeeded else outcome.error)
 
 
+@kopf.on.event(
+    "batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT, COMPONENT_LABEL: "restore"}
+)
+async def restore_job_changed(
+    type: str | None,  # kopf passes the watch event type by this name
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """The restore Job of a Checkout with spec.restore moved: once it finished, its outcome goes
+    to status.restore and a reconcile starts the services (or says the restore failed)."""
+    if type == "DELETED":
+        return
+    with contextlib.suppress(Stopping):
+        try:
+            outcome = await _backups(memo).restore_job_changed(body)
+            if outcome is None:
+                return
+            log.info(
+                "restore %s: %s", outcome.job, "succeeded" if outcome.succeeded else outcome.error
+            )
+            await _runtime(memo).reconcile_named(
+                body.meta.namespace or "", body.meta.labels[OWNER_LABEL]
+            )
+        except (ReconcileError, ApiError) as exc:
+            logger.warning("recording the restore's outcome failed: %s", exc)
+
+
 @kopf.on.resume(GROUP, VERSION, "checkoutbackups")
 @kopf.on.create(GROUP, VERSION, "checkoutbackups")
 async def backup_requested(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:

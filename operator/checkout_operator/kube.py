@@ -80,6 +80,11 @@ STATEFULSET = KINDS[("apps/v1", "StatefulSet")]
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 POD = Kind("v1", "Pod", "pods")
 CHECKOUT = Kind("checkout.platform.io/v1alpha1", "Checkout", "checkouts")
+CHECKOUT_BACKUP = Kind("checkout.platform.io/v1alpha1", "CheckoutBackup", "checkoutbackups")
+CRONJOB = KINDS[("batch/v1", "CronJob")]
+JOB = Kind("batch/v1", "Job", "jobs")
+"""Not a managed kind: the backup Jobs are the CronJob's; the restore Job is made and deleted by
+the reconcile itself (`restore`)."""
 
 
 def kind_of(obj: Mapping[str, Any]) -> Kind:

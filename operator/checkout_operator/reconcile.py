@@ -24,13 +24,15 @@ from typing import Any
 import httpx
 import kopf
 
-from .children import Children, Key, Owner, SyncReport, as_body, key_of, label
+from .children import Children, Key, Owner, SyncReport, as_body, key_of, label, owned
 from .config import OperatorConfig
 from .control import Control, ControlError, control_of
 from .generated_secrets import wanted_secrets
 from .kube import (
     CHECKOUT,
+    CHECKOUT_BACKUP,
     DEPLOYMENT,
+    JOB,
     MANAGED_KINDS,
     PVC,
     SECRET,
@@ -39,6 +41,13 @@ from .kube import (
     KubeClient,
 )
 from .render import ChartRenderer, RenderError
+from .restore import (
+    RestoreInvalid,
+    RestoreWaiting,
+    plan_of,
+    restore_done,
+    restoring_status,
+)
 from .spec import CheckoutSpec, SpecError, decode_spec
 from .status import (
     HIBERNATED,
@@ -62,6 +71,7 @@ from .values import (
     SERVICES,
     Names,
     Release,
+    RestorePlan,
     all_workload_values,
     backup_claim_manifest,
     enabled_workloads,
@@ -107,6 +117,8 @@ class Desired:
     secrets: list[dict[str, Any]]
     claims: list[dict[str, Any]] = field(default_factory=list)
     """Volume claims made when missing and never owned: the backup archives' claim."""
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    """Jobs made when missing, never changed (a Job's template is immutable): the restore's."""
     synced: bool = False
     """Applied in full by a reconcile that did not fail: the drift checks may act on it."""
 
@@ -224,7 +236,9 @@ class Runtime:
             seen = str(exc)
         return self.controls.get((namespace, name), Control()) != seen
 
-    async def _desired(self, owner: Owner, spec: CheckoutSpec, control: Control) -> Desired:
+    async def _desired(
+        self, owner: Owner, spec: CheckoutSpec, control: Control, restore: RestorePlan | None
+    ) -> Desired:
         """What the spec renders to: kept from the last render if none of its inputs changed."""
         release = Release(
             owner.name,
@@ -236,6 +250,7 @@ class Runtime:
             operator_namespace=self.config.namespace,
             hibernate=control.hibernate,
             backup_image=self.config.backup_image,
+            restore=restore,
         )
         values = all_workload_values(release)
         key = (owner.namespace, owner.name)
@@ -249,15 +264,37 @@ class Runtime:
             values, release=owner.name, namespace=owner.namespace
         )
         workloads = enabled_workloads(spec)
+        everything = [obj for chart in values for obj in rendered[chart]]
         objects, secrets = self.children.wanted(
             owner,
-            (obj for chart in values for obj in rendered[chart]),
+            (obj for obj in everything if obj.get("kind") != JOB.kind),
             wanted_secrets(owner.name, owner.namespace, workloads),
         )
+        jobs = [owned(obj, owner) for obj in everything if obj.get("kind") == JOB.kind]
         claim = backup_claim_manifest(release)
-        desired = Desired(digest, owner, objects, secrets, claims=[claim] if claim else [])
+        desired = Desired(
+            digest, owner, objects, secrets, claims=[claim] if claim else [], jobs=jobs
+        )
         self.desired[key] = desired
         return desired
+
+    async def _restore_plan(
+        self, body: Mapping[str, Any], spec: CheckoutSpec, url: str | None
+    ) -> RestorePlan | None:
+        """What ``spec.restore`` still asks to restore (`restore.plan_of`); a CheckoutBackup not
+        finished yet is waited for, one that failed or is gone fails the reconcile."""
+        if spec.restore is None or restore_done(body.get("status")):
+            return None
+        request = None
+        name = spec.restore.from_.backup
+        if name and not (body.get("status") or {}).get("restore", {}).get("claimName"):
+            request = await self.kube.get(CHECKOUT_BACKUP, body["metadata"]["namespace"], name)
+        try:
+            return plan_of(spec, body.get("status"), request)
+        except RestoreWaiting as exc:
+            raise await self._failed(body, str(exc), permanent=False, url=url) from exc
+        except RestoreInvalid as exc:
+            raise await self._failed(body, str(exc), permanent=True, url=url) from exc
 
     async def _reconcile(self, owner: Owner, body: Mapping[str, Any]) -> Outcome:
         generation = body["metadata"].get("generation")
@@ -276,12 +313,17 @@ class Runtime:
         workloads = enabled_workloads(spec)
         if control.paused:
             return await self._paused(body, key)
+        restore = await self._restore_plan(body, spec, url)
         try:
-            desired = await self._desired(owner, spec, control)
+            desired = await self._desired(owner, spec, control, restore)
             desired.synced = False
             self.syncs[key] = self.syncs.get(key, 0) + 1
             await self.children.create_missing(desired.claims, PVC)
             report = await self.children.sync(owner, desired.objects, desired.secrets)
+            await self.children.create_missing(desired.jobs, JOB)
+            if spec.restore is not None and restore_done(body.get("status")):
+                # Its outcome is in status.restore: the Job (and its pod) can go.
+                await self.kube.delete(JOB, owner.namespace, Names(owner.name).restore_job)
             desired.synced = True
         except (RenderError, ApiError) as exc:
             # Until a reconcile succeeds the drift checks leave the children alone (synced is
@@ -289,9 +331,12 @@ class Runtime:
             raise await self._failed(body, str(exc), permanent=exc.permanent, url=url) from exc
         if report.changed:
             kopf.info(as_body(body), reason="Reconciled", message=report.summary())
-        computed = await self._health(
-            owner, workloads, control, generation=generation, url=url, live=report.live
-        )
+        if restore is not None:
+            computed = restoring_status(restore, body.get("status"), generation=generation, url=url)
+        else:
+            computed = await self._health(
+                owner, workloads, control, generation=generation, url=url, live=report.live
+            )
         await self.publish(body, computed, retired=_retired(workloads, control))
         return Outcome(
             report,
@@ -570,6 +615,8 @@ class Runtime:
             return False
         if control.paused:  # the reconcile that sees the annotation writes the status
             return False
+        if spec.restore is not None and not restore_done(status):
+            return False  # restoring: the services are held at zero, the restore's status stands
         workloads = enabled_workloads(spec)
         computed = await self._health(
             owner, workloads, control, generation=generation, url=ingress_url(spec)

@@ -164,6 +164,20 @@ class BackupSpec(_Spec, frozen=True):
     target: BackupTargetSpec = BackupTargetSpec()
 
 
+class RestoreFromSpec(_Spec, frozen=True):
+    """``spec.restore.from``: a CheckoutBackup (``backup``), or a claim and an archive on it."""
+
+    backup: str = ""
+    claim_name: str = ""
+    archive: str = "latest"
+
+
+class RestoreSpec(_Spec, frozen=True):
+    """``spec.restore``: given at creation only (the CRD refuses it later), never overwrites."""
+
+    from_: RestoreFromSpec = msgspec.field(default_factory=RestoreFromSpec, name="from")
+
+
 class CheckoutSpec(_Spec, frozen=True):
     services: ServicesSpec = ServicesSpec()
     storefront: StorefrontSpec = StorefrontSpec()
@@ -172,6 +186,7 @@ class CheckoutSpec(_Spec, frozen=True):
     network_policy: NetworkPolicySpec = msgspec.field(default_factory=NetworkPolicySpec)
     secret_rotation: SecretRotationSpec = SecretRotationSpec()
     backup: BackupSpec | None = None
+    restore: RestoreSpec | None = None
 
 
 def decode_spec(raw: object) -> CheckoutSpec:

@@ -83,6 +83,10 @@ class Names:
     def backup_cronjob(self) -> str:
         return f"{self.release}-{BACKUP}"
 
+    @property
+    def restore_job(self) -> str:
+        return f"{self.release}-restore"
+
 
 def services_selector(release: str, component: str) -> str:
     """The four services' objects of one component (``api`` pods, ``database`` volume claims)
@@ -133,6 +137,17 @@ class Release:
     backup_image: str | None = None
     """The image the backup Jobs run (the operator's own, which holds checkout_backup); None:
     the backup chart's default."""
+    restore: RestorePlan | None = None
+    """While ``spec.restore`` is being done: the archive to load; every service and the
+    storefront are held at zero replicas until it succeeded (the databases run)."""
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """The archive a restore loads: ``archive`` (a file name, or latest) on the claim ``claim``."""
+
+    claim: str
+    archive: str = "latest"
 
 
 def database_values(service: str, release: Release) -> dict[str, Any]:
@@ -221,6 +236,8 @@ def _workload_values(workload: str, own: WorkloadSpec, release: Release) -> dict
     if release.hibernate:
         # Only then: the values of an awake Checkout (and so its pods) stay as they were.
         values["hibernate"] = True
+    if release.restore is not None:
+        values["restoring"] = True  # the same: only while it lasts
     image = image_values(own.image, release.default_images.get(workload))
     if image:
         values["image"] = image
@@ -294,23 +311,32 @@ def backup_claim_manifest(release: Release) -> dict[str, Any] | None:
 
 
 def backup_values(release: Release) -> dict[str, Any]:
-    """Values for the backup chart of a spec with ``spec.backup``: the CronJob's schedule and
-    retention, every service's database, the target claim and its size (a backup that would go
-    past it fails as on a full disk, on storage that does not enforce sizes too)."""
-    backup = release.spec.backup
-    if backup is None:
-        raise ValueError("backup_values needs spec.backup")
-    values: dict[str, Any] = {
-        "databases": list(SERVICES),
-        "backup": {
+    """Values for the backup chart, of a spec with ``spec.backup`` (the CronJob's schedule and
+    retention, the target claim and its size: a backup that would go past it fails as on a full
+    disk, on storage that does not enforce sizes too) or being restored (the restore Job)."""
+    backup, plan = release.spec.backup, release.restore
+    if backup is None and plan is None:
+        raise ValueError("backup_values needs spec.backup or a restore")
+    scheduled: dict[str, Any] = {"enabled": False, "schedule": "0 3 * * *", "retention": 1}
+    target: dict[str, Any] = {"claimName": plan.claim if plan else "", "capacity": ""}
+    if backup is not None:
+        scheduled = {
             "enabled": True,
             "schedule": backup.schedule,
             "timeZone": backup.time_zone,
             "suspend": backup.suspend,
             "retention": backup.retention,
-        },
-        "target": {"claimName": backup_claim(release), "capacity": backup.target.volume_claim.size},
-        "restore": {"enabled": False},
+        }
+        target = {"claimName": backup_claim(release), "capacity": backup.target.volume_claim.size}
+    values: dict[str, Any] = {
+        "databases": list(SERVICES),
+        "backup": scheduled,
+        "target": target,
+        "restore": (
+            {"enabled": True, "claimName": plan.claim, "archive": plan.archive}
+            if plan is not None
+            else {"enabled": False}
+        ),
         "clusterDomain": release.cluster_domain,
         "networkPolicy": {"enabled": release.spec.network_policy.enabled},
     }
@@ -329,6 +355,6 @@ def all_workload_values(release: Release) -> dict[str, dict[str, Any]]:
     values = {service: service_values(service, release) for service in SERVICES}
     if release.spec.storefront.enabled:
         values[STOREFRONT] = storefront_values(release)
-    if release.spec.backup is not None:
+    if release.spec.backup is not None or release.restore is not None:
         values[BACKUP] = backup_values(release)
     return values

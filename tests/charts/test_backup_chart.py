@@ -68,6 +68,9 @@ def test_the_pods_run_unprivileged_with_no_api_token(helm: Helm) -> None:
     assert restore["metadata"]["name"] == "shop-restore"
     container = _pod(restore)["containers"][0]
     assert container["args"][-3:] == ["restore", "--source=/backups", "--archive=latest"]
+    # A new Checkout's databases may still be starting: the restore waits for them.
+    assert "--timeout=300" in container["args"]
+    assert "--timeout=300" not in _pod(objects["CronJob"])["containers"][0]["args"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["backups"]["readOnly"] is True  # a restore never writes into the archives
     claims = {v["name"]: v for v in _pod(restore)["volumes"]}

@@ -172,3 +172,20 @@ def test_trusted_proxies_reach_every_service_as_a_setting(helm: Helm) -> None:
     assert rendered["order"] == ("10.244.0.0/16", "fd00::/8")
     if "storefront" in rendered:
         assert rendered["storefront"] == ("10.244.0.0/16", "fd00::/8")
+
+
+@pytest.mark.parametrize("chart", ["auth", "storefront"])
+def test_restoring_holds_the_deployment_at_zero_and_keeps_the_database(
+    helm: Helm, chart: str
+) -> None:
+    """What the operator sets while it restores the databases: no pod of the service (so
+    nothing writes), no autoscaler to bring one back, the database itself running."""
+    values = {"restoring": True, "autoscaling": {"enabled": True}}
+    objects = helm.template(chart, values)
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 0
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    for statefulset in (o for o in objects if o["kind"] == "StatefulSet"):
+        assert statefulset["spec"]["replicas"] == 1
+    awake = helm.template(chart, {"autoscaling": {"enabled": True}})
+    assert [o for o in awake if o["kind"] == "HorizontalPodAutoscaler"]

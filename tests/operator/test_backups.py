@@ -146,7 +146,7 @@ def test_a_bad_spec_backup_is_refused_naming_the_field(cluster: Cluster, namespa
 REPORT = {
     "ok": True,
     "action": "backup",
-    "archive": "shop-20261207T100000Z.tar.gz",
+    "archive": "shop-20261207T100000.000Z.tar.gz",
     "bytes": 48213,
     "sha256": "ab" * 32,
     "documents": 42,
@@ -315,14 +315,14 @@ def test_a_checkout_backup_runs_one_job_from_the_cronjob_and_reports_its_archive
     )
     wait_until(lambda: request_status().get("phase") == "Running", what="the request running")
 
-    mine = {**REPORT, "archive": "shop-20261207T101500Z.tar.gz", "documents": 43}
+    mine = {**REPORT, "archive": "shop-20261207T101500.000Z.tar.gz", "documents": 43}
     cluster.finish_job(namespace, job, report=mine, exit_code=0)
     done = wait_until(
         lambda: request_status().get("phase") == "Succeeded" and request_status(),
         what="the request succeeded",
     )
     assert (done["archive"], done["documents"], done["claimName"], done["job"]) == (
-        "shop-20261207T101500Z.tar.gz", 43, "shop-backups", "before-upgrade-backup"
+        "shop-20261207T101500.000Z.tar.gz", 43, "shop-backups", "before-upgrade-backup"
     )  # fmt: skip
     wait_until(
         lambda: (

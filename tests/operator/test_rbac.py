@@ -142,7 +142,7 @@ def test_the_operator_uses_exactly_what_its_cluster_role_grants(
         )  # fmt: skip
         job = cluster.get("Job", namespace, "now-backup")
         assert job is not None
-        report = {"ok": True, "archive": "shop-20261207T030000Z.tar.gz", "bytes": 1, "kept": 1}
+        report = {"ok": True, "archive": "shop-20261207T030000.000Z.tar.gz", "bytes": 1, "kept": 1}
         cluster.finish_job(namespace, job, report=report, exit_code=0)
         wait_until(
             lambda: ((cluster.get("CheckoutBackup", namespace, "now") or {}).get("status") or {})
@@ -198,6 +198,20 @@ def test_the_operator_uses_exactly_what_its_cluster_role_grants(
             ),
             timeout=60,
             what="the internal ring rotated",
+        )
+        # A restore (from the CheckoutBackup's archive): its Job made, deleted once it succeeded.
+        cluster.create_checkout(
+            namespace, sample_checkout("restored", restore={"from": {"backup": "now"}})
+        )
+        restore_job = wait_until(
+            lambda: cluster.get("Job", namespace, "restored-restore"), what="the restore Job"
+        )
+        cluster.finish_job(
+            namespace, restore_job, report={"ok": True, "action": "restore"}, exit_code=0
+        )
+        wait_until(
+            lambda: cluster.get("Job", namespace, "restored-restore") is None,
+            what="the restore Job deleted",
         )
         # Delete, volumes included: the claims of the StatefulSets' template are made by hand
         # here (no StatefulSet controller runs), as the controller would name them.

@@ -11,7 +11,13 @@ from typing import Any
 import msgspec
 import pytest
 import yaml
-from checkout_operator.spec import DATABASE_ENGINES, CheckoutSpec, SpecError, decode_spec
+from checkout_operator.spec import (
+    DATABASE_ENGINES,
+    CheckoutSpec,
+    RestoreFromSpec,
+    SpecError,
+    decode_spec,
+)
 
 from tests.operator.cluster import CRD_FILE, sample_checkout
 
@@ -23,6 +29,10 @@ NO_CRD_DEFAULT = {
     "spec.backup.timeZone": "",
     "spec.backup.target.volumeClaim.name": "",
     "spec.backup.target.volumeClaim.storageClassName": "",
+    "spec.restore.from": RestoreFromSpec(),  # required by the CRD
+    "spec.restore.from.backup": "",
+    "spec.restore.from.claimName": "",
+    "spec.restore.from.archive": "latest",  # not the CRD's: it goes with claimName only
 }
 """Fields the CRD leaves unset when absent, which the operator reads as empty."""
 

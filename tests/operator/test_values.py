@@ -25,6 +25,7 @@ from checkout_operator.values import (
     SERVICES,
     WORKLOADS,
     Release,
+    RestorePlan,
     all_workload_values,
     backup_claim_manifest,
     enabled_workloads,
@@ -526,3 +527,21 @@ def test_without_spec_backup_there_is_no_backup_chart_nor_claim() -> None:
     release = Release("shop", "prod", decode_spec({}))
     assert BACKUP not in all_workload_values(release)
     assert backup_claim_manifest(release) is None
+
+
+def test_a_restore_holds_every_workload_and_renders_the_restore_job_values() -> None:
+    spec = decode_spec({"restore": {"from": {"claimName": "old-backups"}}})
+    plan = RestorePlan("old-backups", "old-20261207T030000.000Z.tar.gz")
+    values = all_workload_values(Release("shop", "prod", spec, restore=plan))
+    assert all(values[workload]["restoring"] is True for workload in WORKLOADS)
+    assert "hibernate" not in values["auth"]  # the databases keep running
+    backup = values[BACKUP]
+    assert backup["restore"] == {
+        "enabled": True,
+        "claimName": "old-backups",
+        "archive": "old-20261207T030000.000Z.tar.gz",
+    }
+    assert backup["backup"]["enabled"] is False  # no spec.backup: no CronJob
+    # Restored: the same spec renders no restore and holds nothing.
+    after = all_workload_values(Release("shop", "prod", spec))
+    assert BACKUP not in after and all("restoring" not in after[w] for w in WORKLOADS)

@@ -31,6 +31,10 @@ spec:
         {{- range $values.databases }}
         - --database={{ . }}
         {{- end }}
+        {{- if eq .action "restore" }}
+        # A new Checkout's databases may still be starting: wait for each up to 5 minutes.
+        - --timeout=300
+        {{- end }}
         - {{ .action }}
         {{- if eq .action "backup" }}
         - --checkout={{ $ctx.Release.Name }}

@@ -145,7 +145,7 @@ metadata:
   labels:
     {{- include "checkout-lib.labels" (dict "ctx" . "component" "api") | nindent 4 }}
 spec:
-  {{- if .Values.hibernate }}
+  {{- if or .Values.hibernate .Values.restoring }}
   replicas: 0
   {{- else if not .Values.autoscaling.enabled }}
   replicas: {{ .Values.replicaCount }}
@@ -288,7 +288,7 @@ spec:
 {{- end }}
 
 {{- define "checkout-lib.hpa" -}}
-{{- if and .Values.autoscaling.enabled (not .Values.hibernate) }}
+{{- if and .Values.autoscaling.enabled (not (or .Values.hibernate .Values.restoring)) }}
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:

@@ -81,13 +81,14 @@ the ClusterRole (all namespaces) and the per-namespace Roles.
   resources: ["deployments", "statefulsets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 # The backup CronJob of a Checkout with spec.backup (read by name to start a CheckoutBackup's Job
-# from its template); the backup Jobs are watched for their outcome, which their pods report.
+# from its template); the backup and restore Jobs are watched for their outcome, which their pods
+# report; the restore Job is made by the operator and deleted once it succeeded.
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
   verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch", "create"]
+  verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "create", "patch", "delete"]
