@@ -122,19 +122,31 @@ Summary = dict[str, dict[str, CollectionSummary]]
 """By database, then collection."""
 
 
+def summary_document(databases: Summary) -> dict[str, Any]:
+    """``{database: {collection: {"documents": n, "sha256": h}}}``: the manifest's "databases"."""
+    return {
+        database: {
+            name: {"documents": c.documents, "sha256": c.sha256}
+            for name, c in sorted(collections.items())
+        }
+        for database, collections in sorted(databases.items())
+    }
+
+
+def summary_sha256(databases: Summary) -> str:
+    """The sha256 of `summary_document` as compact JSON with sorted keys: one value that a
+    manifest's "databases" and a restore's read-back must share."""
+    text = json.dumps(summary_document(databases), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def manifest(checkout: str, namespace: str, started: str, databases: Summary) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "checkout": checkout,
         "namespace": namespace,
         "startedAt": started,
-        "databases": {
-            database: {
-                name: {"documents": c.documents, "sha256": c.sha256}
-                for name, c in sorted(collections.items())
-            }
-            for database, collections in sorted(databases.items())
-        },
+        "databases": summary_document(databases),
     }
 
 

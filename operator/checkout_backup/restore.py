@@ -16,9 +16,11 @@ from pymongo.errors import PyMongoError
 from .archive import (
     MANIFEST,
     BackupError,
+    Summary,
     archives,
     check_checksum,
     read_manifest,
+    summary_sha256,
     total_documents,
 )
 from .databases import BATCH, RAW, Source, holding_documents, summarise
@@ -99,12 +101,17 @@ def restore(sources: Sequence[Source], archive: Path, *, timeout: float = 10.0) 
                     ]
                     if indexes:
                         db[name].create_indexes(indexes)
+            # Read back: every collection's count and hash, as the databases hold them now.
+            read_back: Summary = {
+                db_name: {name: summarise(dbs[db_name][name]) for name in names}
+                for db_name, names in summary.items()
+            }
             differences = [
                 f"{db_name}.{name}: {found.documents} documents {found.sha256[:12]} against "
                 f"{wanted.documents} {wanted.sha256[:12]}"
                 for db_name, names in summary.items()
                 for name, wanted in sorted(names.items())
-                if (found := summarise(dbs[db_name][name])) != wanted
+                if (found := read_back[db_name][name]) != wanted
             ]
         except PyMongoError as exc:
             raise BackupError(f"restoring {archive.name}: {exc}") from None
@@ -122,6 +129,8 @@ def restore(sources: Sequence[Source], archive: Path, *, timeout: float = 10.0) 
         "from": f"{document.get('namespace')}/{document.get('checkout')}",
         "documents": total_documents(summary),
         "collections": sum(len(c) for c in summary.values()),
+        # Of the read-back's counts and hashes (archive.summary_sha256): equal to the manifest's.
+        "verifiedSha256": summary_sha256(read_back),
         "startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "completedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round((finished - started).total_seconds(), 3),

@@ -21,6 +21,8 @@ Layers, from pure to effectful:
 - `keyring_secret` - a keyring Secret as the store of `services.keys.driver` (ring and state);
 - `pods` - the service pods asked for their key reports;
 - `rotation` - the keyrings' rotation: a loop per Checkout around `services.keys.driver`;
+- `restore` - what ``spec.restore`` restores and how far it got (pure);
+- `backups` - the backup and restore Jobs' outcomes in the status, and ``CheckoutBackup``;
 - `handlers` - every kopf handler (the one module to read for what the operator watches) and
   the operator's settings.
 """

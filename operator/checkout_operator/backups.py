@@ -131,6 +131,12 @@ def backup_status(
     newest = outcome.finished_at >= _latest(backup)
     backup["claimName"] = claim
     report = outcome.report
+    # An older Job seen late (e.g. listed after a restart) never hides a newer one's outcome.
+    key, field = (
+        ("lastSuccessful", "completedAt") if outcome.succeeded else ("lastFailed", "failedAt")
+    )
+    if outcome.finished_at < str((backup.get(key) or {}).get(field) or ""):
+        return None
     if outcome.succeeded:
         backup["lastSuccessful"] = {
             "job": outcome.job,
@@ -185,6 +191,7 @@ def restored_status(current: Mapping[str, Any], outcome: Outcome) -> dict[str, A
         "archive": report.get("archive", current.get("archive", "")),
         "from": report.get("from", ""),
         "documents": report.get("documents", 0),
+        "verifiedSha256": report.get("verifiedSha256", ""),
         "seconds": report.get("seconds", 0),
         "completedAt": outcome.finished_at,
         "message": "",

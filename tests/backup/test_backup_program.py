@@ -156,6 +156,7 @@ def test_a_round_trip_keeps_every_document_and_index(
     assert checked.returncode == 0 and ": OK" in checked.stdout
     with tarfile.open(archive) as tar:
         members = set(tar.getnames())
+        databases = json.load(tar.extractfile("manifest.json"))["databases"]  # type: ignore[arg-type]
     assert "manifest.json" in members and "order/things.bson" in members
     assert "order/things.metadata.json" in members
 
@@ -164,6 +165,9 @@ def test_a_round_trip_keeps_every_document_and_index(
     )
     assert code == 0, err
     assert loaded["archive"] == report["archive"] and loaded["documents"] == report["documents"]
+    # The read-back's digest is the manifest's "databases", as compact JSON with sorted keys.
+    compact = json.dumps(databases, sort_keys=True, separators=(",", ":"))
+    assert loaded["verifiedSha256"] == hashlib.sha256(compact.encode()).hexdigest()
     after = {s: state(client, d) for s, d in restored.items()}
     assert after == before
 

@@ -154,6 +154,49 @@ def small_checkout(name: str, namespace: str, keep_data: bool) -> dict[str, Any]
     return manifest
 
 
+def read_claim(
+    cluster: KindCluster, namespace: str, claim: str, checkout: str, script: str, *args: str
+) -> Any:
+    """Run the Python ``script`` (with ``args``) in a pod of ours that mounts ``claim`` read-only
+    at /backups, and return the JSON it prints last. The pod runs the image of ``checkout``'s
+    backup CronJob (the operator's, already on the node), as non-root with no API token."""
+    cronjob = cluster.get("cronjob", f"{checkout}-backup", "-n", namespace)
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    image = container["image"]
+    overrides = {
+        "apiVersion": "v1",
+        "spec": {
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+            "containers": [
+                {
+                    "name": "read",
+                    "image": image,
+                    "imagePullPolicy": container.get("imagePullPolicy", "IfNotPresent"),
+                    "command": ["python", "-c", script, *args],
+                    "volumeMounts": [{"name": "b", "mountPath": "/backups", "readOnly": True}],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+            "volumes": [
+                {"name": "b", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+            ],
+        },
+    }
+    ran = cluster.kubectl(
+        "-n", namespace, "run", f"read-{secrets.token_hex(3)}", "--rm", "-i", "--quiet",
+        "--restart=Never", f"--image={image}", f"--overrides={json.dumps(overrides)}",
+        timeout=180,
+    )  # fmt: skip
+    printed = [line for line in ran.stdout.splitlines() if line.startswith(("[", "{"))]
+    assert printed, f"the claim reader printed no JSON: {ran.stdout!r} {ran.stderr!r}"
+    return json.loads(printed[-1])
+
+
 def _install_operator(cluster: KindCluster) -> None:
     result = subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), "operator"],

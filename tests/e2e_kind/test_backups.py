@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_kind.conftest import Platform, apply_and_wait_ready, small_checkout
+from tests.e2e_kind.conftest import Platform, apply_and_wait_ready, read_claim, small_checkout
 from tests.infra.kind import KindCluster, record_figure
 
 pytestmark = pytest.mark.e2e
@@ -48,46 +48,9 @@ def _succeeded_jobs(cluster: KindCluster, namespace: str) -> list[str]:
 
 
 def _claim_files(cluster: KindCluster, namespace: str, claim: str) -> list[str]:
-    """The files in the archives' claim, listed by a pod of ours that mounts it read-only (the
-    operator's image, already on the node; no API token, nothing else mounted)."""
-    cronjob = cluster.get("cronjob", f"{NAME}-backup", "-n", namespace)
-    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    pod = f"list-{int(time.time())}"
-    overrides = {
-        "apiVersion": "v1",
-        "spec": {
-            "automountServiceAccountToken": False,
-            "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
-            "containers": [
-                {
-                    "name": "list",
-                    "image": container["image"],
-                    "imagePullPolicy": container.get("imagePullPolicy", "IfNotPresent"),
-                    "command": [
-                        "python",
-                        "-c",
-                        "import json, os; print(json.dumps(sorted(os.listdir('/backups'))))",
-                    ],
-                    "volumeMounts": [{"name": "b", "mountPath": "/backups", "readOnly": True}],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-            "volumes": [
-                {"name": "b", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-            ],
-        },
-    }
-    ran = cluster.kubectl(
-        "-n", namespace, "run", pod, "--rm", "-i", "--quiet", "--restart=Never",
-        f"--image={container['image']}", f"--overrides={json.dumps(overrides)}",
-        timeout=180,
-    )  # fmt: skip
-    lines = [line for line in ran.stdout.splitlines() if line.startswith("[")]
-    files: list[str] = json.loads(lines[-1])
+    """The files in the archives' claim, as a pod of ours that mounts it sees them."""
+    script = "import json, os; print(json.dumps(sorted(os.listdir('/backups'))))"
+    files: list[str] = read_claim(cluster, namespace, claim, NAME, script)
     return files
 
 
