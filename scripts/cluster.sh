@@ -7,6 +7,10 @@
 #   scripts/cluster.sh cluster   only the kind cluster and Traefik (for skaffold and the tests)
 #   scripts/cluster.sh operator  the cluster, the images built and loaded, and the operator
 #                                installed by its chart: everything but the sample (the tests)
+#   scripts/cluster.sh build     the cluster, and this tree's images built and loaded (no install)
+#   scripts/cluster.sh release [VERSION]  the operator of a released version (RELEASES; the last
+#                                one by default) installed from its own tree, taken from git
+#                                history once into the cache, its images tagged VERSION
 #   scripts/cluster.sh images    only build the images the cluster needs (offline path)
 #   scripts/cluster.sh load IMAGE...   load local images into the cluster's node
 #   scripts/cluster.sh url       print the platform's URL
@@ -29,7 +33,9 @@
 # and CHECKOUT_HTTPS_PORT (default 8443), the host ports on 127.0.0.1 kind maps to the ingress,
 # CHECKOUT_IMAGES (auto), CHECKOUT_IMAGE_TAG (default: the git commit, plus a timestamp when the
 # tree has changes), CHECKOUT_READY_TIMEOUT (default 900s), CHECKOUT_ADMIN_FILE (where `up` keeps
-# the sample's admin credentials; default .local/kind-admin.json).
+# the sample's admin credentials; default .local/kind-admin.json), CHECKOUT_RELEASES (the releases
+# file `release` reads; default RELEASES), CHECKOUT_CACHE_DIR (where released trees are kept;
+# default ~/.cache/checkout-platform).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +50,8 @@ CRD="${ROOT}/k8s/crd.yaml"
 TRAEFIK="${ROOT}/k8s/ingress/traefik.yaml"
 OFFLINE="${ROOT}/k8s/offline"
 OPERATOR_RELEASE="checkout-operator"
+RELEASES="${CHECKOUT_RELEASES:-${ROOT}/RELEASES}"
+CACHE="${CHECKOUT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/checkout-platform}"
 OPERATOR_NAMESPACE="checkout-system"
 # The images built from services/Dockerfile: the four services and the storefront.
 SERVICES=(auth product cart order storefront)
@@ -368,6 +376,42 @@ cmd_operator() {
   install_operator "${tag}"
 }
 
+cmd_build() {
+  cmd_cluster
+  build_and_load_images "$(image_tag)"
+}
+
+# The commit of a released VERSION in RELEASES (the last release without one); exits naming the
+# versions it knows when VERSION is not among them.
+release_commit() {
+  local version="$1" known
+  [[ -f "${RELEASES}" ]] || die "no RELEASES file in ${ROOT}"
+  known="$(awk '!/^#/ && NF >= 2 { print $1 }' "${RELEASES}" | paste -sd ' ' -)"
+  [[ -n "${known}" ]] || die "RELEASES lists no release"
+  [[ -n "${version}" ]] || version="${known##* }"
+  awk -v v="${version}" '!/^#/ && $1 == v { print $1, $2; found = 1 } END { exit !found }' \
+    "${RELEASES}" || die "release ${version} is not in RELEASES (known: ${known})"
+}
+
+cmd_release() {
+  local version commit tree tmp
+  read -r version commit <<<"$(release_commit "${1:-}")"
+  git -C "${ROOT}" cat-file -e "${commit}^{commit}" 2>/dev/null ||
+    die "release ${version}: commit ${commit} is not in this clone (a shallow clone? git fetch --unshallow)"
+  tree="${CACHE}/releases/${version}-${commit:0:12}"
+  if [[ ! -f "${tree}/.complete" ]]; then
+    say "extracting release ${version} (${commit:0:12}) from git history into ${tree}"
+    mkdir -p "${CACHE}/releases"
+    tmp="$(mktemp -d "${CACHE}/releases/.${version}.XXXXXX")"
+    git -C "${ROOT}" archive --format=tar "${commit}" | tar -x -C "${tmp}"
+    touch "${tmp}/.complete"
+    rm -rf "${tree}"
+    mv -T "${tmp}" "${tree}"
+  fi
+  say "installing the operator of release ${version} from its own tree"
+  CHECKOUT_IMAGE_TAG="${version}" bash "${tree}/scripts/cluster.sh" operator
+}
+
 cmd_up() {
   cmd_operator
   local url
@@ -401,6 +445,8 @@ case "${1:-}" in
   up) cmd_up ;;
   cluster) cmd_cluster ;;
   operator) cmd_operator ;;
+  build) cmd_build ;;
+  release) shift && cmd_release "${1:-}" ;;
   images) cmd_images ;;
   load) shift && cmd_load "$@" ;;
   url) cmd_url ;;

@@ -48,52 +48,94 @@ def _int(value: object, default: int = 0) -> int:
     return value if isinstance(value, int) else default
 
 
-def _rollout(
-    workload: Mapping[str, Any] | None, what: str
-) -> tuple[str | None, int, Mapping[str, Any]]:
-    """What is wrong before replicas count (``what`` missing, or its latest spec not rolled
-    out), else None; and the replicas wanted, and the status."""
-    if workload is None:
-        return f"its {what} does not exist", 0, {}
+@dataclass(frozen=True)
+class Health:
+    """A workload as its Checkout's status sees it: ``problem`` when it does not serve (the
+    Checkout is not Ready), else ``rolling`` while a rollout is still replacing its pods (Ready,
+    but the phase stays Progressing until it is done)."""
+
+    problem: str | None = None
+    rolling: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.problem is None
+
+    def first(self, other: Health) -> Health:
+        """This one's problem, else the other's; the first rollout still running."""
+        return Health(self.problem or other.problem, self.rolling or other.rolling)
+
+
+def _parts(workload: Mapping[str, Any]) -> tuple[bool, int, Mapping[str, Any]]:
+    """Whether its status describes its latest spec, the replicas that spec wants, its status."""
     meta, spec, status = (workload.get(k) or {} for k in ("metadata", "spec", "status"))
-    if _int(status.get("observedGeneration"), -1) < _int(meta.get("generation"), 0):
-        return f"its {what}'s latest spec is not rolled out yet", 0, status
-    return None, _int(spec.get("replicas"), 1), status
+    current = _int(status.get("observedGeneration"), -1) >= _int(meta.get("generation"), 0)
+    return current, _int(spec.get("replicas"), 1), status
 
 
-def deployment_problem(deployment: Mapping[str, Any] | None) -> str | None:
-    """Why the Deployment is not available, or None when it is."""
-    problem, wanted, status = _rollout(deployment, "Deployment")
-    if problem:
-        return problem
+def deployment_health(deployment: Mapping[str, Any] | None) -> Health:
+    """A Deployment serves while it has the replicas its spec wants available, also in the
+    middle of a rollout (the services roll with ``maxUnavailable: 0``); one at zero replicas
+    never serves (the spec asks for at least one; hibernation has a status of its own)."""
+    if deployment is None:
+        return Health("its Deployment does not exist")
+    current, wanted, status = _parts(deployment)
     available = _int(status.get("availableReplicas"))
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if wanted < 1:
+        return Health("its Deployment is scaled to zero")
     if conditions.get("Available") != "True" or available < wanted:
-        return f"its Deployment has {available}/{wanted} replicas available"
+        if not current:
+            return Health("its Deployment's latest spec is not rolled out yet")
+        return Health(f"its Deployment has {available}/{wanted} replicas available")
+    if not current:
+        return Health(rolling="its Deployment's latest spec is not rolled out yet")
     if (updated := _int(status.get("updatedReplicas"))) < wanted:
-        return f"its Deployment has {updated}/{wanted} replicas updated"
-    return None
+        return Health(rolling=f"its Deployment has {updated}/{wanted} replicas updated")
+    if (replicas := _int(status.get("replicas"), wanted)) > wanted:
+        return Health(rolling=f"its Deployment has {replicas - wanted} old replicas left")
+    return Health()
 
 
-def statefulset_problem(statefulset: Mapping[str, Any] | None) -> str | None:
-    """Why the MongoDB StatefulSet is not ready, or None when it is."""
-    problem, wanted, status = _rollout(statefulset, "MongoDB StatefulSet")
-    if problem:
-        return problem
-    if (ready := _int(status.get("readyReplicas"))) < wanted:
-        return f"its MongoDB has {ready}/{wanted} replicas ready"
-    return None
+def statefulset_health(statefulset: Mapping[str, Any] | None) -> Health:
+    """The MongoDB StatefulSet serves while its replicas are ready; it is rolling out until every
+    pod runs its latest revision."""
+    if statefulset is None:
+        return Health("its MongoDB StatefulSet does not exist")
+    current, wanted, status = _parts(statefulset)
+    ready = _int(status.get("readyReplicas"))
+    if wanted < 1:
+        return Health("its MongoDB StatefulSet is scaled to zero")
+    if ready < wanted:
+        if not current:
+            return Health("its MongoDB StatefulSet's latest spec is not rolled out yet")
+        return Health(f"its MongoDB has {ready}/{wanted} replicas ready")
+    if not current:
+        return Health(rolling="its MongoDB StatefulSet's latest spec is not rolled out yet")
+    revision = status.get("updateRevision")
+    if revision and status.get("currentRevision") not in (None, revision):
+        updated = _int(status.get("updatedReplicas"))
+        return Health(rolling=f"its MongoDB has {updated}/{wanted} replicas updated")
+    return Health()
 
 
 @dataclass(frozen=True)
 class ServiceState:
     service: str
     """A workload: one of the services, or the storefront."""
-    problem: str | None
+    health: Health
+
+    @property
+    def problem(self) -> str | None:
+        return self.health.problem
+
+    @property
+    def rolling(self) -> str | None:
+        return self.health.rolling
 
     @property
     def available(self) -> bool:
-        return self.problem is None
+        return self.health.available
 
 
 def service_states(
@@ -107,10 +149,10 @@ def service_states(
     ``statefulset_names`` (a service) needs its MongoDB StatefulSet ready too."""
     states = []
     for workload, deployment in deployment_names.items():
-        problem = deployment_problem(deployments.get(deployment))
+        health = deployment_health(deployments.get(deployment))
         if workload in statefulset_names:
-            problem = problem or statefulset_problem(statefulsets.get(statefulset_names[workload]))
-        states.append(ServiceState(workload, problem))
+            health = health.first(statefulset_health(statefulsets.get(statefulset_names[workload])))
+        states.append(ServiceState(workload, health))
     return states
 
 
@@ -171,8 +213,14 @@ def _order(type_: str) -> tuple[int, str]:
 def healthy_status(
     states: list[ServiceState], *, generation: int | None, url: str | None
 ) -> dict[str, Any]:
-    """Status fields (without conditions merged yet) for a spec that was applied."""
+    """Status fields (without conditions merged yet) for a spec that was applied.
+
+    ``Ready`` means serving: True while every workload has its replicas available, also while a
+    rollout replaces pods; the phase is ``Ready`` once no rollout is left (``Progressing`` with
+    ``serving; rolling out ...`` before that), so waiting for a finished rollout is waiting for
+    the phase."""
     waiting = [s for s in states if not s.available]
+    rolling = [s for s in states if s.available and s.rolling]
     conditions = [
         condition(
             available_type(s.service),
@@ -186,6 +234,10 @@ def healthy_status(
     if waiting:
         message = "waiting for " + "; ".join(f"{s.service}: {s.problem}" for s in waiting)
         conditions.insert(0, condition(READY, False, "ServicesNotAvailable", message, generation))
+        phase = PHASE_PROGRESSING
+    elif rolling:
+        message = "serving; rolling out " + "; ".join(f"{s.service}: {s.rolling}" for s in rolling)
+        conditions.insert(0, condition(READY, True, "AllServicesAvailable", "", generation))
         phase = PHASE_PROGRESSING
     else:
         message = ""

@@ -168,18 +168,18 @@ exit 0""",
 
 
 def _run_faked(
-    tmp_path: Path, command: str, **env: str
+    tmp_path: Path, command: str, *args: str, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     calls = tmp_path / "calls.log"
     calls.touch()
     folder = _bin_with(tmp_path, FAKE_TOOLS)
-    for tool in ("seq", "date", "tr", "head", "tail"):
+    for tool in ("seq", "date", "tr", "head", "tail", "awk", "paste", "tar", "touch", "mv"):
         if (found := shutil.which(tool)) and not (folder / tool).exists():
             (folder / tool).symlink_to(found)
     bash = shutil.which("bash")
     assert bash
     result = subprocess.run(
-        [bash, str(SCRIPT), command],
+        [bash, str(SCRIPT), command, *args],
         env={**_clean_env(), "PATH": str(folder), "CALLS": str(calls), **env},
         capture_output=True,
         text=True,
@@ -270,3 +270,71 @@ def test_down_deletes_the_cluster(tmp_path: Path) -> None:
     result, log = _run_faked(tmp_path, "down")
     assert result.returncode == 0, result.stderr
     assert log[-1] == "kind delete cluster --name checkout"
+
+
+RELEASES = repo_path("RELEASES")
+
+
+def _releases() -> list[tuple[str, str]]:
+    lines = [line.split() for line in RELEASES.read_text().splitlines()]
+    return [(fields[0], fields[1]) for fields in lines if fields and not fields[0].startswith("#")]
+
+
+def test_every_release_names_a_full_commit_of_this_history() -> None:
+    releases = _releases()
+    assert releases, "RELEASES lists no release"
+    for version, commit in releases:
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+        assert re.fullmatch(r"[0-9a-f]{40}", commit), commit
+        found = subprocess.run(
+            ["git", "-C", str(repo_path()), "cat-file", "-e", f"{commit}^{{commit}}"],
+            capture_output=True,
+            check=False,
+        )
+        assert found.returncode == 0, f"{version}: {commit} is not in this clone's history"
+    chart = yaml.safe_load(repo_path("charts", "checkout-operator", "Chart.yaml").read_text())
+    assert chart["version"] not in {v for v, _ in releases}, "this tree is newer than every release"
+
+
+def test_release_installs_the_last_release_from_its_own_tree(tmp_path: Path) -> None:
+    version, commit = _releases()[-1]
+    cache = tmp_path / "cache"
+    result, log = _run_faked(tmp_path, "release", CHECKOUT_CACHE_DIR=str(cache))
+    assert result.returncode == 0, result.stderr
+    tree = cache / "releases" / f"{version}-{commit[:12]}"
+    assert (tree / "scripts" / "cluster.sh").is_file() and (tree / ".complete").is_file()
+    released = subprocess.run(
+        ["git", "-C", str(repo_path()), "show", f"{commit}:charts/checkout-operator/Chart.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert (tree / "charts" / "checkout-operator" / "Chart.yaml").read_text() == released
+    builds = [line for line in log if line.startswith("docker build")]
+    assert builds and all(f":{version} " in b for b in builds), builds
+    (install,) = [line for line in log if "upgrade --install checkout-operator" in line]
+    assert f"{tree}/charts/checkout-operator" in install
+    assert f"--set-string image.tag={version}" in install
+    # A second run takes the tree from the cache.
+    (tmp_path / "again").mkdir()
+    again, _ = _run_faked(tmp_path / "again", "release", version, CHECKOUT_CACHE_DIR=str(cache))
+    assert again.returncode == 0, again.stderr
+    assert "extracting release" not in again.stderr
+
+
+def test_release_refuses_an_unknown_version_and_a_commit_missing_from_the_clone(
+    tmp_path: Path,
+) -> None:
+    unknown, _ = _run_faked(tmp_path, "release", "9.9.9")
+    assert unknown.returncode == 1
+    known = " ".join(v for v, _ in _releases())
+    assert f"release 9.9.9 is not in RELEASES (known: {known})" in unknown.stderr
+    releases = tmp_path / "RELEASES"
+    releases.write_text("# VERSION COMMIT DATE\n0.0.1 " + "0" * 40 + " 2026-01-01\n")
+    (tmp_path / "x").mkdir()
+    missing, log = _run_faked(tmp_path / "x", "release", CHECKOUT_RELEASES=str(releases))
+    assert missing.returncode == 1
+    assert (
+        "release 0.0.1: commit 0000000000000000000000000000000000000000 is not in this clone"
+        in (missing.stderr)
+    )
+    assert "git fetch --unshallow" in missing.stderr
+    assert not any(line.startswith(("docker", "helm")) for line in log)

@@ -16,7 +16,6 @@ import copy
 import fcntl
 import json
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.infra.kind import CLUSTER_SCRIPT, KindCluster, record_figure, state_dir
+from tests.e2e_kind import upgrade
+from tests.infra.kind import KindCluster, record_figure, state_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "k8s" / "checkout-sample.yaml"
@@ -198,16 +198,10 @@ def read_claim(
 
 
 def _install_operator(cluster: KindCluster) -> None:
-    result = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), "operator"],
-        env=cluster.script_env(),
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"scripts/cluster.sh operator failed:\n{result.stderr[-6000:]}")
+    try:
+        upgrade.run_script(cluster, "operator")
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def _make_admin(cluster: KindCluster, name: str, namespace: str, host: str) -> tuple[str, str]:
@@ -293,11 +287,45 @@ def platform(kind_cluster: KindCluster) -> Platform:
             email, password = _make_admin(kind_cluster, name, namespace, host)
             port = kind_cluster.http_port
             return Platform(kind_cluster, name, namespace, host, port, email, password)
-        began = time.monotonic()
-        _install_operator(kind_cluster)
-        record_figure(
-            f"images built and loaded, operator installed in {time.monotonic() - began:.0f}s"
-        )
-        made, seconds = provision(kind_cluster, sample)
+        return _made_by_an_upgrade(kind_cluster, sample)
+
+
+def _made_by_an_upgrade(cluster: KindCluster, sample: dict[str, Any]) -> Platform:
+    """The last release installed and its sample made Ready, then this tree's operator installed
+    over it under the shopper load (`upgrade`); the measured report is kept for test_upgrade. If
+    the release cannot be installed this tree's operator makes the platform, and test_upgrade
+    fails with the reason."""
+    version, commit = upgrade.last_release()
+    report = upgrade.UpgradeReport(
+        from_version=version, from_commit=commit, cluster_uid=upgrade.cluster_uid(cluster)
+    )
+    began = time.monotonic()
+    try:
+        upgrade.run_script(cluster, "release", version)
+    except RuntimeError as error:
+        report.error = f"release {version} could not be installed: {error}"
+        report.save(cluster)
+        _install_operator(cluster)
+        made, seconds = provision(cluster, sample)
         record_figure(f"checkout time to Ready: {seconds:.1f} s (kubectl apply of the sample)")
         return made
+    record_figure(f"release {version} installed in {time.monotonic() - began:.0f}s")
+    made, seconds = provision(cluster, sample)
+    record_figure(
+        f"checkout time to Ready: {seconds:.1f} s (kubectl apply of the sample, release {version})"
+    )
+    began = time.monotonic()
+    upgrade.run_script(cluster, "build")
+    record_figure(f"images built and loaded in {time.monotonic() - began:.0f}s")
+    try:
+        upgrade.upgrade_under_load(made, lambda: upgrade.run_script(cluster, "operator"), report)
+    except (RuntimeError, AssertionError) as error:
+        report.error = f"the upgrade to this tree failed: {error}"
+        report.save(cluster)
+        _install_operator(cluster)  # this tree's operator, so the other tests can go on
+        made.wait_settled(timeout=600)
+        return made
+    report.save(cluster)
+    record_figure(report.line())
+    record_figure(report.details())
+    return made

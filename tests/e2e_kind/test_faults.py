@@ -249,8 +249,17 @@ def _pod_ready(shop: Platform, name: str, uid: str) -> bool:
 
 
 def _orders(shop: Platform, token: str) -> list[str]:
+    """The shopper's order ids. Right after a wake Traefik may not have the new endpoints yet
+    (its watch lags the Checkout's Ready): that one answer, 503 "no available server", is waited
+    out for up to a minute; any other is a failure."""
+    deadline = time.monotonic() + 60
     with shop.client() as http:
-        answer = http.get("/api/v1/orders", headers={"Authorization": f"Bearer {token}"})
+        while True:
+            answer = http.get("/api/v1/orders", headers={"Authorization": f"Bearer {token}"})
+            lagging = answer.status_code == 503 and "no available server" in answer.text
+            if not lagging or time.monotonic() > deadline:
+                break
+            time.sleep(1)
     assert answer.status_code == 200, answer.text
     return sorted(order["id"] for order in answer.json()["items"])
 

@@ -33,7 +33,6 @@ def _token_lifetime(platform: Platform) -> int | None:
         )
     if signed.status_code != 200:
         return None
-    time.sleep(3)  # a few sign-ins a minute: well within the per-client limit
     claims = jwt.decode(signed.json()["accessToken"], options={"verify_signature": False})
     return int(claims["exp"] - claims["iat"])
 
@@ -112,14 +111,28 @@ def test_both_rings_rotate_under_load_on_request_and_on_schedule(platform: Platf
         }
     }
     _patch(platform, "merge", spec_patch)
-    # A new token lifetime is a setting of auth, rolled out by the operator: wait until a
-    # sign-in really returns a token of that lifetime (a token of the old, longer lifetime would
-    # outlive the rotation's wait and be refused once its key is gone).
+    # A new token lifetime is a setting of auth, rolled out by the operator: wait for the
+    # rollout (the phase is Ready once it is done), then until a sign-in really returns a token
+    # of that lifetime (a token of the old, longer lifetime would outlive the rotation's wait and
+    # be refused once its key is gone). Asked every 10 s: the sign-ins share the per-client
+    # limit (30 a minute) with the load's.
+    generation = platform.checkout()["metadata"]["generation"]
     cluster.wait_for(
-        lambda: _token_lifetime(platform) == TOKEN_LIFETIME,
+        lambda: (
+            (status := platform.checkout().get("status") or {}).get("observedGeneration")
+            == generation
+            and status.get("phase") == "Ready"
+        ),
         timeout=300,
-        what=f"auth issuing tokens of {TOKEN_LIFETIME} s",
+        what="the new token lifetime rolled out",
     )
+    platform.wait_settled()
+    deadline = time.monotonic() + 300
+    while (lifetime := _token_lifetime(platform)) != TOKEN_LIFETIME:
+        assert time.monotonic() < deadline, (
+            f"auth issues tokens of {lifetime} s, not {TOKEN_LIFETIME}"
+        )
+        time.sleep(10)
     cluster.wait_for(
         lambda: _idle(platform) and platform.checkout()["status"].get("phase") == "Ready",
         timeout=300,

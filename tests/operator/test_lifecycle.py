@@ -550,3 +550,62 @@ def test_a_deleted_deployment_is_put_back_without_waiting_for_the_drift_interval
         timeout=REPAIR_BOUND,
         what="OrderAvailable False: not rolled out yet",
     )
+
+
+def test_ready_stays_true_through_a_rollout_and_the_phase_waits_for_its_end(
+    cluster: Cluster, namespace: str, operator: RunningOperator
+) -> None:
+    """Ready means serving: a spec change that rolls a Deployment keeps Ready True while its
+    replicas stay available (maxUnavailable 0); the phase is Progressing, saying what rolls, and
+    Ready again once every replica is updated."""
+    cluster.create_checkout(namespace, sample_checkout())
+    ready(cluster, namespace)
+    before = cluster.get("Deployment", namespace, "shop-order")
+    assert before is not None
+    resources = {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}}
+    cluster.merge(
+        "Checkout", namespace, "shop", {"spec": {"services": {"order": {"resources": resources}}}}
+    )
+    rolling = wait_until(
+        lambda: (
+            (s := cluster.checkout(namespace).get("status", {})).get("phase") == "Progressing" and s
+        ),
+        timeout=REPAIR_BOUND,
+        what="phase Progressing",
+    )
+    assert rolling["message"] == (
+        "serving; rolling out order: its Deployment's latest spec is not rolled out yet"
+    )
+    assert condition_is(cluster, namespace, "Ready", "True"), rolling
+    assert condition_is(cluster, namespace, "OrderAvailable", "True"), rolling
+
+    # Mid-rollout: a new pod surged, not yet every replica updated; still serving.
+    order = cluster.get("Deployment", namespace, "shop-order")
+    assert order is not None and order["metadata"]["generation"] > before["metadata"]["generation"]
+    cluster.merge(
+        "Deployment",
+        namespace,
+        "shop-order",
+        {
+            "status": {
+                "observedGeneration": order["metadata"]["generation"],
+                "replicas": 2,
+                "updatedReplicas": 1,
+                "availableReplicas": 1,
+            }
+        },
+        sub="status",
+    )
+    wait_until(
+        lambda: "1 old replicas left" in cluster.checkout(namespace)["status"]["message"],
+        timeout=REPAIR_BOUND,
+        what="the rollout's progress in the message",
+    )
+    assert condition_is(cluster, namespace, "Ready", "True")
+    cluster.make_available(namespace)
+    done = wait_until(
+        lambda: (s := cluster.checkout(namespace)["status"]).get("phase") == "Ready" and s,
+        timeout=REPAIR_BOUND,
+        what="phase Ready",
+    )
+    assert done["message"] == ""

@@ -13,11 +13,13 @@ from checkout_operator.config import ConfigError, OperatorConfig
 from checkout_operator.generated_secrets import wanted_secrets
 from checkout_operator.spec import decode_spec
 from checkout_operator.status import (
-    deployment_problem,
+    Health,
+    deployment_health,
     healthy_status,
     merge_conditions,
     retired_conditions,
     service_states,
+    statefulset_health,
     status_patch,
 )
 from checkout_operator.values import (
@@ -323,25 +325,109 @@ def test_secrets_are_random_keyrings_in_the_services_format() -> None:
     assert first[2]["data"]["mongodb-root-password"] != second[2]["data"]["mongodb-root-password"]
 
 
-def deployment(generation: int, observed: int, available: int, wanted: int = 1) -> dict[str, Any]:
+def deployment(
+    generation: int,
+    observed: int,
+    available: int,
+    wanted: int = 1,
+    *,
+    updated: int | None = None,
+    replicas: int | None = None,
+) -> dict[str, Any]:
     return {
         "metadata": {"name": "shop-auth", "generation": generation},
         "spec": {"replicas": wanted},
         "status": {
             "observedGeneration": observed,
+            "replicas": available if replicas is None else replicas,
             "availableReplicas": available,
-            "updatedReplicas": available,
+            "updatedReplicas": available if updated is None else updated,
             "conditions": [{"type": "Available", "status": "True" if available else "False"}],
         },
     }
 
 
+def statefulset(ready: int, *, current: str = "r1", update: str = "r1") -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": 1,
+            "readyReplicas": ready,
+            "updatedReplicas": 1 if current == update else 0,
+            "currentRevision": current,
+            "updateRevision": update,
+        },
+    }
+
+
 def test_deployment_availability() -> None:
-    assert deployment_problem(None) == "its Deployment does not exist"
-    assert deployment_problem(deployment(2, 1, 1)) is not None  # not rolled out
-    assert deployment_problem(deployment(1, 1, 0)) == "its Deployment has 0/1 replicas available"
-    assert deployment_problem(deployment(1, 1, 1, wanted=2)) is not None
-    assert deployment_problem(deployment(1, 1, 2, wanted=2)) is None
+    assert deployment_health(None).problem == "its Deployment does not exist"
+    assert deployment_health(deployment(2, 1, 0)).problem == (
+        "its Deployment's latest spec is not rolled out yet"
+    )
+    assert deployment_health(deployment(1, 1, 0)).problem == (
+        "its Deployment has 0/1 replicas available"
+    )
+    assert deployment_health(deployment(1, 1, 1, wanted=2)).problem is not None
+    assert deployment_health(deployment(1, 1, 2, wanted=2)) == Health()
+    # Zero replicas (a restore holding the services, just let go) never serves.
+    assert deployment_health(deployment(1, 1, 0, wanted=0)).problem == (
+        "its Deployment is scaled to zero"
+    )
+
+
+def test_a_deployment_rolling_out_with_its_replicas_available_serves() -> None:
+    """Ready means serving: a rollout that keeps the wanted replicas available (maxUnavailable 0)
+    is rolling, not a problem; scaling up from fewer available replicas is a problem."""
+    stale = deployment_health(deployment(2, 1, 1))
+    assert stale == Health(rolling="its Deployment's latest spec is not rolled out yet")
+    surge = deployment_health(deployment(2, 2, 1, updated=0, replicas=2))
+    assert surge == Health(rolling="its Deployment has 0/1 replicas updated")
+    old_left = deployment_health(deployment(2, 2, 1, updated=1, replicas=2))
+    assert old_left == Health(rolling="its Deployment has 1 old replicas left")
+    assert deployment_health(deployment(2, 1, 1, wanted=2)).problem == (
+        "its Deployment's latest spec is not rolled out yet"
+    )
+
+
+def test_a_statefulset_serves_while_ready_and_rolls_until_its_revision() -> None:
+    assert statefulset_health(None).problem == "its MongoDB StatefulSet does not exist"
+    assert statefulset_health(statefulset(1)) == Health()
+    assert statefulset_health(statefulset(0)).problem == "its MongoDB has 0/1 replicas ready"
+    assert statefulset_health(statefulset(1, update="r2")) == Health(
+        rolling="its MongoDB has 0/1 replicas updated"
+    )
+
+
+def test_ready_stays_true_through_a_rollout_and_the_phase_says_it_is_progressing() -> None:
+    names = {w: f"shop-{w}" for w in WORKLOADS}
+    mongo = {s: f"shop-{s}-mongodb" for s in SERVICES}
+    deployments = {f"shop-{w}": deployment(1, 1, 1) for w in WORKLOADS}
+    statefulsets = {f"shop-{s}-mongodb": statefulset(1) for s in SERVICES}
+    deployments["shop-order"] = deployment(2, 2, 1, updated=0, replicas=2)
+    states = service_states(
+        deployments, statefulsets, deployment_names=names, statefulset_names=mongo
+    )
+    rolling = healthy_status(states, generation=4, url=None)
+    ready = next(c for c in rolling["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert rolling["phase"] == "Progressing"
+    assert (
+        rolling["message"] == "serving; rolling out order: its Deployment has 0/1 replicas updated"
+    )
+    assert all(c["status"] == "True" for c in rolling["conditions"])
+    deployments["shop-order"] = deployment(2, 2, 1)
+    states = service_states(
+        deployments, statefulsets, deployment_names=names, statefulset_names=mongo
+    )
+    done = healthy_status(states, generation=4, url=None)
+    assert (done["phase"], done["message"]) == ("Ready", "")
+    # Ready's transition time is kept through the rollout: its status never changed.
+    merged = merge_conditions(
+        merge_conditions([], rolling["conditions"], "t0"), done["conditions"], "t1"
+    )
+    assert next(c for c in merged if c["type"] == "Ready")["lastTransitionTime"] == "t0"
 
 
 def test_conditions_are_replaced_by_type_and_keep_their_transition_time() -> None:
@@ -379,14 +465,7 @@ def test_the_same_status_twice_is_no_patch() -> None:
 def test_the_storefront_is_available_with_its_deployment_alone() -> None:
     """It has no StatefulSet: its Deployment decides its condition, and Ready waits for it."""
     deployments = {f"shop-{w}": deployment(1, 1, 1) for w in WORKLOADS}
-    statefulsets = {
-        f"shop-{s}-mongodb": {
-            "metadata": {"generation": 1},
-            "spec": {"replicas": 1},
-            "status": {"observedGeneration": 1, "readyReplicas": 1},
-        }
-        for s in SERVICES
-    }
+    statefulsets = {f"shop-{s}-mongodb": statefulset(1) for s in SERVICES}
     states = service_states(
         deployments,
         statefulsets,
