@@ -51,7 +51,12 @@ def test_the_operator_runs_under_its_own_service_account_only(platform: Platform
 
 def test_the_checkout_is_ready_because_its_pods_are(platform: Platform) -> None:
     platform.wait_settled()
-    checkout = platform.checkout()
+    # The phase follows the Deployments' status through their watch: a moment after they settled.
+    checkout = platform.cluster.wait_for(
+        lambda: (c := platform.checkout()).get("status", {}).get("phase") == "Ready" and c,
+        timeout=60,
+        what="phase Ready once no rollout runs",
+    )
     status = checkout["status"]
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
