@@ -18,6 +18,7 @@ from checkout_operator.metrics import PHASES, ROTATION_PHASES, OperatorMetrics, 
 from checkout_operator.reconcile import Stopping, put_back_kinds
 from checkout_operator.rotation_request import ROTATE_ANNOTATION
 
+from tests.infra.helm import Helm
 from tests.operator.cluster import Cluster, Scrape, sample_checkout, wait_until
 from tests.operator.conftest import RunningOperator, run_operator
 from tests.operator.test_lifecycle import REPAIR_BOUND, ready
@@ -342,3 +343,39 @@ def test_the_metrics_port_setting(tmp_path: Path) -> None:
         {**env, "CHECKOUT_METRICS_PORT": "0", "CHECKOUT_HEALTH_PORT": "0"}
     )
     assert off.metrics_port == 0
+
+
+def test_the_operator_chart_serves_metrics_on_its_port_and_refuses_the_health_port(
+    charts: Helm,
+) -> None:
+    objects = charts.template("checkout-operator", {"metrics": {"port": 9102}})
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    config = OperatorConfig.from_env({**env, "CHECKOUT_CHARTS_DIR": str(charts.charts)})
+    assert (config.metrics_port, config.health_port) == (9102, 8080)
+    assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in container["ports"]
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert service["metadata"]["name"] == "shop-checkout-operator-metrics"
+    assert service["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9102",
+        "prometheus.io/path": "/metrics",
+    }
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+    off = charts.template("checkout-operator", {"metrics": {"port": 0}})
+    assert not [o for o in off if o["kind"] == "Service"]
+    (deployment,) = [o for o in off if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert [p["name"] for p in container["ports"]] == ["health"]
+
+    clash = charts.template_text(
+        "checkout-operator", {"metrics": {"port": 9000}, "healthPort": 9000}, check=False
+    )
+    assert clash.returncode != 0
+    assert "metrics.port (9000) must differ from healthPort (9000)" in clash.stderr
