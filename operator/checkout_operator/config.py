@@ -26,6 +26,8 @@ FIELD_MANAGER = "checkout-operator"
 
 AtLeastATenth = Annotated[float, Meta(ge=0.1)]
 AtLeastOne = Annotated[float, Meta(ge=1)]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+METRICS_PORT_VARIABLE = "CHECKOUT_METRICS_PORT"
 
 
 class ConfigError(ValueError):
@@ -58,6 +60,8 @@ class OperatorSettings(msgspec.Struct, kw_only=True, frozen=True):
     rotation_margin: Annotated[float, Meta(ge=0)] | None = _env("CHECKOUT_ROTATION_MARGIN_SECONDS")
     rotation_probe_timeout: AtLeastATenth | None = _env("CHECKOUT_ROTATION_PROBE_TIMEOUT_SECONDS")
     version: str | None = _env("CHECKOUT_OPERATOR_VERSION")
+    metrics_port: Port | None = _env(METRICS_PORT_VARIABLE)
+    health_port: Port | None = _env("CHECKOUT_HEALTH_PORT")
     # The operator's default image per workload and per database engine (`default_images`).
     default_image_auth: str | None = _env("CHECKOUT_DEFAULT_IMAGE_AUTH")
     default_image_product: str | None = _env("CHECKOUT_DEFAULT_IMAGE_PRODUCT")
@@ -129,6 +133,19 @@ class OperatorConfig:
     version: str = field(default_factory=lambda: package_version())
     """Reported as ``status.operatorVersion`` of every Checkout it reconciles: the chart sets it
     (its appVersion and image), else the installed package's version."""
+
+    metrics_port: int = 8081
+    """Port of ``GET /metrics`` (Prometheus, every interface); 0: no metrics endpoint."""
+    health_port: int = 8080
+    """Port of kopf's liveness endpoint (the chart passes it to ``kopf run --liveness`` and
+    here): only so that the metrics endpoint is never given the same one."""
+
+    def __post_init__(self) -> None:
+        if self.metrics_port and self.metrics_port == self.health_port:
+            raise ConfigError(
+                f"{METRICS_PORT_VARIABLE}={self.metrics_port} is the health port "
+                "(CHECKOUT_HEALTH_PORT) too: give the metrics endpoint another port, or 0 for none"
+            )
 
     @property
     def watch_client_timeout(self) -> float:

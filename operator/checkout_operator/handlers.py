@@ -22,6 +22,7 @@ from .backups import COMPONENT_LABEL, Backups
 from .config import ConfigError, OperatorConfig
 from .kube import ApiError, KubeClient
 from .login import client_configuration, connection_info
+from .metrics import MetricsServer
 from .reconcile import ReconcileError, Runtime, Stopping
 from .rotation import Rotator
 from .rotation_request import asks_for_rotation
@@ -97,6 +98,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     runtime = Runtime.create(config, kube)
     memo["runtime"] = runtime
+    if config.metrics_port:
+        try:
+            memo["metrics_server"] = await MetricsServer.start(runtime.metrics, config.metrics_port)
+        except OSError as exc:  # the port is taken: say which, and exit
+            await kube.aclose()
+            raise kopf.PermanentError(
+                f"CHECKOUT_METRICS_PORT={config.metrics_port}: cannot serve metrics: {exc}"
+            ) from exc
     # In the operator's memo before the first Checkout is seen: kopf hands each Checkout's
     # handlers a shallow copy of it.
     memo["rotator"] = Rotator.create(runtime)
@@ -112,6 +121,9 @@ def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> kopf.Co
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     runtime = memo.get("runtime")
+    server = memo.get("metrics_server")
+    if isinstance(server, MetricsServer):
+        await server.close()
     if isinstance(runtime, Runtime):
         await runtime.close()  # after the reconciles and rotation ticks in flight
         logger.info("API client closed after %d reconciles", runtime.reconciles)

@@ -40,6 +40,7 @@ from .kube import (
     ApiError,
     KubeClient,
 )
+from .metrics import OperatorMetrics
 from .render import ChartRenderer, RenderError
 from .restore import (
     RestoreInvalid,
@@ -61,6 +62,7 @@ from .status import (
     find_condition,
     healthy_status,
     hibernated_status,
+    merge_conditions,
     paused_status,
     retired_conditions,
     service_states,
@@ -148,6 +150,7 @@ class Runtime:
     kube: KubeClient
     renderer: ChartRenderer
     children: Children
+    metrics: OperatorMetrics
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     desired: dict[tuple[str, str], Desired] = field(default_factory=dict)
     pending: dict[tuple[str, str], dict[Key, tuple[str, dict[str, Any]]]] = field(
@@ -181,7 +184,13 @@ class Runtime:
             timeout=config.helm_timeout,
             parallelism=config.helm_parallelism,
         )
-        return cls(config=config, kube=kube, renderer=renderer, children=Children(kube))
+        return cls(
+            config=config,
+            kube=kube,
+            renderer=renderer,
+            children=Children(kube),
+            metrics=OperatorMetrics(config.version),
+        )
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         self.check_open()
@@ -215,17 +224,19 @@ class Runtime:
         """Reconcile the Checkout ``namespace/name`` as it is now (nothing if it is going)."""
         async with self.lock(namespace, name):
             self.check_open()
-            outcome = await self._reconcile_latest(namespace, name)
+            outcome = await self._reconcile_latest(namespace, name, "spec")
         return outcome or Outcome(SyncReport(), ready=False, message="being deleted")
 
-    async def _reconcile_latest(self, namespace: str, name: str) -> Outcome | None:
+    async def _reconcile_latest(self, namespace: str, name: str, trigger: str) -> Outcome | None:
         """Under the lock: reconcile the Checkout as it is now; None if it is gone or going.
-        (The body kopf hands over may be older than the object.)"""
-        latest = await self.kube.get(CHECKOUT, namespace, name)
-        if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
-            return None
-        self.reconciles += 1
-        return await self._reconcile(Owner.of(latest), latest)
+        (The body kopf hands over may be older than the object.) ``trigger``: what asked for it
+        (`metrics.TRIGGERS`)."""
+        with self.metrics.reconciling(trigger, uncounted=(Stopping,)):
+            latest = await self.kube.get(CHECKOUT, namespace, name)
+            if latest is None or (latest.get("metadata") or {}).get("deletionTimestamp"):
+                return None
+            self.reconciles += 1
+            return await self._reconcile(Owner.of(latest), latest)
 
     def switched(self, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
         """Whether the day-2 annotations of ``body`` differ from what the last reconcile read
@@ -374,16 +385,18 @@ class Runtime:
                 self.reconciles += 1
                 self.syncs[key] = count + 1
                 try:
-                    report = await self.children.sync(
-                        desired.owner,
-                        desired.objects,
-                        desired.secrets,
-                        kinds=UNWATCHED_KINDS,
-                        live=live.get(key, {}),
-                    )
+                    with self.metrics.reconciling("sweep", uncounted=(Stopping,)):
+                        report = await self.children.sync(
+                            desired.owner,
+                            desired.objects,
+                            desired.secrets,
+                            kinds=UNWATCHED_KINDS,
+                            live=live.get(key, {}),
+                        )
                 except ApiError as exc:
                     log.warning("%s/%s: drift repair failed: %s", namespace, name, exc)
                     continue
+                self.metrics.repaired(namespace, name, put_back_kinds(report))
                 if report.changed:
                     log.info("%s/%s drift repaired: %s", namespace, name, report.summary())
                     kopf.info(
@@ -477,42 +490,59 @@ class Runtime:
                 if any(kind == "DELETED" for kind, _ in events.values()):
                     # Nothing applied to put back from (e.g. just restarted): a full reconcile.
                     return await self._put_back_all(namespace, owner)
-                await self._refresh(namespace, owner)
+                with self.metrics.reconciling("watch", uncounted=(Stopping,)):
+                    await self._refresh(namespace, owner)
                 return []
-            repaired = []
-            for child_key, (kind, body) in events.items():
-                wanted = desired.objects.get(child_key)
-                if wanted is None:
-                    continue  # pruned, or another's
-                if kind == "DELETED" or await self.children.needs_apply(wanted, body):
-                    await self.children.put(wanted)
-                    repaired.append(label(child_key))
-            if repaired:
-                self.reconciles += 1
-                kopf.info(
-                    as_body(desired.owner.body),
-                    reason="DriftRepaired",
-                    message="put back " + ", ".join(repaired),
-                )
-            # The conditions come from these children's generation, replicas and status: an
-            # event that moved none of them since the status was last computed (the operator's
-            # own apply coming back, say) changes nothing there.
-            seen = self.health_seen.get(key, {})
-            if repaired or any(
-                kind == "DELETED" or seen.get(child_key) != health_signature(body)
-                for child_key, (kind, body) in events.items()
-            ):
-                await self._refresh(namespace, owner)
-            return repaired
+            with self.metrics.reconciling("watch", uncounted=(Stopping,)):
+                return await self._follow(key, desired, events)
+
+    async def _follow(
+        self,
+        key: tuple[str, str],
+        desired: Desired,
+        events: Mapping[Key, tuple[str, Mapping[str, Any]]],
+    ) -> list[str]:
+        """Under the lock: `child_event` for a Checkout whose spec was applied."""
+        namespace, owner = key
+        repaired: list[Key] = []
+        for child_key, (kind, body) in events.items():
+            wanted = desired.objects.get(child_key)
+            if wanted is None:
+                continue  # pruned, or another's
+            if kind == "DELETED" or await self.children.needs_apply(wanted, body):
+                await self.children.put(wanted)
+                repaired.append(child_key)
+                self.metrics.repaired(namespace, owner, (child_key[0],))
+        labels = [label(child_key) for child_key in repaired]
+        if repaired:
+            self.reconciles += 1
+            kopf.info(
+                as_body(desired.owner.body),
+                reason="DriftRepaired",
+                message="put back " + ", ".join(labels),
+            )
+        # The conditions come from these children's generation, replicas and status: an
+        # event that moved none of them since the status was last computed (the operator's
+        # own apply coming back, say) changes nothing there.
+        seen = self.health_seen.get(key, {})
+        if repaired or any(
+            kind == "DELETED" or seen.get(child_key) != health_signature(body)
+            for child_key, (kind, body) in events.items()
+        ):
+            await self._refresh(namespace, owner)
+        return labels
 
     async def _put_back_all(self, namespace: str, name: str) -> list[str]:
         """Under the lock: a full reconcile to put back deleted children; those created."""
         try:
-            outcome = await self._reconcile_latest(namespace, name)
+            outcome = await self._reconcile_latest(namespace, name, "repair")
         except ReconcileError as exc:
             log.warning("%s/%s: putting back a deleted child failed: %s", namespace, name, exc)
             return []
-        return outcome.report.created if outcome else []
+        if outcome is None:
+            return []
+        self.metrics.repaired(namespace, name, put_back_kinds(outcome.report))
+        return outcome.report.created
 
     async def _failed(
         self, body: Mapping[str, Any], message: str, *, permanent: bool, url: str | None
@@ -576,10 +606,23 @@ class Runtime:
         """
         current = body.get("status") or {}
         computed = {**computed, "operatorVersion": self.config.version}
-        patch = status_patch(current, computed, now(), retired=retired)
+        meta = body["metadata"]
+        moment = now()
+        # The metrics follow the status as it is after this (written now, or found written).
+        after = {
+            **current,
+            **computed,
+            "conditions": merge_conditions(
+                current.get("conditions") or [],
+                computed.get("conditions") or [],
+                moment,
+                retired=retired,
+            ),
+        }
+        self.metrics.observe(meta["namespace"], meta["name"], after)
+        patch = status_patch(current, computed, moment, retired=retired)
         if patch is None:
             return False
-        meta = body["metadata"]
         await self.kube.merge_patch(
             CHECKOUT, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
         )
@@ -646,8 +689,18 @@ class Runtime:
             self.health_seen.pop((owner.namespace, owner.name), None)
             self.controls.pop((owner.namespace, owner.name), None)
             deleted = await self.children.delete_all(owner, keep_data=keep)
+            self.metrics.forget(owner.namespace, owner.name)
         self.locks.pop((owner.namespace, owner.name), None)
         return deleted
+
+
+def put_back_kinds(report: SyncReport) -> list[str]:
+    """The kind of each child a sync created or updated (Secrets made again among them): one
+    entry per child put back."""
+    return [
+        *(entry.split("/", 1)[0] for entry in (*report.created, *report.updated)),
+        *(SECRET.kind for _ in report.secrets_created),
+    ]
 
 
 def _retired(workloads: tuple[str, ...], control: Control) -> tuple[str, ...]:

@@ -333,6 +333,11 @@ class Rotator:
             post(body, reason=reason, message=message)
         decision = step.decision
         written = step.write_message()
+        if decision.step == "done":  # its RotationDone event follows
+            meta = body.get("metadata") or {}
+            self.runtime.metrics.rotation_completed(
+                str(meta.get("namespace")), str(meta.get("name")), current.ring
+            )
         if decision.event:
             reason = EVENT_REASONS.get(decision.step, "RotationStep")
             post = kopf.warn if decision.step == "failed" else kopf.info

@@ -72,6 +72,9 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         "/databaseImages/ferretdb",
     ),
     ("checkout-operator", {"databaseImages": {"postgres": {}}}, "postgres"),
+    ("checkout-operator", {"metrics": {"port": 80}}, "/metrics/port"),
+    ("checkout-operator", {"metrics": {"port": "8081"}}, "/metrics/port"),
+    ("checkout-operator", {"metrics": {"path": "/stats"}}, "'path'"),
     ("checkout-operator", {"serviceImages": {"storefront": {"tag": "latest"}}}, "storefront"),
     # The storefront has no database and no keyrings: their keys are refused, not ignored.
     ("storefront", {"mongodb": {"enabled": True}}, "'mongodb'"),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from kubernetes.config import load_kube_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from kubernetes.dynamic.resource import Resource
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.infra.kubeapi import KubeAPIServer
 
@@ -110,6 +112,41 @@ def wait_until(
             return last
         time.sleep(interval)
     pytest.fail(f"not within {timeout}s: {what or predicate}; last: {last!r}")
+
+
+class Scrape:
+    """One scrape of the operator's ``/metrics``, parsed: each sample's value by its name and
+    labels."""
+
+    def __init__(self, text: str) -> None:
+        self.samples = [
+            (sample.name, dict(sample.labels), sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        ]
+
+    @classmethod
+    def of(cls, url: str) -> Scrape:
+        response = httpx.get(url, timeout=5)
+        response.raise_for_status()
+        return cls(response.text)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The sample of ``name`` with exactly these labels; None when there is none."""
+        found = [v for n, got, v in self.samples if n == name and got == labels]
+        return found[0] if found else None
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` that have these labels (and maybe others)."""
+        return sum(
+            v
+            for n, got, v in self.samples
+            if n == name and all(got.get(k) == want for k, want in labels.items())
+        )
+
+    def labelled(self, **labels: str) -> list[str]:
+        """The names of the samples that carry these labels."""
+        return [n for n, got, _ in self.samples if all(got.get(k) == v for k, v in labels.items())]
 
 
 def load_crds() -> list[dict[str, Any]]:

@@ -142,6 +142,9 @@ def operator_config(kube_api: KubeAPIServer, charts: Helm) -> OperatorConfig:
         wait_delay=WAIT_DELAY,
         request_timeout=15.0,
         watch_server_timeout=30.0,
+        # No metrics endpoint unless a test asks for one on a free port (tests/operator/
+        # test_metrics.py): operators of parallel runs would all want the default port.
+        metrics_port=0,
     )
 
 

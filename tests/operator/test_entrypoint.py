@@ -21,6 +21,7 @@ from tests.operator.cluster import (
     REPO_ROOT,
     WORKLOADS,
     Cluster,
+    Scrape,
     sample_checkout,
     wait_until,
 )
@@ -38,8 +39,8 @@ def free_port() -> int:
 @pytest.fixture
 def operator_process(
     kube_api: KubeAPIServer, charts: Helm, namespace: str, cluster: Cluster, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
-    port = free_port()
+) -> Iterator[tuple[subprocess.Popen[str], str, Path, int]]:
+    port, metrics_port = free_port(), free_port()
     log_path = tmp_path / "operator.log"
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -51,6 +52,7 @@ def operator_process(
         "CHECKOUT_KUBECONFIG": str(kube_api.kubeconfig_path),
         "CHECKOUT_DRIFT_INTERVAL_SECONDS": "0.5",
         "CHECKOUT_WAIT_DELAY_SECONDS": "0.5",
+        "CHECKOUT_METRICS_PORT": str(metrics_port),
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -69,7 +71,7 @@ def operator_process(
             text=True,
         )
         try:
-            yield process, f"http://127.0.0.1:{port}/healthz", log_path
+            yield process, f"http://127.0.0.1:{port}/healthz", log_path, metrics_port
         finally:
             if process.poll() is None:
                 process.kill()
@@ -77,9 +79,11 @@ def operator_process(
 
 
 def test_kopf_run_serves_and_stops_gracefully_on_sigterm(
-    operator_process: tuple[subprocess.Popen[str], str, Path], cluster: Cluster, namespace: str
+    operator_process: tuple[subprocess.Popen[str], str, Path, int],
+    cluster: Cluster,
+    namespace: str,
 ) -> None:
-    process, liveness, log_path = operator_process
+    process, liveness, log_path, metrics_port = operator_process
 
     def alive() -> bool:
         assert process.poll() is None, log_path.read_text()
@@ -93,6 +97,17 @@ def test_kopf_run_serves_and_stops_gracefully_on_sigterm(
     wait_until(
         lambda: len(cluster.list("Deployment", namespace, f"{OWNER_LABEL}=shop")) == len(WORKLOADS),
         what="the four services' Deployments and the storefront's",
+    )
+
+    # The metrics endpoint on the port of its environment variable.
+    wait_until(
+        lambda: Scrape.of(f"http://127.0.0.1:{metrics_port}/metrics").value(
+            "checkout_operator_checkout_phase",
+            namespace=namespace,
+            checkout="shop",
+            phase="Progressing",
+        ),
+        what="the Checkout's phase on /metrics",
     )
 
     process.send_signal(signal.SIGTERM)
