@@ -98,6 +98,12 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("checkout", {"storefront": {"replicaCount": 0}}, "/replicaCount"),
     ("checkout", {"storefront": {"mongodb": {}}}, "'mongodb'"),
     ("checkout", {"global": {"tls": "yes"}}, "/global/tls"),
+    # The operator chart's monitoring objects (tests/alerts renders them).
+    ("checkout-operator", {"alerts": {"enabled": "yes"}}, "/alerts/enabled"),
+    ("checkout-operator", {"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
+    ("checkout-operator", {"podMonitor": {"namespaces": ["Shop A"]}}, "/podMonitor/namespaces/0"),
+    ("checkout-operator", {"dashboards": {"label": "grafana dashboard"}}, "/dashboards/label"),
+    ("checkout-operator", {"dashboards": {"folder": "Checkout"}}, "'folder'"),
     # The backup chart: a bad schedule, retention, archive name or database is refused before
     # any CronJob or Job is made (the claim name, always required, is given).
     ("backup", {"backup": {"schedule": "every night"}}, "/backup/schedule"),
