@@ -262,8 +262,13 @@ def test_service_monitor_scrapes_the_operator_keeping_its_labels(helm: Helm) -> 
     monitor = _of_kind(objects, "ServiceMonitor")
     pod_labels = _of_kind(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     selector = monitor["spec"]["selector"]["matchLabels"]
-    # The operator's stable labels, which its metrics Service carries too.
+    # The operator's stable labels, which its metrics Service carries, with a port named metrics.
     assert selector.items() <= pod_labels.items()
+    service = next(
+        o for o in objects if o["kind"] == "Service" and o["metadata"]["name"].endswith("-metrics")
+    )
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
     assert selector["app.kubernetes.io/component"] == "operator"
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["checkout"]}
     (endpoint,) = monitor["spec"]["endpoints"]
