@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from litestar import Litestar, Response, Router
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -19,13 +20,13 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.routes import HTTPRoute
-from litestar.types import Message, Scope
+from litestar.types import Message, Middleware, Scope
 
 from services.keys.keyring import KeyRing
 from services.kit.backpressure import Capacity, LoadShedding
 from services.kit.errors import EXCEPTION_HANDLERS
 from services.kit.health import HealthController, KeyIdsController
-from services.kit.http import ServiceClient
+from services.kit.http import ServiceClient, pooled_transport
 from services.kit.mongo import IndexSetup, create_client, ensure_indexes_until_done
 from services.kit.observability import RequestContextMiddleware
 from services.kit.openapi import SECURITY_COMPONENTS, StrictStructSchemaPlugin, document_operations
@@ -33,6 +34,7 @@ from services.kit.request import ServiceRequest
 from services.kit.security import AUTH_DEPENDENCIES, RevocationCheck
 from services.kit.settings import ServiceSettings
 from services.kit.tokens import TokenService
+from services.kit.tracing import Tracing, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,15 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def _clients(settings: ServiceSettings, internal_keys: KeyRing) -> dict[str, ServiceClient]:
+def client_transport(tracing: Tracing | None) -> httpx.AsyncBaseTransport:
+    """The transport of a service client: aiohttp's pool, traced when tracing is on."""
+    transport = pooled_transport()
+    return tracing.client_transport(transport) if tracing is not None else transport
+
+
+def _clients(
+    settings: ServiceSettings, internal_keys: KeyRing, tracing: Tracing | None
+) -> dict[str, ServiceClient]:
     clients = {}
     for name in DEPENDENCY_URLS:
         url = getattr(settings, f"{name}_url")
@@ -57,8 +67,21 @@ def _clients(settings: ServiceSettings, internal_keys: KeyRing) -> dict[str, Ser
                 timeout=settings.http_timeout_seconds,
                 retries=settings.http_retries,
                 backoff=settings.http_backoff_seconds,
+                transport=client_transport(tracing),
             )
     return clients
+
+
+def app_middleware(
+    tracing: Tracing | None, inner: Sequence[Middleware], outer: Sequence[Middleware] = ()
+) -> list[Middleware]:
+    """The middleware of every app, outermost first: ``outer`` (e.g. load shedding), the
+    request id and access log, ``inner`` (e.g. metrics); with tracing on, its server span round
+    all of it and its annotations just inside the request id."""
+    request_context = DefineMiddleware(RequestContextMiddleware)
+    if tracing is None:
+        return [*outer, request_context, *inner]
+    return [*tracing.middleware(), *outer, request_context, tracing.annotations(), *inner]
 
 
 def from_state(name: str) -> Provide:
@@ -132,15 +155,17 @@ def create_service_app(
     internal_keys = KeyRing(
         settings.internal_keyring_file, check_interval=settings.keyring_check_interval_seconds
     )
+    tracing = setup_tracing(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         jwt_keys.refresh(force=True)
         internal_keys.refresh(force=True)
-        mongo = create_client(settings)
+        listeners = [tracing.mongo_listener()] if tracing is not None else []
+        mongo = create_client(settings, listeners=listeners)
         app.state.mongo = mongo
         app.state.db = mongo[settings.mongo_db]
-        app.state.clients = _clients(settings, internal_keys)
+        app.state.clients = _clients(settings, internal_keys, tracing)
         await service.build(app)
         ready = app.state.indexes_ready
         tasks: list[asyncio.Task[None]] = []
@@ -169,6 +194,8 @@ def create_service_app(
                 await client.aclose()
             await mongo.close()
             log.info("service stopped")
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)
 
     app_state = State(
         {
@@ -180,6 +207,7 @@ def create_service_app(
             ),
             "indexes_ready": asyncio.Event(),
             "is_revoked": service.is_revoked,
+            "tracing": tracing,
         }
     )
     prometheus = PrometheusConfig(
@@ -195,11 +223,13 @@ def create_service_app(
         state=app_state,
         dependencies=AUTH_DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
-            DefineMiddleware(LoadShedding, capacity=Capacity(settings.max_in_flight_requests)),
-            DefineMiddleware(RequestContextMiddleware),
-            prometheus.middleware,
-        ],
+        middleware=app_middleware(
+            tracing,
+            outer=[
+                DefineMiddleware(LoadShedding, capacity=Capacity(settings.max_in_flight_requests))
+            ],
+            inner=[prometheus.middleware],
+        ),
         request_class=ServiceRequest,
         plugins=[StrictStructSchemaPlugin()],
         before_send=[_allow_header(allowed_methods)],

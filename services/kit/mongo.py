@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -14,6 +14,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandListener
 
 from services.kit.counters import CommandCounter
 from services.kit.settings import ServiceSettings
@@ -25,14 +26,17 @@ Database = AsyncDatabase[Document]
 IndexSetup = Callable[[Database], Awaitable[None]]
 
 
-def create_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
+def create_client(
+    settings: ServiceSettings, *, listeners: Sequence[CommandListener] = ()
+) -> AsyncMongoClient[Document]:
+    """The service's client; ``listeners`` are more command listeners (tracing's)."""
     timeout_ms = int(settings.mongo_timeout_seconds * 1000)
     kwargs: dict[str, Any] = {
         "serverSelectionTimeoutMS": timeout_ms,
         "connectTimeoutMS": timeout_ms,
         "tz_aware": True,
         "appname": settings.service_name,
-        "event_listeners": [CommandCounter()],
+        "event_listeners": [CommandCounter(), *listeners],
     }
     if settings.mongo_username:
         kwargs["username"] = settings.mongo_username

@@ -13,6 +13,7 @@ import os
 import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -53,6 +54,16 @@ class AppSettings(msgspec.Struct, kw_only=True, frozen=True):
     # X-Forwarded-Proto). Rate limits and logs use that address. Empty: no proxy is trusted, and
     # the address is the connection's own.
     trusted_proxies: tuple[str, ...] = ()
+    # Distributed traces (services/kit/tracing.py): the OTLP/HTTP endpoint spans go to (a
+    # collector's or Jaeger's, e.g. http://127.0.0.1:4318; the standard OTel variable). Unset,
+    # tracing is off: no SDK, middleware or exporter.
+    otel_exporter_otlp_endpoint: str | None = None
+    # The share of traces kept (of those this process starts; a caller's decision is followed).
+    tracing_sample_ratio: Annotated[float, Meta(ge=0, le=1)] = 1.0
+    # The Checkout this process belongs to and its namespace, as the operator's charts set them:
+    # resource attributes of every span.
+    checkout_name: str | None = None
+    pod_namespace: str | None = None
 
     def __post_init__(self) -> None:
         bad = [entry for entry in self.trusted_proxies if not _is_ip_network(entry)]
@@ -60,6 +71,12 @@ class AppSettings(msgspec.Struct, kw_only=True, frozen=True):
             raise SettingsError(
                 "invalid settings: TRUSTED_PROXIES: not an IP address or CIDR network: "
                 + ", ".join(repr(entry) for entry in bad)
+            )
+        endpoint = self.otel_exporter_otlp_endpoint
+        if endpoint is not None and not _is_http_url(endpoint):
+            raise SettingsError(
+                "invalid settings: OTEL_EXPORTER_OTLP_ENDPOINT: not an http:// or https:// URL "
+                f"with a host (got {endpoint!r})"
             )
 
 
@@ -84,6 +101,15 @@ def _is_ip_network(entry: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urllib.parse.urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _is_sequence(annotation: Any) -> bool:

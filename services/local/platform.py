@@ -175,6 +175,9 @@ class LocalPlatform:
     ``workdir/mongo`` unless ``ephemeral_mongo`` is set. ``db_prefix`` names the databases
     ``<prefix>auth`` … so platforms sharing a server stay apart. ``services`` names the
     processes to run: the four API services by default; add ``"storefront"`` for the shop.
+    ``otlp_endpoint`` turns tracing on in every process (``OTEL_EXPORTER_OTLP_ENDPOINT``, e.g. a
+    `services.local.jaeger.JaegerServer`'s); otherwise it is off, whatever the caller's
+    environment says.
     """
 
     def __init__(
@@ -190,6 +193,7 @@ class LocalPlatform:
         service_env: Mapping[str, Mapping[str, str]] | None = None,
         load_catalogue: bool = True,
         services: Sequence[str] = SERVICES,
+        otlp_endpoint: str | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.keys_dir = self.workdir / "keys"
@@ -206,6 +210,7 @@ class LocalPlatform:
         if unknown:
             raise ValueError(f"unknown services {sorted(unknown)}; known: {', '.join(PROCESSES)}")
         self.service_names = tuple(services)
+        self.otlp_endpoint = otlp_endpoint
         self._given_mongo = mongo
         self._ephemeral_mongo = ephemeral_mongo
         self._mongo_engine = mongo_engine
@@ -226,11 +231,18 @@ class LocalPlatform:
     def csrf_secret_file(self) -> Path:
         return self.keys_dir / "csrf-secret"
 
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        if self.otlp_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+        return env
+
     def _storefront_env(self) -> dict[str, str]:
         # The shop has no database and no keys of the platform: the services' URLs and the
         # secret its forms are signed with.
         env = {
-            **os.environ,
+            **self._base_env(),
             "SERVICE_NAME": STOREFRONT,
             "HOST": "127.0.0.1",
             "PORT": str(self.ports[STOREFRONT]),
@@ -247,7 +259,7 @@ class LocalPlatform:
             return self._storefront_env()
         assert self.mongo is not None
         env = {
-            **os.environ,
+            **self._base_env(),
             "SERVICE_NAME": name,
             "HOST": "127.0.0.1",
             "PORT": str(self.ports[name]),

@@ -3,6 +3,7 @@ services, and no database of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,16 +18,15 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from services.kit.app import MetricsController
+from services.kit.app import MetricsController, app_middleware, client_transport
 from services.kit.errors import ServiceUnavailable
 from services.kit.health import Health
 from services.kit.http import ServiceClient
-from services.kit.observability import RequestContextMiddleware
+from services.kit.tracing import setup_tracing
 from services.storefront import views
 from services.storefront.backend import Backend
 from services.storefront.errors import EXCEPTION_HANDLERS
@@ -92,6 +92,8 @@ def template_engine() -> JinjaTemplateEngine:
 
 
 def create_app(settings: StorefrontSettings) -> Litestar:
+    tracing = setup_tracing(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         clients = {
@@ -101,6 +103,7 @@ def create_app(settings: StorefrontSettings) -> Litestar:
                 timeout=settings.http_timeout_seconds,
                 retries=settings.http_retries,
                 backoff=settings.http_backoff_seconds,
+                transport=client_transport(tracing),
             )
             for name in BACKENDS
         }
@@ -113,6 +116,8 @@ def create_app(settings: StorefrontSettings) -> Litestar:
             for client in clients.values():
                 await client.aclose()
             log.info("service stopped")
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)
 
     prometheus = PrometheusConfig(
         app_name="storefront",
@@ -138,9 +143,9 @@ def create_app(settings: StorefrontSettings) -> Litestar:
             static,
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings, "backend": None}),
+        state=State({"settings": settings, "backend": None, "tracing": tracing}),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[DefineMiddleware(RequestContextMiddleware), prometheus.middleware],
+        middleware=app_middleware(tracing, inner=[prometheus.middleware]),
         csrf_config=CSRFConfig(
             secret=settings.csrf_secret,
             cookie_secure=settings.cookie_secure,
