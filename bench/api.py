@@ -24,6 +24,12 @@ It exits 1 when any request failed or the overload's slowest answer took 2 s or 
 ``--seconds`` per endpoint (10), ``--connections`` (32),
 ``--only`` a comma-separated subset, ``--profile DIR`` also samples every service process with
 py-spy during each endpoint and prints where its CPU went (``bench/profiles.py``).
+``--no-tracing`` leaves out the tracing comparison: by default, when add-to-cart is measured,
+Jaeger (services/local/jaeger.py, built once from its Go module) is started and a second cart and
+product pair with tracing on (``OTEL_EXPORTER_OTLP_ENDPOINT`` to that Jaeger; the same databases)
+is started beside the untraced ones; add-to-cart is then driven off, on, off, on (each
+``--seconds``) and the line ``tracing: add to cart <X> req/s off, <Y> req/s on (<Z>% cost)``
+printed (the averages of both rounds; ``add-to-cart-traced`` gets its own table row too).
 ``--engine`` picks the database engine local mode starts (``CHECKOUT_DB_ENGINE``'s values,
 services/local/mongo_server.py); the database's CPU is that of all its processes and their
 children (PostgreSQL's backends too).
@@ -32,6 +38,7 @@ children (PostgreSQL's backends too).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -54,8 +61,9 @@ from bench.engines import tree_cpu_ticks
 from bench.profiles import Recording, Summary
 from services.keys.keyring import KeyRing
 from services.kit.tokens import TokenService
+from services.local.jaeger import JaegerError, JaegerServer
 from services.local.mongo_server import ENGINES, free_port
-from services.local.platform import SERVICES, LocalPlatform
+from services.local.platform import SERVICES, LocalPlatform, ServiceProcess
 from services.local.processes import stop_process
 
 PASSWORD = "bench api password"
@@ -223,13 +231,14 @@ class Bench:
         self.service_pids = [
             p.process.pid for p in platform.services.values() if p.process is not None
         ]
+        self.counter_urls = [platform.urls[s] for s in SERVICES]
         self.db_pids = platform.mongo.pids if platform.mongo else []
         self.scripts = Path(tempfile.mkdtemp(prefix="bench-api-"))
 
     def run(self, endpoint: Endpoint) -> Result:
         script = self.scripts / f"{endpoint.name}.lua"
         script.write_text(endpoint.script())
-        service_urls = [self.platform.urls[s] for s in SERVICES]
+        service_urls = self.counter_urls
         cpu0, db0 = cpu_ticks(self.service_pids), tree_cpu_ticks(self.db_pids)
         cmds0, calls0 = counters(service_urls)
         connections = endpoint.connections or self.connections
@@ -271,6 +280,45 @@ class Bench:
             max_ms=summary["max_us"] / 1000 if "max_us" in summary else None,
             limit_ms=endpoint.timeout_seconds * 1000 if endpoint.count_statuses else None,
         )
+
+
+def start_traced_pair(
+    platform: LocalPlatform, jaeger: JaegerServer, logs: Path
+) -> dict[str, ServiceProcess]:
+    """A product and a cart with tracing on, beside the platform's own (same databases, keys
+    and users); the traced cart calls the traced product, so both ends of its call are traced."""
+    product_port, cart_port = free_port(), free_port()
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_endpoint}
+    product_env = {**platform.env_for("product"), **tracing, "PORT": str(product_port)}
+    cart_env = {
+        **platform.env_for("cart"),
+        **tracing,
+        "PORT": str(cart_port),
+        "PRODUCT_URL": f"http://127.0.0.1:{product_port}",
+    }
+    pair = {
+        "product": ServiceProcess(
+            "product", product_port, product_env, logs / "product-traced.log"
+        ),
+        "cart": ServiceProcess("cart", cart_port, cart_env, logs / "cart-traced.log"),
+    }
+    try:
+        for process in pair.values():
+            process.start()
+        for process in pair.values():
+            process.wait_ready()
+    except BaseException:
+        for process in pair.values():
+            process.stop()
+        raise
+    return pair
+
+
+def tracing_line(off: list[Result], on: list[Result]) -> str:
+    rps_off = sum(r.rps for r in off) / len(off)
+    rps_on = sum(r.rps for r in on) / len(on)
+    cost = (1 - rps_on / rps_off) * 100 if rps_off else 0.0
+    return f"tracing: add to cart {rps_off:.0f} req/s off, {rps_on:.0f} req/s on ({cost:.1f}% cost)"
 
 
 def lua_list(values: list[str]) -> str:
@@ -386,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         help="sample the services with py-spy; collapsed stacks to DIR, a summary printed",
     )
     parser.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help="leave out add-to-cart with tracing on (Jaeger, a traced cart and product)",
+    )
+    parser.add_argument(
         "--engine",
         choices=list(ENGINES),
         help="the database engine to start (default: CHECKOUT_DB_ENGINE's, else as local mode)",
@@ -429,29 +483,64 @@ def main(argv: list[str] | None = None) -> int:
                         time.sleep(0.1)
                 bench = Bench(platform, bare_url, args.seconds, args.connections, args.profile)
                 results = []
-                for endpoint in endpoints(platform) + extra:
-                    if wanted and endpoint.name not in wanted and endpoint.name != "bare":
-                        continue
-                    results.append(bench.run(endpoint))
-                    print(f"  measured {endpoint.name}", file=sys.stderr, flush=True)
+                traced: dict[str, ServiceProcess] = {}
+                jaeger = None
+                trace_wanted = args.tracing and (not wanted or "add-to-cart" in wanted)
+                if trace_wanted:
+                    try:
+                        jaeger = JaegerServer(Path(workdir) / "jaeger.log").start()
+                    except JaegerError as exc:
+                        print(f"bench-api: no tracing comparison: {exc}", file=sys.stderr)
+                if jaeger is not None:
+                    traced = start_traced_pair(platform, jaeger, Path(workdir) / "logs")
+                    bench.urls["cart-traced"] = traced["cart"].url
+                    bench.service_pids += [p.process.pid for p in traced.values() if p.process]
+                    bench.counter_urls += [p.url for p in traced.values()]
+                off: list[Result] = []
+                on: list[Result] = []
+                try:
+                    for endpoint in endpoints(platform) + extra:
+                        if wanted and endpoint.name not in wanted and endpoint.name != "bare":
+                            continue
+                        results.append(bench.run(endpoint))
+                        print(f"  measured {endpoint.name}", file=sys.stderr, flush=True)
+                        if endpoint.name == "add-to-cart" and traced:
+                            # Off and on alternate, twice: a drift of the machine's load (other
+                            # work shares the two cores) weighs on both sides alike.
+                            traced_endpoint = dataclasses.replace(
+                                endpoint, name="add-to-cart-traced", service="cart-traced"
+                            )
+                            off.append(results[-1])
+                            on.append(bench.run(traced_endpoint))
+                            off.append(bench.run(endpoint))
+                            on.append(bench.run(traced_endpoint))
+                            results.append(on[-1])
+                            print("  measured add-to-cart-traced", file=sys.stderr, flush=True)
+                finally:
+                    for process in traced.values():
+                        process.stop()
+                    if jaeger is not None:
+                        jaeger.stop()
         finally:
             stop_process(bare, 10)
     ceiling = results[0].rps
     for result in results:
         result.ratio = result.rps / ceiling if ceiling else 0.0
     print(
-        f"{'endpoint':14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
+        f"{'endpoint':18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} "
         f"{'cpu ms':>7} {'db cpu':>7} {'db cmds':>8} {'calls':>6} {'ratio':>6}"
     )
     for r in results:
         print(
-            f"{r.endpoint:14} {r.rps:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.failed:7d} "
+            f"{r.endpoint:18} {r.rps:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.failed:7d} "
             f"{r.cpu_ms:7.2f} {r.db_cpu_ms:7.2f} {r.db_cmds:8.1f} {r.calls:6.1f} {r.ratio:6.3f}"
         )
     for name, profile in bench.profiles:
         print(profile.line(name))
     for r in results:
         print(r.line())
+    if off and on:
+        print(tracing_line(off, on))
     failed = sum(r.failed for r in results)
     slow = [r for r in results if r.too_slow()]
     for r in slow:
