@@ -12,7 +12,7 @@ PYTEST_WORKERS ?= 4
 .PHONY: help venv browser java lint typecheck test pytest-phases test-fast dev bench bench-api bench-engines bench-client bench-servers bench-operator wrk clean
 
 help:
-	@echo "make dev      run the shop (http://127.0.0.1:8000) and the four services as local processes (no Docker needed)"
+	@echo "make dev      run the shop (http://127.0.0.1:8000) and the four services as local processes (no Docker needed; TRACING=1: with Jaeger)"
 	@echo "make test     install everything, then lint, type-check and run every test"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make up       the platform on a kind cluster (a Docker engine, or Debian's dockerd; prints the URL)"

@@ -33,7 +33,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kit.observability import current_request_id
+from services.kit.observability import current_request_id, loggable_path
 
 if TYPE_CHECKING:
     import httpx
@@ -138,11 +138,9 @@ def setup_tracing(settings: AppSettings) -> Tracing | None:
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    # The route template, not the path: "GET /api/v1/products/{product_id:str}", one name per
-    # route whatever the id (Litestar routes before the middleware runs, so it is there).
-    route = scope.get("path_template") or scope.get("path", "")
-    method = scope.get("method", "")
-    return f"{method} {route}".strip(), {"http.route": route}
+    # The first name, by method only: the path may hold ids and tokens (seed 000 puts the JWT in
+    # one). ServerSpanAnnotations renames the span by its route template once routed.
+    return str(scope.get("method", "HTTP")), {}
 
 
 class ServerSpanAnnotations:
@@ -162,6 +160,24 @@ class ServerSpanAnnotations:
         request_id = current_request_id()
         if request_id:
             span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
+        path = scope.get("path", "")
+        shown = loggable_path(path)
+        if shown != path:
+            # A token in the path (seed 000's edit-quantity route) stays out of traces as it
+            # stays out of the logs.
+            query = scope.get("query_string", b"").decode("latin-1")
+            span.set_attribute("http.target", shown + (f"?{query}" if query else ""))
+            span.set_attribute("url.path", shown)
+            recorded = getattr(span, "attributes", None) or {}
+            if "http.url" in recorded:
+                span.set_attribute("http.url", loggable_path(str(recorded["http.url"])))
+        route = scope.get("path_template")
+        if route:
+            # The server span starts before routing (Litestar runs its OpenTelemetry middleware
+            # round the whole app); here the route is known: one span name per route, whatever
+            # the ids in the path.
+            span.update_name(f"{scope.get('method', '')} {route}".strip())
+            span.set_attribute("http.route", route)
         problem = bytearray()
         collecting = False
 

@@ -174,6 +174,32 @@ def test_a_dependency_down_marks_the_client_and_server_spans(
     assert all(s.parent_id == server.id for s in to_cart)
 
 
+def test_a_token_in_the_path_stays_out_of_the_trace(
+    traced: LocalPlatform, jaeger: JaegerServer, shopper: Shopper
+) -> None:
+    product = a_product(shopper)
+    shopper.call(
+        "POST", "cart", "/api/v1/cart/items", json={"productId": product["id"], "quantity": 1}
+    )
+    request_id = "token-" + uuid.uuid4().hex
+    # Seed 000's quantity change by GET, the bearer token in the path.
+    answer = shopper.http.get(
+        shopper.url("cart", f"/api/cart/edit-quantity/{shopper.token}"),
+        params={"quantity": 2, "productId": product["id"]},
+        headers={"X-Request-ID": request_id},
+    )
+    assert answer.status_code == 200, answer.text
+
+    def has_server_span(spans: list[Span]) -> bool:
+        return any(s.service == "cart" and s.kind == "server" for s in spans)
+
+    spans = trace_of_request(jaeger, "cart", request_id, settle=has_server_span)
+    server = next(s for s in spans if s.service == "cart" and s.kind == "server")
+    assert server.name == "GET /api/cart/edit-quantity/{token}"
+    assert shopper.token not in json.dumps([s.raw for s in spans])
+    assert "<token>" in json.dumps(server.tags)
+
+
 OFF_CHECK = """
 import io, json, logging, sys, threading
 from services.kit.observability import JsonFormatter, configure_logging
