@@ -81,6 +81,20 @@ def test_trusted_proxies_are_a_comma_separated_list_of_addresses_and_networks() 
         load_settings(AuthSettings, {**BASE, "TRUSTED_PROXIES": "::1,10.0.0.0/33,ingress"})
 
 
+def test_tracing_is_off_unless_the_otlp_endpoint_is_an_http_url() -> None:
+    settings = load_settings(AuthSettings, BASE)
+    assert settings.otel_exporter_otlp_endpoint is None and settings.tracing_sample_ratio == 1.0
+    on = {**BASE, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318", "POD_NAMESPACE": "shop"}
+    settings = load_settings(AuthSettings, on)
+    assert settings.otel_exporter_otlp_endpoint == "http://jaeger:4318"
+    assert settings.pod_namespace == "shop"
+    for bad in ("jaeger:4318", "grpc://jaeger:4317", "http://:4318", "http://jaeger:port"):
+        with pytest.raises(SettingsError, match=r"OTEL_EXPORTER_OTLP_ENDPOINT: not an http"):
+            load_settings(AuthSettings, {**BASE, "OTEL_EXPORTER_OTLP_ENDPOINT": bad})
+    with pytest.raises(SettingsError, match=r"TRACING_SAMPLE_RATIO: Expected `float` <= 1"):
+        load_settings(AuthSettings, {**BASE, "TRACING_SAMPLE_RATIO": "1.5"})
+
+
 class Renamed(msgspec.Struct, kw_only=True, frozen=True):
     """Settings read from variables named otherwise than their fields (as the operator's)."""
 
