@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in SERVICES:
             print(f"  {name:<8} {platform.urls[name]}   (OpenAPI: {platform.urls[name]}/schema)")
         if jaeger is not None:
-            print(f"  traces   {jaeger.query_url}   (Jaeger; OTLP in at {jaeger.otlp_endpoint})")
+            # Jaeger's Go module has no built UI (its page is a placeholder); the API is whole.
+            print(f"  traces   {jaeger.query_url}/api/traces?service=order   (Jaeger's query API)")
+            print(f"           OTLP in at {jaeger.otlp_endpoint}; see docs/tracing.md")
         print(f"  mongodb  {platform.mongo.uri}  ({platform.mongo.engine or platform.mongo.kind})")
         earlier = platform.workdir / "mongo" / "sqlite"
         if platform.mongo.engine != "ferretdb-sqlite" and any(earlier.glob("*.sqlite")):
