@@ -154,6 +154,25 @@ def trusted_proxies() -> Schema:
     }
 
 
+def tracing() -> Schema:
+    return obj(
+        {
+            "otlpEndpoint": {
+                "type": "string",
+                "pattern": r"^(https?://[^\s/:]+(:[0-9]{1,5})?(/[^\s]*)?)?$",
+                "description": "OTLP/HTTP endpoint traces go to (OTEL_EXPORTER_OTLP_ENDPOINT), "
+                "e.g. http://jaeger-collector.observability:4318; empty: off.",
+            },
+            "sampleRatio": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Share of the traces a pod starts that are kept.",
+            },
+        }
+    )
+
+
 def keyrings() -> Schema:
     ref = obj({"secretName": DNS_NAME | {"maxLength": 253}})
     return obj({"jwt": ref, "internal": ref})
@@ -315,6 +334,7 @@ def workload_properties(chart: str, what: str) -> dict[str, Any]:
         "logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
         "serviceUrls": service_urls(),
         "trustedProxies": trusted_proxies(),
+        "tracing": tracing(),
         "config": {
             "type": "object",
             "additionalProperties": {"type": ["string", "number", "boolean"]},

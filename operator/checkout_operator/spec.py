@@ -132,6 +132,16 @@ class NetworkPolicySpec(_Spec, frozen=True):
     ingress_controller: IngressControllerSpec = msgspec.field(default_factory=IngressControllerSpec)
 
 
+class TracingSpec(_Spec, frozen=True):
+    otlp_endpoint: str = ""
+    """Empty: tracing off."""
+    sample_ratio: float = 1.0
+
+
+class ObservabilitySpec(_Spec, frozen=True):
+    tracing: TracingSpec = TracingSpec()
+
+
 class SecretRotationSpec(_Spec, frozen=True):
     interval_minutes: int = 1440
     schedule: str | None = None
@@ -185,6 +195,7 @@ class CheckoutSpec(_Spec, frozen=True):
     ingress: IngressSpec = IngressSpec()
     network_policy: NetworkPolicySpec = msgspec.field(default_factory=NetworkPolicySpec)
     secret_rotation: SecretRotationSpec = SecretRotationSpec()
+    observability: ObservabilitySpec = ObservabilitySpec()
     backup: BackupSpec | None = None
     restore: RestoreSpec | None = None
 

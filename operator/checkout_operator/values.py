@@ -233,6 +233,13 @@ def _workload_values(workload: str, own: WorkloadSpec, release: Release) -> dict
             "tls": {"enabled": ingress.tls.enabled, "secretName": ingress.tls.secret_name},
         },
     }
+    tracing = release.spec.observability.tracing
+    if tracing.otlp_endpoint:
+        # Only when on: a Checkout without it renders as it did before tracing existed.
+        values["tracing"] = {
+            "otlpEndpoint": tracing.otlp_endpoint,
+            "sampleRatio": tracing.sample_ratio,
+        }
     if release.hibernate:
         # Only then: the values of an awake Checkout (and so its pods) stay as they were.
         values["hibernate"] = True

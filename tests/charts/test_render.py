@@ -189,3 +189,73 @@ def test_restoring_holds_the_deployment_at_zero_and_keeps_the_database(
         assert statefulset["spec"]["replicas"] == 1
     awake = helm.template(chart, {"autoscaling": {"enabled": True}})
     assert [o for o in awake if o["kind"] == "HorizontalPodAutoscaler"]
+
+
+def _tracing_settings(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each process's tracing settings, as it reads them from its rendered ConfigMap."""
+    from services.storefront.settings import StorefrontSettings
+
+    found: dict[str, Any] = {}
+    for doc in objects:
+        if doc["kind"] == "ConfigMap" and "SERVICE_NAME" in doc["data"]:
+            data = doc["data"]
+            if data["SERVICE_NAME"] == "storefront":
+                settings: Any = load_settings(StorefrontSettings, {**data, "CSRF_SECRET": "s" * 32})
+            else:
+                settings = load_settings(ServiceSettings, {**data, "MONGO_URI": "mongodb://db/"})
+            found[data["SERVICE_NAME"]] = (
+                settings.otel_exporter_otlp_endpoint,
+                settings.tracing_sample_ratio,
+                settings.checkout_name,
+                settings.pod_namespace,
+            )
+    return found
+
+
+def _otlp_egress_ports(objects: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Per service NetworkPolicy: the ports of its egress rules that name no peer (the OTLP one)."""
+    found: dict[str, list[int]] = {}
+    for doc in objects:
+        if (
+            doc["kind"] == "NetworkPolicy"
+            and doc["metadata"]["labels"].get("app.kubernetes.io/component") == "api"
+        ):
+            name = doc["metadata"]["labels"]["app.kubernetes.io/name"]
+            found[name] = [
+                port["port"]
+                for rule in doc["spec"]["egress"]
+                if "to" not in rule
+                for port in rule["ports"]
+            ]
+    return found
+
+
+def test_tracing_is_off_by_default_and_on_with_an_endpoint_for_every_process(helm: Helm) -> None:
+    off = helm.template("checkout")
+    assert set(_tracing_settings(off).values()) == {(None, 1.0, None, None)}
+    assert set(map(tuple, _otlp_egress_ports(off).values())) == {()}
+
+    shared = {
+        "global": {"tracing": {"otlpEndpoint": "http://jaeger.obs:4318", "sampleRatio": 0.25}}
+    }
+    on = helm.template("checkout", shared)
+    settings = _tracing_settings(on)
+    assert set(settings) == {"auth", "product", "cart", "order", "storefront"}
+    assert set(settings.values()) == {("http://jaeger.obs:4318", 0.25, "shop", "checkout")}
+    # Each pod may reach the endpoint's port, and only that one more.
+    assert set(map(tuple, _otlp_egress_ports(on).values())) == {(4318,)}
+    for obj in on:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+    # A chart's own endpoint wins; https without a port is 443.
+    own = {**shared, "cart": {"tracing": {"otlpEndpoint": "https://otel.example.com"}}}
+    rendered = helm.template("checkout", own)
+    assert _tracing_settings(rendered)["cart"][:2] == ("https://otel.example.com", 0.25)
+    assert _otlp_egress_ports(rendered)["cart"] == [443]
+    assert _tracing_settings(rendered)["order"][0] == "http://jaeger.obs:4318"
+
+
+@pytest.mark.parametrize("endpoint", ["jaeger:4318", "grpc://jaeger:4317", "http://j:port"])
+def test_a_bad_otlp_endpoint_is_refused_by_the_schema(helm: Helm, endpoint: str) -> None:
+    with pytest.raises(Exception, match="otlpEndpoint"):
+        helm.template("cart", {"tracing": {"otlpEndpoint": endpoint}})

@@ -26,6 +26,7 @@ NO_CRD_DEFAULT = {
     "spec.ingress.host": "",
     "spec.ingress.tls.secretName": "",
     "spec.ingress.trustedProxies": (),
+    "spec.observability.tracing.otlpEndpoint": "",
     "spec.backup.timeZone": "",
     "spec.backup.target.volumeClaim.name": "",
     "spec.backup.target.volumeClaim.storageClassName": "",

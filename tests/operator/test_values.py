@@ -624,3 +624,16 @@ def test_a_restore_holds_every_workload_and_renders_the_restore_job_values() -> 
     # Restored: the same spec renders no restore and holds nothing.
     after = all_workload_values(Release("shop", "prod", spec))
     assert BACKUP not in after and all("restoring" not in after[w] for w in WORKLOADS)
+
+
+def test_spec_observability_tracing_reaches_every_workload_only_when_on() -> None:
+    assert "tracing" not in values_for({})
+    assert decode_spec({}).observability.tracing.sample_ratio == 1.0
+    spec = {
+        "observability": {"tracing": {"otlpEndpoint": "http://jaeger.obs:4318", "sampleRatio": 0.1}}
+    }
+    wanted = {"otlpEndpoint": "http://jaeger.obs:4318", "sampleRatio": 0.1}
+    for service in SERVICES:
+        assert values_for(spec, service)["tracing"] == wanted
+    release = Release("shop", "prod", decode_spec(spec), default_images=DEFAULT_IMAGES)
+    assert storefront_values(release)["tracing"] == wanted

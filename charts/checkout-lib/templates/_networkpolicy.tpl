@@ -120,6 +120,15 @@ spec:
         - port: http
           protocol: TCP
     {{- end }}
+    {{- $tracing := merge (dict) (.Values.tracing | default dict) ((.Values.global | default dict).tracing | default dict) }}
+    {{- with $tracing.otlpEndpoint }}
+    {{- $url := urlParse . }}
+    {{- $hostPort := splitList ":" $url.host }}
+    # Traces to the OTLP endpoint (wherever it is: a collector in another namespace, or outside).
+    - ports:
+        - port: {{ (len $hostPort | eq 2) | ternary (last $hostPort | int) (eq $url.scheme "https" | ternary 443 80) }}
+          protocol: TCP
+    {{- end }}
     {{- with $np.extraEgress }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

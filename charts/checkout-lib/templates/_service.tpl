@@ -52,6 +52,14 @@ COOKIE_SECURE: {{ include "checkout-lib.cookieSecure" . | quote }}
 {{- with $proxies }}
 TRUSTED_PROXIES: {{ join "," . | quote }}
 {{- end }}
+{{- $tracing := merge (dict) (.Values.tracing | default dict) ((.Values.global | default dict).tracing | default dict) }}
+{{- with $tracing.otlpEndpoint }}
+{{- /* Distributed traces (docs/tracing.md): on with an endpoint, the service's own or the shared one. */}}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+TRACING_SAMPLE_RATIO: {{ (hasKey $tracing "sampleRatio" | ternary $tracing.sampleRatio 1) | toString | quote }}
+CHECKOUT_NAME: {{ $.Release.Name | quote }}
+POD_NAMESPACE: {{ $.Release.Namespace | quote }}
+{{- end }}
 {{- range $service := list "auth" "product" "cart" "order" }}
 {{ upper $service }}_URL: {{ include "checkout-lib.serviceUrl" (dict "ctx" $ "service" $service) | quote }}
 {{- end }}
