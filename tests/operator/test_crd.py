@@ -71,6 +71,7 @@ def test_an_empty_spec_gets_every_default(cluster: Cluster, namespace: str) -> N
             "podLabels": {"app.kubernetes.io/name": "traefik"},
         },
     }
+    assert spec["observability"] == {"tracing": {"sampleRatio": 1}}
     assert spec["secretRotation"] == {
         "intervalMinutes": 1440,
         "tokenLifetimeSeconds": 900,
@@ -176,6 +177,12 @@ BAD_SPECS = [
     ("secretRotation.intervalMinutes", 1, "spec.secretRotation.intervalMinutes"),
     ("secretRotation.schedule", "every day", "spec.secretRotation.schedule"),
     ("secretRotation.tokenLifetimeSeconds", 10, "spec.secretRotation.tokenLifetimeSeconds"),
+    (
+        "observability.tracing.otlpEndpoint",
+        "jaeger:4318",
+        "spec.observability.tracing.otlpEndpoint",
+    ),
+    ("observability.tracing.sampleRatio", 2, "spec.observability.tracing.sampleRatio"),
 ]
 
 
