@@ -62,11 +62,11 @@ from .status import (
     find_condition,
     healthy_status,
     hibernated_status,
-    merge_conditions,
+    patch_to,
     paused_status,
     retired_conditions,
     service_states,
-    status_patch,
+    wanted_status,
 )
 from .values import (
     OWNER_LABEL,
@@ -607,20 +607,10 @@ class Runtime:
         current = body.get("status") or {}
         computed = {**computed, "operatorVersion": self.config.version}
         meta = body["metadata"]
-        moment = now()
+        wanted = wanted_status(current, computed, now(), retired=retired)
         # The metrics follow the status as it is after this (written now, or found written).
-        after = {
-            **current,
-            **computed,
-            "conditions": merge_conditions(
-                current.get("conditions") or [],
-                computed.get("conditions") or [],
-                moment,
-                retired=retired,
-            ),
-        }
-        self.metrics.observe(meta["namespace"], meta["name"], after)
-        patch = status_patch(current, computed, moment, retired=retired)
+        self.metrics.observe(meta["namespace"], meta["name"], {**current, **wanted})
+        patch = patch_to(current, wanted)
         if patch is None:
             return False
         await self.kube.merge_patch(

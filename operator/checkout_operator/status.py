@@ -304,6 +304,30 @@ def failed_status(
     }
 
 
+def wanted_status(
+    current: Mapping[str, Any],
+    computed: Mapping[str, Any],
+    now: str,
+    *,
+    retired: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The fields of ``computed`` as they are to be written over ``current``: its conditions
+    merged by type into the current ones (without the ``retired`` types)."""
+    wanted = dict(computed)
+    wanted["conditions"] = merge_conditions(
+        current.get("conditions") or [], computed.get("conditions") or [], now, retired=retired
+    )
+    return wanted
+
+
+def patch_to(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merge patch of ``status`` taking the fields of ``wanted`` from ``current`` to what they
+    are there; the fields it does not name are left as they are (the rotation's and the
+    reconcile's own). None when nothing changes."""
+    mine = {key: value for key, value in current.items() if key in wanted}
+    return merge_patch(mine, wanted) or None
+
+
 def status_patch(
     current: Mapping[str, Any],
     computed: Mapping[str, Any],
@@ -311,16 +335,8 @@ def status_patch(
     *,
     retired: Iterable[str] = (),
 ) -> dict[str, Any] | None:
-    """A merge patch of ``status`` taking the fields of ``computed`` from ``current`` to what
-    they are there, conditions merged by type (without the ``retired`` types); the fields it
-    does not name are left as they are (the rotation's and the reconcile's own). None when
-    nothing changes."""
-    wanted = dict(computed)
-    wanted["conditions"] = merge_conditions(
-        current.get("conditions") or [], computed.get("conditions") or [], now, retired=retired
-    )
-    mine = {key: value for key, value in current.items() if key in wanted}
-    return merge_patch(mine, wanted) or None
+    """`patch_to` the `wanted_status` of ``computed``."""
+    return patch_to(current, wanted_status(current, computed, now, retired=retired))
 
 
 def merge_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import httpx
 
+from services.local.builds import BuildFailed, built_folder
 from services.local.mongo_server import free_port
 from services.local.processes import stop_process
 
@@ -36,20 +37,13 @@ def jaeger_binary() -> Path:
     given = os.environ.get("JAEGER")
     if given:
         return Path(given)
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=BUILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
+    try:
+        folder = built_folder(BUILD_SCRIPT, timeout=BUILD_TIMEOUT_SECONDS)
+    except BuildFailed as exc:
         raise JaegerError(
-            f"{BUILD_SCRIPT} failed with exit code {result.returncode} (its output is on stderr); "
-            "set JAEGER to use a prebuilt binary instead"
-        )
-    return Path(lines[-1]) / "jaeger"
+            f"{exc} (its output is on stderr); set JAEGER to use a prebuilt binary instead"
+        ) from exc
+    return folder / "jaeger"
 
 
 @dataclass

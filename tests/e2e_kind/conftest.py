@@ -199,7 +199,7 @@ def read_claim(
 
 def _install_operator(cluster: KindCluster) -> None:
     try:
-        upgrade.run_script(cluster, "operator")
+        cluster.run_script("operator")
     except RuntimeError as error:
         pytest.fail(str(error))
 
@@ -301,7 +301,7 @@ def _made_by_an_upgrade(cluster: KindCluster, sample: dict[str, Any]) -> Platfor
     )
     began = time.monotonic()
     try:
-        upgrade.run_script(cluster, "release", version)
+        cluster.run_script("release", version)
     except RuntimeError as error:
         report.error = f"release {version} could not be installed: {error}"
         report.save(cluster)
@@ -315,10 +315,10 @@ def _made_by_an_upgrade(cluster: KindCluster, sample: dict[str, Any]) -> Platfor
         f"checkout time to Ready: {seconds:.1f} s (kubectl apply of the sample, release {version})"
     )
     began = time.monotonic()
-    upgrade.run_script(cluster, "build")
+    cluster.run_script("build")
     record_figure(f"images built and loaded in {time.monotonic() - began:.0f}s")
     try:
-        upgrade.upgrade_under_load(made, lambda: upgrade.run_script(cluster, "operator"), report)
+        upgrade.upgrade_under_load(made, lambda: cluster.run_script("operator"), report)
     except (RuntimeError, AssertionError) as error:
         report.error = f"the upgrade to this tree failed: {error}"
         report.save(cluster)

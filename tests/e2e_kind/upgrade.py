@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from tests.e2e_kind.load import BackgroundLoad
-from tests.infra.kind import CLUSTER_SCRIPT, KindCluster, state_dir
+from tests.infra.kind import KindCluster, state_dir
 
 if TYPE_CHECKING:
     from tests.e2e_kind.conftest import Platform
@@ -42,20 +41,6 @@ OPERATOR_DEPLOYMENT = "checkout-operator-checkout-operator"
 WATCHED_NAMESPACES = ("traefik", "kube-system")
 WORKLOAD_KINDS = ("deployments", "statefulsets", "daemonsets")
 UPGRADE_TIMEOUT_SECONDS = 900
-
-
-def run_script(cluster: KindCluster, *args: str, timeout: float = 3600) -> None:
-    """``scripts/cluster.sh ARGS`` against the test cluster; a failure raises with its output."""
-    result = subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), *args],
-        env=cluster.script_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"scripts/cluster.sh {' '.join(args)} failed:\n{result.stderr[-6000:]}")
 
 
 def last_release() -> tuple[str, str]:

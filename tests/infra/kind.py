@@ -175,13 +175,24 @@ class KindCluster:
         self.kubectl(*args, input=text)
 
     def load_images(self, *images: str) -> None:
-        subprocess.run(
-            ["bash", str(CLUSTER_SCRIPT), "load", *images],
+        self.run_script("load", *images, timeout=900)
+
+    def run_script(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+        """``scripts/cluster.sh ARGS`` against this cluster; a failure raises with its output."""
+        result = subprocess.run(
+            ["bash", str(CLUSTER_SCRIPT), *args],
             env=self.script_env(),
-            check=True,
-            timeout=900,
+            timeout=timeout,
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"scripts/cluster.sh {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stderr[-6000:]}"
+            )
+        return result
 
     def script_env(self) -> dict[str, str]:
         return {
@@ -252,18 +263,7 @@ def ensure_cluster() -> KindCluster:
     with _locked(folder / f"{CLUSTER_NAME}.lock"):
         began = time.monotonic()
         # Idempotent: an existing cluster is checked and completed, not made again.
-        result = subprocess.run(
-            ["bash", str(CLUSTER_SCRIPT), "cluster"],
-            env=cluster.script_env(),
-            timeout=CREATE_TIMEOUT_SECONDS,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"scripts/cluster.sh cluster failed ({result.returncode}):\n{result.stderr[-6000:]}"
-            )
+        result = cluster.run_script("cluster", timeout=CREATE_TIMEOUT_SECONDS)
         if images == "offline":
             cluster.names = offline_names(env)
             # The tests' own pods run this image; it is loaded, never pulled.

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from services.local.builds import BuildFailed, built_folder
 from services.local.processes import stop_process
 
 ENVTEST_DIR = Path(__file__).resolve().parents[2] / "k8s" / "offline" / "kubernetes"
@@ -104,20 +105,13 @@ def resolve_binaries() -> Binaries:
         return _binaries_in(Path(assets), "KUBEBUILDER_ASSETS")
     with _build_lock:
         if _built_dir is None:
-            # stderr is inherited so a first, long build shows its progress (pytest -s).
-            result = subprocess.run(
-                ["bash", str(BUILD_SCRIPT)],
-                stdout=subprocess.PIPE,
-                text=True,
-                check=False,
-            )
-            lines = result.stdout.strip().splitlines()
-            if result.returncode != 0 or not lines:
+            try:
+                _built_dir = built_folder(BUILD_SCRIPT)
+            except BuildFailed as exc:
                 raise EnvtestError(
-                    f"{BUILD_SCRIPT} failed with exit code {result.returncode}; its output is "
-                    "on stderr above. Set KUBEBUILDER_ASSETS to use prebuilt binaries instead."
-                )
-            _built_dir = Path(lines[-1])
+                    f"{exc}; its output is on stderr above. Set KUBEBUILDER_ASSETS to use "
+                    "prebuilt binaries instead."
+                ) from exc
         return _binaries_in(_built_dir, str(BUILD_SCRIPT))
 
 

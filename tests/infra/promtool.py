@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
+
+from services.local.builds import BuildFailed, built_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "k8s" / "offline" / "go" / "promtool" / "build.sh"
@@ -38,22 +39,15 @@ def promtool_path() -> Path:
         return Path(given)
     with _lock:
         if _built is None:
-            # stderr is inherited so a first, long build shows its progress (pytest -s). With a
-            # warm cache build.sh only prints the folder, Go or not.
-            result = subprocess.run(
-                ["bash", str(BUILD_SCRIPT)],
-                stdout=subprocess.PIPE,
-                text=True,
-                timeout=BUILD_TIMEOUT_SECONDS,
-                check=False,
-            )
-            lines = result.stdout.strip().splitlines()
-            if result.returncode != 0 or not lines:
+            # With a warm cache build.sh only prints the folder, Go or not.
+            try:
+                folder = built_folder(BUILD_SCRIPT, timeout=BUILD_TIMEOUT_SECONDS)
+            except BuildFailed as exc:
                 if shutil.which("go") is None:
                     _unavailable(f"no Go on PATH to build it with ({BUILD_SCRIPT})")
                 _unavailable(
-                    f"{BUILD_SCRIPT} failed with exit code {result.returncode}; its output is on "
-                    "stderr above. Set PROMTOOL to use a prebuilt binary instead."
+                    f"{exc}; its output is on stderr above. Set PROMTOOL to use a prebuilt "
+                    "binary instead."
                 )
-            _built = Path(lines[-1]) / "promtool"
+            _built = folder / "promtool"
         return _built
