@@ -81,9 +81,11 @@ def test_a_checkouts_series_follow_its_life_and_go_with_it(
             lambda: (
                 (s := scrape())
                 and s.value(READY, namespace=namespace, checkout="shop") == 1.0
+                # (A status is published inside a reconcile, counted when it ends.)
+                and s.total(RECONCILES, trigger="spec", result="ok") >= 1
                 and s
             ),
-            what="ready 1 on /metrics",
+            what="ready 1 and the spec reconcile counted on /metrics",
         )
         assert phase_is(now, namespace, "Ready")
         for ring in RINGS:
@@ -152,11 +154,16 @@ def test_a_failed_reconcile_is_counted_and_its_phase_shown(
     # A valid Kubernetes quantity that the service charts' schema does not accept.
     spec = sample_checkout(services={"cart": {"resources": {"requests": {"cpu": "1e3"}}}})
     cluster.create_checkout(namespace, spec)
+    # The phase is published inside the reconcile, which is counted when it ends: wait for both.
     failed = wait_until(
-        lambda: (s := scraper(url)()) and phase_is(s, namespace, "Failed") and s,
-        what="phase Failed on /metrics",
+        lambda: (
+            (s := scraper(url)())
+            and phase_is(s, namespace, "Failed")
+            and s.total(RECONCILES, trigger="spec", result="error") >= 1
+            and s
+        ),
+        what="phase Failed and the failed spec reconcile counted on /metrics",
     )
-    assert failed.total(RECONCILES, trigger="spec", result="error") >= 1
     assert failed.value(READY, namespace=namespace, checkout="shop") == 0.0
 
 
